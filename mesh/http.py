@@ -1,0 +1,86 @@
+"""The JSON HTTP edge: nameko's ``@http`` entrypoint, answering JSON for everything.
+
+Nameko's stock entrypoint answers errors as plain text and unknown routes as
+werkzeug HTML pages; here every answer, errors included, is JSON of the shape
+``{"error": "CODE", "message": "..."}`` with the status from ``mesh.errors``.
+Money (``Decimal``) leaves as a string with two decimals, times as ISO 8601.
+"""
+import json
+import logging
+from decimal import Decimal
+
+from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import WebServer, WsgiApp
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.wrappers import Request, Response
+
+from mesh.errors import InvalidInput, error_body
+from mesh.wire import to_json
+
+log = logging.getLogger(__name__)
+
+def json_response(payload, status=200, headers=None):
+    return Response(to_json(payload), status=status, headers=headers,
+                    mimetype="application/json")
+
+
+def error_response(exc, headers=None):
+    status, body = error_body(exc)
+    if status >= 500 and status != 503:
+        log.error("answering %s to a bug", status, exc_info=exc)
+    return json_response(body, status, headers)
+
+
+def read_json(request):
+    """The request body as a JSON object; numbers with a fraction become
+    ``Decimal`` so money never passes through a float."""
+    try:
+        body = json.loads(request.get_data(as_text=True) or "null",
+                          parse_float=Decimal)
+    except ValueError as exc:
+        raise InvalidInput("body: malformed JSON ({})".format(exc))
+    if not isinstance(body, dict):
+        raise InvalidInput("body: expected a JSON object")
+    return body
+
+
+class JsonWsgiApp(WsgiApp):
+    """Routes like nameko's, but unknown routes and wrong methods answer JSON."""
+
+    def __call__(self, environ, start_response):
+        request = Request(environ, shallow=True)
+        adapter = self.url_map.bind_to_environ(environ)
+        try:
+            provider, values = adapter.match()
+            request.path_values = values
+            response = provider.handle_request(request)
+        except MethodNotAllowed as exc:
+            response = json_response(
+                {"error": "METHOD_NOT_ALLOWED",
+                 "message": "{} is not allowed on {}".format(
+                     request.method, request.path)},
+                405, headers={"Allow": ", ".join(exc.valid_methods or ())})
+        except HTTPException as exc:
+            if exc.code < 400:  # routing redirects (trailing slash) stay as they are
+                response = exc
+            else:
+                response = json_response(
+                    {"error": exc.name.upper().replace(" ", "_"),
+                     "message": "no route for {} {}".format(
+                         request.method, request.path)}, exc.code)
+        return response(environ, start_response)
+
+
+class JsonWebServer(WebServer):
+    def get_wsgi_app(self):
+        return JsonWsgiApp(self)
+
+
+class JsonHttpEntrypoint(HttpRequestHandler):
+    server = JsonWebServer()
+
+    def response_from_exception(self, exc):
+        return error_response(exc)
+
+
+http = JsonHttpEntrypoint.decorator

@@ -1,0 +1,222 @@
+"""RPC with deadlines: the mesh's Feign client and its server side.
+
+nameko 2.14's ``RpcProxy`` waits for a reply forever, and a request whose caller
+gave up still runs when a worker gets to it. Here every call has a deadline:
+
+* the caller waits at most ``RPC_TIMEOUT`` seconds (or what is left of its own
+  caller's deadline), then drops the pending reply and raises
+  ``ServiceUnavailable`` (HTTP 503);
+* the request message carries that deadline in its headers (nameko context
+  data, so it flows on to further hops) and a per-message ``expiration``, so
+  RabbitMQ drops it if no instance picks it up in time;
+* the callee refuses a request whose deadline has passed (``rpc`` below) and
+  ``mesh.db`` refuses to commit past it, so a call answered 503 never takes
+  effect later.
+
+The deadline sent is ``RPC_DEADLINE_MARGIN`` seconds before the caller stops
+waiting: work committed just before the deadline still has time to reply.
+"""
+import logging
+import time
+import uuid
+
+import eventlet
+from nameko.amqp.publish import Publisher, UndeliverableMessage
+from nameko.constants import (
+    AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, DEFAULT_SERIALIZER,
+    LOGIN_METHOD_CONFIG_KEY, SERIALIZER_CONFIG_KEY,
+)
+from nameko.exceptions import deserialize
+from nameko.extensions import DependencyProvider
+from nameko.messaging import HeaderEncoder
+from nameko.rpc import ReplyListener, Rpc, get_rpc_exchange
+
+from mesh.errors import DeadlineExceeded, MeshError, ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+DEADLINE_KEY = "deadline"  # context data key; travels as the `nameko.deadline` header
+
+
+class DeadlineRpc(Rpc):
+    """``@rpc`` that refuses requests whose caller has already given up.
+
+    ``MeshError`` (not found, conflict, invalid input) is an answer, not a
+    failure: logged as a warning, not as a crash.
+    """
+
+    def __init__(self, expected_exceptions=(MeshError,), **kwargs):
+        super().__init__(expected_exceptions=expected_exceptions, **kwargs)
+
+    def handle_message(self, body, message):
+        deadline = message.headers.get("nameko." + DEADLINE_KEY)
+        late = deadline is not None and time.time() > float(deadline)
+        if not late:
+            return super().handle_message(body, message)
+        method = message.delivery_info["routing_key"]
+        log.warning("refused %s: its caller's deadline passed %.3f s ago",
+                    method, time.time() - float(deadline))
+        exc = DeadlineExceeded("{} arrived after its deadline".format(method))
+        self.rpc_consumer.handle_result(message, None, (type(exc), exc, None))
+
+
+rpc = DeadlineRpc.decorator
+
+
+class MeshRpcProxy(DependencyProvider):
+    """Declarative client of another service, with a deadline on every call.
+
+        class BillingService:
+            customers = MeshRpcProxy("customers")
+
+            @rpc
+            def create_bill(self, customer_id, items):
+                self.customers.get_customer(customer_id)         # waits <= RPC_TIMEOUT
+                reply = self.inventory.get_products.call_async([1, 2])
+                reply.result()                                     # same deadline
+
+    ``inherit_deadline=False`` gives calls a fresh deadline instead of what is
+    left of the caller's: for compensations that must run after a timeout.
+    """
+
+    rpc_reply_listener = ReplyListener()
+
+    def __init__(self, target_service, inherit_deadline=True):
+        self.target_service = target_service
+        self.inherit_deadline = inherit_deadline
+
+    def setup(self):
+        config = self.container.config
+        self.timeout = float(config.get("RPC_TIMEOUT", 5))
+        self.margin = float(config.get("RPC_DEADLINE_MARGIN", 0.2))
+        self.exchange = get_rpc_exchange(config)
+        self.publisher = Publisher(
+            config[AMQP_URI_CONFIG_KEY],
+            serializer=config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER),
+            ssl=config.get(AMQP_SSL_CONFIG_KEY),
+            login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
+        )
+
+    def get_dependency(self, worker_ctx):
+        return ServiceClient(self, worker_ctx)
+
+
+class ServiceClient:
+    """``client.method(...)`` calls ``target.method`` over RPC."""
+
+    def __init__(self, provider, worker_ctx):
+        self._provider = provider
+        self._worker_ctx = worker_ctx
+
+    def __getattr__(self, method_name):
+        return MethodClient(self._provider, self._worker_ctx, method_name)
+
+
+class MethodClient(HeaderEncoder):
+
+    def __init__(self, provider, worker_ctx, method_name):
+        self.provider = provider
+        self.worker_ctx = worker_ctx
+        self.method_name = method_name
+        self.name = "{}.{}".format(provider.target_service, method_name)
+        self.timeout = provider.timeout
+
+    def within(self, seconds):
+        """This method with a shorter deadline: ``client.ping.within(1.0)()``."""
+        shorter = MethodClient(self.provider, self.worker_ctx, self.method_name)
+        shorter.timeout = min(float(seconds), self.timeout)
+        return shorter
+
+    def __call__(self, *args, **kwargs):
+        return self.call_async(*args, **kwargs).result()
+
+    def _wait_until(self, now):
+        wait_until = now + self.timeout
+        inherited = self.worker_ctx.data.get(DEADLINE_KEY)
+        if self.provider.inherit_deadline and inherited is not None:
+            # our own work must be done by our caller's deadline: wait no longer
+            wait_until = min(wait_until, float(inherited))
+        return wait_until
+
+    def call_async(self, *args, **kwargs):
+        """Publish the request now; ``.result()`` waits for the reply."""
+        provider = self.provider
+        now = time.time()
+        wait_until = self._wait_until(now)
+        deadline = wait_until - provider.margin
+        if deadline <= now:
+            raise DeadlineExceeded("no time left to call {}".format(self.name))
+
+        headers = self.get_message_headers(self.worker_ctx)
+        headers["nameko." + DEADLINE_KEY] = deadline
+        correlation_id = str(uuid.uuid4())
+        listener = provider.rpc_reply_listener
+        reply_event = listener.get_reply_event(correlation_id)
+        reply = Reply(self.name, listener, correlation_id, reply_event, wait_until)
+        try:
+            # the publish itself must not outlive the deadline (broker gone)
+            with eventlet.Timeout(deadline - now):
+                provider.publisher.publish(
+                    {"args": args, "kwargs": kwargs},
+                    exchange=provider.exchange,
+                    routing_key=self.name,
+                    mandatory=True,
+                    reply_to=listener.routing_key,
+                    correlation_id=correlation_id,
+                    extra_headers=headers,
+                    expiration=deadline - now,
+                )
+        except UndeliverableMessage:
+            reply.abandon()
+            raise ServiceUnavailable(
+                "service {} is not running".format(provider.target_service))
+        except (eventlet.Timeout, IOError, OSError) as exc:
+            reply.abandon()
+            raise ServiceUnavailable("could not send {}: {}".format(
+                self.name, exc or "broker did not confirm in time"))
+        return reply
+
+
+class Reply:
+    """A pending RPC reply that gives up at its deadline."""
+
+    def __init__(self, name, listener, correlation_id, event, wait_until):
+        self.name = name
+        self.listener = listener
+        self.correlation_id = correlation_id
+        self.event = event
+        self.wait_until = wait_until
+        self.body = None
+
+    def abandon(self):
+        # a late reply for a dropped correlation id is discarded by the listener
+        self.listener._reply_events.pop(self.correlation_id, None)
+
+    def result(self):
+        if self.body is None:
+            with eventlet.Timeout(max(self.wait_until - time.time(), 0), False):
+                self.body = self.event.wait()
+        if self.body is None:
+            self.abandon()
+            raise ServiceUnavailable("{} did not answer in time".format(self.name))
+        if self.body.get("error"):
+            raise deserialize(self.body["error"])
+        return self.body["result"]
+
+
+class Pingable:
+    """Mixin: every mesh service answers ``ping``, which ``/health`` uses.
+
+    Subclass it as ``mesh.rpc.Pingable``: ``nameko run`` takes every class in a
+    service module that has entrypoints for a service, this one included if it
+    is imported by name.
+    """
+
+    @rpc
+    def ping(self):
+        """Proves this service takes RPC calls.
+
+            >>> n.rpc.customers.ping()
+            {'service': 'customers', 'status': 'ok'}
+        """
+        return {"service": self.name, "status": "ok"}

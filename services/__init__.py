@@ -1,0 +1,1 @@
+"""The billing-mesh services: ``nameko run --config config.yaml services.<name>``."""

@@ -1,0 +1,187 @@
+"""billing: bills and their product items.
+
+Its clients of ``customers`` and ``inventory`` play the part of Feign clients:
+declared once, called like local objects, each call with a deadline.
+
+    nameko run --config config.yaml services.billing
+    >>> n.rpc.billing.get_full_bill(1)
+    {'id': 1, 'customer': {...}, 'items': [{'product': {...}, 'quantity': 1,
+     'unit_price': Decimal('3200.00'), 'line_total': Decimal('3200.00')}, ...],
+     'total': Decimal('9899.00'), ...}
+
+Event: ``bill_created`` (payload in DESIGN.md), dispatched after the commit.
+"""
+import logging
+import uuid
+
+from nameko.events import EventDispatcher
+from sqlalchemy import func, select
+
+from mesh.db import MeshDatabase
+from mesh.paging import page_of
+import mesh.rpc
+from mesh.rpc import MeshRpcProxy, rpc
+from mesh.errors import ServiceUnavailable
+from mesh.wire import money, money_text, utc_now
+from services.exceptions import BillNotFound
+from services.models import Bill, BillingBase, ProductItem
+from services.schemas import BillIn, PageIn, validate
+from services.seed import seed_bills
+
+log = logging.getLogger(__name__)
+
+BILL_CREATED = "bill_created"
+
+
+class BillingService(mesh.rpc.Pingable):
+    name = "billing"
+
+    db = MeshDatabase(BillingBase, seed=seed_bills)
+    customers = MeshRpcProxy("customers")
+    inventory = MeshRpcProxy("inventory")
+    # gives stock back after a failure, even when the caller's deadline is spent
+    inventory_compensation = MeshRpcProxy("inventory", inherit_deadline=False)
+    dispatch = EventDispatcher()
+
+    @rpc
+    def get_bill(self, bill_id):
+        """A bill with its items (product ids, quantities, unit prices).
+
+            >>> n.rpc.billing.get_bill(1)
+            {'id': 1, 'billing_date': datetime(...), 'customer_id': 1,
+             'items': [{'id': 1, 'product_id': 1, 'quantity': 1,
+                        'unit_price': Decimal('3200.00')}, ...]}
+        """
+        with self.db.get_session() as session:
+            return self._find(session, bill_id).as_dict()
+
+    @rpc
+    def list_bills(self, customer_id=None, page=0, size=20):
+        """A page of bills ordered by id, of one customer if ``customer_id``.
+
+            >>> n.rpc.billing.list_bills(customer_id=2)
+            {'items': [{'id': 2, 'customer_id': 2, ...}], 'page': {...}}
+        """
+        query = validate(PageIn, {"customer_id": customer_id, "page": page, "size": size})
+        statement = select(Bill).order_by(Bill.id)
+        if query.customer_id is not None:
+            statement = statement.where(Bill.customer_id == query.customer_id)
+        with self.db.get_session() as session:
+            return page_of(session, statement, query.page, query.size)
+
+    @rpc
+    def get_full_bill(self, bill_id):
+        """The bill with its customer and products expanded, line totals and
+        total: one call to each service, both in flight at once.
+
+            >>> n.rpc.billing.get_full_bill(1)["total"]
+            Decimal('9899.00')
+        """
+        with self.db.get_session() as session:
+            bill = self._find(session, bill_id).as_dict()
+        product_ids = [item["product_id"] for item in bill["items"]]
+        customer = self.customers.get_customer.call_async(bill["customer_id"])
+        products = self.inventory.get_products.call_async(product_ids)
+        by_id = {product["id"]: product for product in products.result()["items"]}
+        return full_bill(bill, customer.result(), by_id)
+
+    @rpc
+    def create_bill(self, customer_id=None, items=None):
+        """Bill a customer: checks the customer, takes the stock from inventory,
+        stores the bill with the products' current prices, gives the stock back
+        if storing fails, then dispatches ``bill_created``. Answers the full bill.
+
+            >>> n.rpc.billing.create_bill(1, [{"product_id": 2, "quantity": 3}])
+            {'id': 4, 'customer': {...}, 'items': [{'product': {...}, 'quantity': 3,
+             'unit_price': Decimal('1299.00'), 'line_total': Decimal('3897.00')}],
+             'total': Decimal('3897.00'), ...}
+        """
+        given = {"customer_id": customer_id, "items": items}
+        request = validate(BillIn, {k: v for k, v in given.items() if v is not None})
+        customer = self.customers.get_customer(request.customer_id)
+        reservation_id = str(uuid.uuid4())
+        try:
+            reservation = self.inventory.reserve_stock(
+                [item.model_dump() for item in request.items], reservation_id)
+        except ServiceUnavailable:
+            self._release(reservation_id)  # it may have been made all the same
+            raise
+        try:
+            bill = self._store(request.customer_id, reservation)
+        except Exception:
+            self._release(reservation_id)
+            raise
+        products = {line["product"]["id"]: line["product"] for line in reservation["items"]}
+        self.dispatch(BILL_CREATED, bill_created_event(bill))
+        log.info("bill %s created for customer %s, reservation %s",
+                 bill["id"], request.customer_id, reservation_id)
+        return full_bill(bill, customer, products)
+
+    @rpc
+    def count_bills(self, customer_id=None, product_id=None):
+        """How many bills name this customer, or hold this product.
+
+            >>> n.rpc.billing.count_bills(customer_id=1)
+            1
+        """
+        statement = select(func.count(func.distinct(Bill.id)))
+        if customer_id is not None:
+            statement = statement.where(Bill.customer_id == customer_id)
+        if product_id is not None:
+            statement = statement.join(ProductItem).where(
+                ProductItem.product_id == product_id)
+        with self.db.get_session() as session:
+            return session.scalar(statement)
+
+    def _store(self, customer_id, reservation):
+        with self.db.get_session() as session:
+            bill = Bill(customer_id=customer_id,
+                        reservation_id=reservation["reservation_id"],
+                        billing_date=utc_now(),
+                        items=[ProductItem(product_id=line["product"]["id"],
+                                           quantity=line["quantity"],
+                                           unit_price=line["unit_price"])
+                               for line in reservation["items"]])
+            session.add(bill)
+            session.flush()
+            return bill.as_dict()  # the commit happens on leaving the block
+
+    def _release(self, reservation_id):
+        try:
+            self.inventory_compensation.release_stock(reservation_id)
+        except Exception:
+            log.exception("could not release reservation %s: its stock stays "
+                          "taken until released by hand", reservation_id)
+
+    @staticmethod
+    def _find(session, bill_id):
+        row = session.get(Bill, bill_id) if isinstance(bill_id, int) else None
+        if row is None:
+            raise BillNotFound("bill {} does not exist".format(bill_id))
+        return row
+
+
+def full_bill(bill, customer, products):
+    """Expand a bill with its customer and products (by id); add line totals
+    and the total."""
+    items = []
+    for item in bill["items"]:
+        line_total = item["unit_price"] * item["quantity"]
+        items.append({"id": item["id"], "product": products.get(item["product_id"]),
+                      "quantity": item["quantity"], "unit_price": item["unit_price"],
+                      "line_total": line_total})
+    return {"id": bill["id"], "billing_date": bill["billing_date"],
+            "customer": customer, "items": items,
+            "total": sum((item["line_total"] for item in items), money(0))}
+
+
+def bill_created_event(bill):
+    """The ``bill_created`` payload of DESIGN.md: plain JSON, money as text."""
+    items = [{"product_id": item["product_id"], "quantity": item["quantity"],
+              "unit_price": money_text(item["unit_price"])} for item in bill["items"]]
+    total = sum(item["unit_price"] * item["quantity"] for item in bill["items"])
+    return {"event_id": str(uuid.uuid4()), "type": BILL_CREATED,
+            "occurred_at": utc_now().isoformat(),
+            "bill": {"id": bill["id"], "customer_id": bill["customer_id"],
+                     "billing_date": bill["billing_date"].isoformat(),
+                     "items": items, "total": money_text(total)}}

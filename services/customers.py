@@ -1,0 +1,117 @@
+"""customers: who bills are made out to.
+
+    nameko run --config config.yaml services.customers
+    >>> n.rpc.customers.get_customer(1)
+    {'id': 1, 'name': 'Mohamed', 'email': 'med@gmail.com'}
+"""
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from mesh.db import MeshDatabase
+from mesh.paging import page_of
+import mesh.rpc
+from mesh.rpc import MeshRpcProxy, rpc
+from services.exceptions import CustomerHasBills, CustomerNotFound, EmailTaken
+from services.models import Customer, CustomersBase
+from services.schemas import CustomerIn, IdsIn, PageIn, validate
+from services.seed import seed_customers
+
+
+class CustomersService(mesh.rpc.Pingable):
+    name = "customers"
+
+    db = MeshDatabase(CustomersBase, seed=seed_customers)
+    billing = MeshRpcProxy("billing")
+
+    @rpc
+    def list_customers(self, page=0, size=20):
+        """A page of customers ordered by id.
+
+            >>> n.rpc.customers.list_customers(page=0, size=2)
+            {'items': [{'id': 1, ...}, {'id': 2, ...}],
+             'page': {'number': 0, 'size': 2, 'total_items': 3, 'total_pages': 2}}
+        """
+        query = validate(PageIn, {"page": page, "size": size})
+        with self.db.get_session() as session:
+            return page_of(session, select(Customer).order_by(Customer.id),
+                           query.page, query.size)
+
+    @rpc
+    def get_customer(self, customer_id):
+        """One customer, or ``CustomerNotFound``.
+
+            >>> n.rpc.customers.get_customer(1)
+            {'id': 1, 'name': 'Mohamed', 'email': 'med@gmail.com'}
+        """
+        with self.db.get_session() as session:
+            return self._find(session, customer_id).as_dict()
+
+    @rpc
+    def get_customers(self, ids):
+        """Many customers in one call, in id order; unknown ids are left out.
+
+            >>> n.rpc.customers.get_customers([2, 1, 99])
+            {'items': [{'id': 1, ...}, {'id': 2, ...}]}
+        """
+        ids = validate(IdsIn, {"ids": ids}).ids
+        with self.db.get_session() as session:
+            rows = session.scalars(
+                select(Customer).where(Customer.id.in_(ids)).order_by(Customer.id))
+            return {"items": [row.as_dict() for row in rows]}
+
+    @rpc
+    def create_customer(self, customer):
+        """Create a customer; the e-mail address must be unused.
+
+            >>> n.rpc.customers.create_customer({"name": "Ali", "email": "ali@mail.com"})
+            {'id': 4, 'name': 'Ali', 'email': 'ali@mail.com'}
+        """
+        data = validate(CustomerIn, customer)
+        with self.db.get_session() as session:
+            row = Customer(**data.model_dump())
+            session.add(row)
+            self._flush_unique_email(session, data.email)
+            return row.as_dict()
+
+    @rpc
+    def update_customer(self, customer_id, customer):
+        """Replace a customer's name and e-mail address.
+
+            >>> n.rpc.customers.update_customer(4, {"name": "Ali B", "email": "ali@mail.com"})
+            {'id': 4, 'name': 'Ali B', 'email': 'ali@mail.com'}
+        """
+        data = validate(CustomerIn, customer)
+        with self.db.get_session() as session:
+            row = self._find(session, customer_id)
+            row.name, row.email = data.name, data.email
+            self._flush_unique_email(session, data.email)
+            return row.as_dict()
+
+    @rpc
+    def delete_customer(self, customer_id):
+        """Delete a customer that no bill refers to.
+
+            >>> n.rpc.customers.delete_customer(4)
+            {'id': 4, 'deleted': True}
+        """
+        with self.db.get_session() as session:
+            row = self._find(session, customer_id)
+            bills = self.billing.count_bills(customer_id=row.id)
+            if bills:
+                raise CustomerHasBills("customer {} has {} bill(s)".format(row.id, bills))
+            session.delete(row)
+            return {"id": row.id, "deleted": True}
+
+    @staticmethod
+    def _find(session, customer_id):
+        row = session.get(Customer, customer_id) if isinstance(customer_id, int) else None
+        if row is None:
+            raise CustomerNotFound("customer {} does not exist".format(customer_id))
+        return row
+
+    @staticmethod
+    def _flush_unique_email(session, email):
+        try:
+            session.flush()
+        except IntegrityError:
+            raise EmailTaken("e-mail address {} is already taken".format(email))

@@ -1,0 +1,152 @@
+"""gateway: the HTTP contract of DESIGN.md, routed by service name over RPC.
+
+Every route is a thin translation: read the request, call one service through
+the broker, answer JSON. Validation lives in the services; errors map to
+statuses in ``mesh.errors``; every call has a deadline (503, never a hang).
+
+    nameko run --config config.yaml services.gateway
+    curl http://127.0.0.1:8000/bills/1/full
+"""
+from nameko.dependency_providers import Config
+from werkzeug.wrappers import Response
+
+import services.exceptions  # noqa: F401  registers domain errors, so they map to their status
+from mesh.http import http, json_response, read_json
+from mesh.rpc import MeshRpcProxy
+
+SERVICES = ("customers", "inventory", "billing")
+
+
+class GatewayService:
+    name = "gateway"
+
+    customers = MeshRpcProxy("customers")
+    inventory = MeshRpcProxy("inventory")
+    billing = MeshRpcProxy("billing")
+    config = Config()
+
+    # health --------------------------------------------------------------
+
+    @http("GET", "/health")
+    def health(self, request):
+        """200 when every service answers a ping in time, else 503 naming who is down.
+
+            GET /health -> 200 {"status": "ok", "services": {"customers": "up", ...}}
+        """
+        timeout = float(self.config.get("HEALTH_TIMEOUT", 1))
+        pings = {name: getattr(self, name).ping.within(timeout).call_async()
+                 for name in SERVICES}
+        states = {}
+        for name, reply in pings.items():
+            try:
+                reply.result()
+                states[name] = "up"
+            except Exception:
+                states[name] = "down"
+        down = sorted(name for name, state in states.items() if state != "up")
+        if not down:
+            return json_response({"status": "ok", "services": states})
+        return json_response({"status": "unavailable", "services": states,
+                              "error": "SERVICE_UNAVAILABLE",
+                              "message": "not answering: " + ", ".join(down)}, 503)
+
+    # customers -----------------------------------------------------------
+
+    @http("GET", "/customers")
+    def list_customers(self, request):
+        """GET /customers?page=0&size=20 -> {"items": [...], "page": {...}}"""
+        return json_response(self.customers.list_customers(**page_args(request)))
+
+    @http("GET", "/customers/<int:customer_id>")
+    def get_customer(self, request, customer_id):
+        """GET /customers/1 -> {"id": 1, "name": "Mohamed", "email": "med@gmail.com"}"""
+        return json_response(self.customers.get_customer(customer_id))
+
+    @http("POST", "/customers")
+    def create_customer(self, request):
+        """POST /customers {"name": "Ali", "email": "ali@mail.com"} -> 201 + Location"""
+        customer = self.customers.create_customer(read_json(request))
+        return created(customer, "/customers/{}".format(customer["id"]))
+
+    @http("PUT", "/customers/<int:customer_id>")
+    def update_customer(self, request, customer_id):
+        """PUT /customers/4 {"name": "Ali B", "email": "ali@mail.com"} -> 200"""
+        return json_response(self.customers.update_customer(customer_id, read_json(request)))
+
+    @http("DELETE", "/customers/<int:customer_id>")
+    def delete_customer(self, request, customer_id):
+        """DELETE /customers/4 -> 204; 409 while bills refer to the customer"""
+        self.customers.delete_customer(customer_id)
+        return Response(status=204)
+
+    # products ------------------------------------------------------------
+
+    @http("GET", "/products")
+    def list_products(self, request):
+        """GET /products?page=0&size=20 -> {"items": [...], "page": {...}}"""
+        return json_response(self.inventory.list_products(**page_args(request)))
+
+    @http("GET", "/products/<int:product_id>")
+    def get_product(self, request, product_id):
+        """GET /products/1 -> {"id": 1, "name": "Computer", "price": "3200.00", "quantity": 11}"""
+        return json_response(self.inventory.get_product(product_id))
+
+    @http("POST", "/products")
+    def create_product(self, request):
+        """POST /products {"name": "Mouse", "price": "19.99", "quantity": 5} -> 201 + Location"""
+        product = self.inventory.create_product(read_json(request))
+        return created(product, "/products/{}".format(product["id"]))
+
+    @http("PUT", "/products/<int:product_id>")
+    def update_product(self, request, product_id):
+        """PUT /products/4 {"name": "Mouse", "price": "17.50", "quantity": 5} -> 200"""
+        return json_response(self.inventory.update_product(product_id, read_json(request)))
+
+    @http("DELETE", "/products/<int:product_id>")
+    def delete_product(self, request, product_id):
+        """DELETE /products/4 -> 204; 409 while bills hold the product"""
+        self.inventory.delete_product(product_id)
+        return Response(status=204)
+
+    # bills ---------------------------------------------------------------
+
+    @http("GET", "/bills")
+    def list_bills(self, request):
+        """GET /bills?customer_id=1&page=0&size=20 -> {"items": [...], "page": {...}}"""
+        args = page_args(request)
+        if "customer_id" in request.args:
+            args["customer_id"] = request.args["customer_id"]
+        return json_response(self.billing.list_bills(**args))
+
+    @http("GET", "/bills/<int:bill_id>")
+    def get_bill(self, request, bill_id):
+        """GET /bills/1 -> {"id": 1, "customer_id": 1, "items": [{"id": 1, "product_id": 1, ...}]}"""
+        return json_response(self.billing.get_bill(bill_id))
+
+    @http("GET", "/bills/<int:bill_id>/full")
+    def get_full_bill(self, request, bill_id):
+        """GET /bills/1/full -> the bill with customer, products, line totals and total"""
+        return json_response(self.billing.get_full_bill(bill_id))
+
+    @http("GET", "/fullBill/<int:bill_id>")
+    def get_full_bill_alias(self, request, bill_id):
+        """GET /fullBill/1: the original course's path for /bills/1/full"""
+        return self.get_full_bill(request, bill_id)
+
+    @http("POST", "/bills")
+    def create_bill(self, request):
+        """POST /bills {"customer_id": 1, "items": [{"product_id": 2, "quantity": 3}]}
+        -> 201 with the full bill; 409 INSUFFICIENT_STOCK when stock is short"""
+        body = read_json(request)
+        bill = self.billing.create_bill(customer_id=body.pop("customer_id", None),
+                                        items=body.pop("items", None), **body)
+        return created(bill, "/bills/{}".format(bill["id"]))
+
+
+def page_args(request):
+    """``page`` and ``size`` as given; the service validates them (400 naming the field)."""
+    return {key: request.args[key] for key in ("page", "size") if key in request.args}
+
+
+def created(payload, location):
+    return json_response(payload, 201, headers={"Location": location})

@@ -1,0 +1,206 @@
+"""inventory: products, their prices and their stock.
+
+Stock is taken for a bill with ``reserve_stock`` and given back with
+``release_stock``. A reservation is all or nothing and atomic in the database
+(a conditional ``UPDATE ... WHERE quantity >= n`` per product, in one
+transaction), so stock never goes below zero, however many instances run.
+
+    nameko run --config config.yaml services.inventory
+    >>> n.rpc.inventory.reserve_stock([{"product_id": 2, "quantity": 1}])
+    {'reservation_id': '9f0c...', 'items': [{'product': {...}, 'quantity': 1,
+     'unit_price': Decimal('1299.00')}]}
+"""
+import uuid
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from mesh.db import MeshDatabase
+from mesh.errors import Conflict
+from mesh.paging import page_of
+import mesh.rpc
+from mesh.rpc import MeshRpcProxy, rpc
+from services.exceptions import (
+    InsufficientStock, ProductHasBills, ProductNotFound, ReservationReleased,
+)
+from services.models import InventoryBase, Product, StockReservation
+from services.schemas import IdsIn, ItemsIn, PageIn, ProductIn, validate
+from services.seed import seed_products
+
+RESERVED, RELEASED = "reserved", "released"
+
+
+class InventoryService(mesh.rpc.Pingable):
+    name = "inventory"
+
+    db = MeshDatabase(InventoryBase, seed=seed_products)
+    billing = MeshRpcProxy("billing")
+
+    @rpc
+    def list_products(self, page=0, size=20):
+        """A page of products ordered by id.
+
+            >>> n.rpc.inventory.list_products(size=1)
+            {'items': [{'id': 1, 'name': 'Computer', 'price': Decimal('3200.00'),
+             'quantity': 11}], 'page': {'number': 0, 'size': 1, ...}}
+        """
+        query = validate(PageIn, {"page": page, "size": size})
+        with self.db.get_session() as session:
+            return page_of(session, select(Product).order_by(Product.id),
+                           query.page, query.size)
+
+    @rpc
+    def get_product(self, product_id):
+        """One product, or ``ProductNotFound``.
+
+            >>> n.rpc.inventory.get_product(2)
+            {'id': 2, 'name': 'Printer', 'price': Decimal('1299.00'), 'quantity': 10}
+        """
+        with self.db.get_session() as session:
+            return self._find(session, product_id).as_dict()
+
+    @rpc
+    def get_products(self, ids):
+        """Many products in one call, in id order; unknown ids are left out.
+
+            >>> n.rpc.inventory.get_products([3, 1])
+            {'items': [{'id': 1, ...}, {'id': 3, ...}]}
+        """
+        ids = validate(IdsIn, {"ids": ids}).ids
+        with self.db.get_session() as session:
+            rows = session.scalars(
+                select(Product).where(Product.id.in_(ids)).order_by(Product.id))
+            return {"items": [row.as_dict() for row in rows]}
+
+    @rpc
+    def create_product(self, product):
+        """Create a product (price >= 0 with at most 2 decimals, stock >= 0).
+
+            >>> n.rpc.inventory.create_product({"name": "Mouse", "price": "19.99", "quantity": 5})
+            {'id': 4, 'name': 'Mouse', 'price': Decimal('19.99'), 'quantity': 5}
+        """
+        data = validate(ProductIn, product)
+        with self.db.get_session() as session:
+            row = Product(**data.model_dump())
+            session.add(row)
+            session.flush()
+            return row.as_dict()
+
+    @rpc
+    def update_product(self, product_id, product):
+        """Replace a product's name, price and stock. Bills keep the price they
+        were made with.
+
+            >>> n.rpc.inventory.update_product(4, {"name": "Mouse", "price": "17.50", "quantity": 5})
+            {'id': 4, 'name': 'Mouse', 'price': Decimal('17.50'), 'quantity': 5}
+        """
+        data = validate(ProductIn, product)
+        with self.db.get_session() as session:
+            row = self._find(session, product_id)
+            for field, value in data.model_dump().items():
+                setattr(row, field, value)
+            session.flush()
+            return row.as_dict()
+
+    @rpc
+    def delete_product(self, product_id):
+        """Delete a product that no bill refers to.
+
+            >>> n.rpc.inventory.delete_product(4)
+            {'id': 4, 'deleted': True}
+        """
+        with self.db.get_session() as session:
+            row = self._find(session, product_id)
+            bills = self.billing.count_bills(product_id=row.id)
+            if bills:
+                raise ProductHasBills("product {} is on {} bill(s)".format(row.id, bills))
+            session.delete(row)
+            return {"id": row.id, "deleted": True}
+
+    @rpc
+    def reserve_stock(self, items, reservation_id=None):
+        """Take stock for every item, or for none: ``InsufficientStock`` names
+        the first product that is short. Answers each product at its current
+        price, read in the same transaction. Repeating a ``reservation_id``
+        answers the first reservation again; one already released is refused.
+
+            >>> n.rpc.inventory.reserve_stock([{"product_id": 1, "quantity": 2}], "r-1")
+            {'reservation_id': 'r-1', 'items': [{'product': {'id': 1, ...},
+             'quantity': 2, 'unit_price': Decimal('3200.00')}]}
+        """
+        items = validate(ItemsIn, {"items": items}).items
+        reservation_id = reservation_id or str(uuid.uuid4())
+        with self.db.get_session() as session:
+            previous = session.get(StockReservation, reservation_id)
+            if previous is not None:
+                if previous.status == RELEASED:
+                    raise ReservationReleased(
+                        "reservation {} was already released".format(reservation_id))
+                return self._reservation(session, reservation_id, previous.items)
+            # fixed lock order: concurrent reservations cannot deadlock
+            for item in sorted(items, key=lambda item: item.product_id):
+                taken = session.execute(
+                    update(Product)
+                    .where(Product.id == item.product_id,
+                           Product.quantity >= item.quantity)
+                    .values(quantity=Product.quantity - item.quantity))
+                if taken.rowcount != 1:
+                    self._refuse(session, item)
+            lines = [item.model_dump() for item in items]
+            session.add(StockReservation(id=reservation_id, status=RESERVED, items=lines))
+            try:
+                session.flush()
+            except IntegrityError:  # the same id reserved concurrently: that one wins
+                raise Conflict("reservation {} is being made".format(reservation_id))
+            return self._reservation(session, reservation_id, lines)
+
+    @rpc
+    def release_stock(self, reservation_id):
+        """Give a reservation's stock back, once. Releasing an unknown id leaves
+        a tombstone, so a late ``reserve_stock`` with that id is refused.
+
+            >>> n.rpc.inventory.release_stock("r-1")
+            {'reservation_id': 'r-1', 'status': 'released', 'restocked': True}
+        """
+        with self.db.get_session() as session:
+            released = session.execute(
+                update(StockReservation)
+                .where(StockReservation.id == reservation_id,
+                       StockReservation.status == RESERVED)
+                .values(status=RELEASED))
+            restocked = released.rowcount == 1
+            if restocked:
+                for line in session.get(StockReservation, reservation_id).items:
+                    session.execute(
+                        update(Product).where(Product.id == line["product_id"])
+                        .values(quantity=Product.quantity + line["quantity"]))
+            elif session.get(StockReservation, reservation_id) is None:
+                session.add(StockReservation(id=reservation_id, status=RELEASED, items=[]))
+            return {"reservation_id": reservation_id, "status": RELEASED,
+                    "restocked": restocked}
+
+    @staticmethod
+    def _reservation(session, reservation_id, lines):
+        ids = [line["product_id"] for line in lines]
+        products = {row.id: row for row in session.scalars(
+            select(Product).where(Product.id.in_(ids)))}
+        return {"reservation_id": reservation_id, "items": [
+            {"product": products[line["product_id"]].as_dict(),
+             "quantity": line["quantity"],
+             "unit_price": products[line["product_id"]].price}
+            for line in lines]}
+
+    @staticmethod
+    def _refuse(session, item):
+        product = session.get(Product, item.product_id)
+        if product is None:
+            raise ProductNotFound("product {} does not exist".format(item.product_id))
+        raise InsufficientStock("product {} ({}): {} requested, {} in stock".format(
+            product.id, product.name, item.quantity, product.quantity))
+
+    @staticmethod
+    def _find(session, product_id):
+        row = session.get(Product, product_id) if isinstance(product_id, int) else None
+        if row is None:
+            raise ProductNotFound("product {} does not exist".format(product_id))
+        return row
