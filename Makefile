@@ -1,0 +1,39 @@
+# billing-mesh: `make run` starts the mesh, `make test` runs the tests.
+# Both set everything up first (virtualenv, RabbitMQ, and PostgreSQL for tests).
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test setup rabbitmq postgres shell clean
+
+run: setup rabbitmq
+	$(BIN)/python -m mesh.run
+
+test: setup rabbitmq postgres
+	bash scripts/ensure-rabbitmq.sh --management
+	$(BIN)/nameko test
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "billing-mesh needs Python 3.11 (found %d.%d): set PYTHON=/path/to/python3.11" % sys.version_info[:2])'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+rabbitmq:
+	bash scripts/ensure-rabbitmq.sh
+
+postgres:
+	bash scripts/ensure-postgres.sh
+
+# interactive RPC: n.rpc.customers.get_customer(1)
+shell: setup rabbitmq
+	$(BIN)/nameko shell --config config.yaml
+
+clean:
+	rm -rf $(VENV) var

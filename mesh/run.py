@@ -1,0 +1,101 @@
+"""``make run``: start the whole mesh, wait until it is healthy, stop it cleanly.
+
+    python -m mesh.run            # what `make run` calls
+    INSTANCES=2 python -m mesh.run
+
+Processes come from the ``Procfile`` and are run by honcho (one ``nameko run``
+each, output prefixed with its name). On top of honcho this adds what a user
+needs from one command: each process's output also goes to ``var/log/<name>.log``,
+``INSTANCES`` instances of each domain service, and a line with the gateway's
+URL once ``GET /health`` answers 200. Ctrl-C or SIGTERM stops everything.
+"""
+import os
+import sys
+import threading
+import time
+
+import requests
+from honcho.environ import parse_procfile
+from honcho.manager import Manager
+from honcho.printer import Printer
+
+from mesh.config import ROOT, load_config
+
+LOG_DIR = os.environ.get("MESH_LOG_DIR", os.path.join(ROOT, "var", "log"))
+SINGLE_INSTANCE = {"gateway"}  # binds the HTTP port
+HEALTH_WAIT_S = float(os.environ.get("MESH_HEALTH_WAIT", 120))
+
+
+class LogFilePrinter(Printer):
+    """Honcho's printer, also appending each process's lines to its log file."""
+
+    def __init__(self, log_dir):
+        super().__init__(sys.stdout)
+        os.makedirs(log_dir, exist_ok=True)
+        self.log_dir = log_dir
+        self.files = {}
+
+    def write(self, message):
+        super().write(message)
+        if message.name not in self.files:
+            path = os.path.join(self.log_dir, "{}.log".format(message.name))
+            self.files[message.name] = open(path, "a", buffering=1)
+        data = message.data
+        if isinstance(data, bytes):
+            data = data.decode("utf-8", "replace")
+        self.files[message.name].write(data)
+
+
+def gateway_url(config):
+    address = str(config.get("WEB_SERVER_ADDRESS", "0.0.0.0:8000"))
+    host, _, port = address.rpartition(":")
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return "http://{}:{}".format(host, port)
+
+
+def wait_until_healthy(url, manager):
+    deadline = time.time() + HEALTH_WAIT_S
+    last = "no answer yet"
+    while time.time() < deadline and not manager._terminating:
+        try:
+            response = requests.get(url + "/health", timeout=3)
+            if response.status_code == 200:
+                print("billing-mesh is up: {}  (logs in {}; Ctrl-C stops it)".format(
+                    url, os.path.relpath(LOG_DIR, ROOT)), flush=True)
+                return
+            last = response.text
+        except requests.RequestException as exc:
+            last = str(exc)
+        time.sleep(0.5)
+    if not manager._terminating:
+        print("billing-mesh did not become healthy within {:.0f} s ({}); see {}".format(
+            HEALTH_WAIT_S, last, LOG_DIR), flush=True)
+        manager.terminate()
+
+
+def main():
+    instances = int(os.environ.get("INSTANCES", "1"))
+    with open(os.path.join(ROOT, "Procfile")) as handle:
+        procfile = parse_procfile(handle.read())
+    env = dict(os.environ)
+    # the venv's `nameko` first, whatever PATH the user has
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+
+    manager = Manager(printer=LogFilePrinter(LOG_DIR))
+    for name, entry in procfile.processes.items():
+        count = 1 if name in SINGLE_INSTANCE else instances
+        for number in range(1, count + 1):
+            label = name if count == 1 else "{}.{}".format(name, number)
+            manager.add_process(label, entry, env=env, cwd=ROOT)
+
+    watcher = threading.Thread(target=wait_until_healthy,
+                               args=(gateway_url(load_config()), manager), daemon=True)
+    watcher.start()
+    manager.loop()
+    sys.exit(manager.returncode)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""Fixtures: the real RabbitMQ (a fresh vhost per test, from nameko's plugin),
+SQLite files in a temporary folder, and the real PostgreSQL.
+
+Run with ``make test`` (which starts what is missing) or ``nameko test``;
+plain ``pytest`` works too: eventlet is patched here before anything else.
+"""
+import eventlet
+
+eventlet.monkey_patch()  # noqa: E402  before sockets and threads exist
+
+import os  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+
+import pytest  # noqa: E402
+import requests  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from mesh.config import ROOT, load_config  # noqa: E402
+
+POSTGRES_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres")
+SERVICE_MODULES = ("customers", "inventory", "billing", "gateway")
+
+
+def answers(host, port):
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_running(request):
+    api = request.config.getoption("RABBIT_API_URI")
+    if not answers("127.0.0.1", 5672):
+        pytest.fail("RabbitMQ does not answer at 127.0.0.1:5672: run `make test` "
+                    "(it starts it) or `rabbitmq-server -detached`", pytrace=False)
+    try:
+        requests.get(api + "/api/overview", timeout=5).raise_for_status()
+    except requests.RequestException as exc:
+        pytest.fail("the RabbitMQ management API does not answer at {} ({}): run "
+                    "`rabbitmq-plugins enable rabbitmq_management`".format(api, exc),
+                    pytrace=False)
+
+
+@pytest.fixture
+def rabbit_config(rabbitmq_running, rabbit_config):
+    """nameko's per-test vhost, after checking RabbitMQ is there at all."""
+    return rabbit_config
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def sqlite_uris(folder):
+    return {
+        "customers:CustomersBase": "sqlite:///{}/customers.db".format(folder),
+        "inventory:InventoryBase": "sqlite:///{}/inventory.db".format(folder),
+        "billing:BillingBase": "sqlite:///{}/billing.db".format(folder),
+    }
+
+
+@pytest.fixture
+def mesh_config(rabbit_config, tmp_path):
+    """config.yaml as the services read it, pointed at this test's vhost,
+    its own SQLite files and a free HTTP port."""
+    config = load_config()
+    config.pop("LOGGING", None)
+    config["AMQP_URI"] = rabbit_config["AMQP_URI"]
+    config["DB_URIS"] = sqlite_uris(tmp_path)
+    config["WEB_SERVER_ADDRESS"] = "127.0.0.1:{}".format(free_port())
+    return config
+
+
+class Mesh:
+    """Handle on a running mesh: ``mesh.http("GET", "/customers")``, ``mesh.url``."""
+
+    def __init__(self, config):
+        self.config = config
+        self.url = "http://" + config["WEB_SERVER_ADDRESS"]
+        self.session = requests.Session()
+
+    def http(self, method, path, **kwargs):
+        kwargs.setdefault("timeout", 30)
+        return self.session.request(method, self.url + path, **kwargs)
+
+
+def service_classes(*names):
+    from services.billing import BillingService
+    from services.customers import CustomersService
+    from services.gateway import GatewayService
+    from services.inventory import InventoryService
+    classes = {"customers": CustomersService, "inventory": InventoryService,
+               "billing": BillingService, "gateway": GatewayService}
+    return [classes[name] for name in names or SERVICE_MODULES]
+
+
+@pytest.fixture
+def start_mesh(runner_factory):
+    """Start services in this process over the real broker:
+    ``mesh = start_mesh(config)`` or ``start_mesh(config, "customers", "gateway")``."""
+    def start(config, *names):
+        runner = runner_factory(config, *service_classes(*names))
+        runner.start()
+        return Mesh(config)
+    return start
+
+
+@pytest.fixture
+def mesh(start_mesh, mesh_config):
+    """The whole mesh (four services) on SQLite, in this process."""
+    return start_mesh(mesh_config)
+
+
+@pytest.fixture
+def rpc(mesh_config):
+    """A standalone RPC client, as ``nameko shell`` has: ``rpc.customers.get_customer(1)``."""
+    from nameko.standalone.rpc import ClusterRpcProxy
+    with ClusterRpcProxy(mesh_config, timeout=30) as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    if not answers("127.0.0.1", 5432):
+        pytest.fail("PostgreSQL does not answer at 127.0.0.1:5432: run `make test` "
+                    "(it starts it) or `pg_ctlcluster <version> main start`", pytrace=False)
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def postgres_db(postgres_server):
+    """A fresh, empty PostgreSQL database for one test: ``make_pg_uri()`` gives
+    one more (one per service)."""
+    created = []
+    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+
+    def make():
+        name = "mesh_test_" + uuid.uuid4().hex[:12]
+        with admin.connect() as connection:
+            connection.execute(text('CREATE DATABASE "{}"'.format(name)))
+        created.append(name)
+        return postgres_server.rsplit("/", 1)[0] + "/" + name
+
+    yield make
+    with admin.connect() as connection:
+        for name in created:
+            connection.execute(text('DROP DATABASE IF EXISTS "{}" WITH (FORCE)'.format(name)))
+    admin.dispose()
+
+
+def run_service_process(module, config, log_path):
+    """``nameko run`` one service in its own process with ``config`` passed through
+    the environment variables config.yaml reads (as docker-compose does)."""
+    env = dict(os.environ)
+    env.update(config_env(config))
+    log = open(log_path, "ab")
+    return subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "nameko"), "run",
+         "--config", os.path.join(ROOT, "config.yaml"), "services." + module],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def config_env(config):
+    uris = config["DB_URIS"]
+    return {
+        "AMQP_URI": config["AMQP_URI"],
+        "CUSTOMERS_DB_URI": uris["customers:CustomersBase"],
+        "INVENTORY_DB_URI": uris["inventory:InventoryBase"],
+        "BILLING_DB_URI": uris["billing:BillingBase"],
+        "WEB_SERVER_ADDRESS": config["WEB_SERVER_ADDRESS"],
+        "RPC_TIMEOUT": str(config["RPC_TIMEOUT"]),
+        "LOG_LEVEL": "INFO",
+    }
+
+
+def wait_for(condition, timeout, message, interval=0.1):
+    """Poll ``condition()`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            last = condition()
+            if last:
+                return last
+        except Exception as exc:  # noqa: BLE001  keep polling, report the last
+            last = exc
+        time.sleep(interval)
+    pytest.fail("{} (waited {} s; last: {!r})".format(message, timeout, last))
