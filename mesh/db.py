@@ -62,9 +62,11 @@ def make_engine(uri):
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if url.get_backend_name() == "postgresql":
-        # psycopg2 blocks the whole process unless told to yield to eventlet
+        # psycopg2 (SQLAlchemy 2.1's default for postgresql:// is psycopg 3),
+        # because psycogreen makes it yield to eventlet instead of blocking
         from psycogreen.eventlet import patch_psycopg
         patch_psycopg()
+        url = url.set(drivername="postgresql+psycopg2")
         return create_engine(url, pool_pre_ping=True)
     return create_engine(url)
 

@@ -17,6 +17,8 @@ The deadline sent is ``RPC_DEADLINE_MARGIN`` seconds before the caller stops
 waiting: work committed just before the deadline still has time to reply.
 """
 import logging
+import os
+import socket
 import time
 import uuid
 
@@ -35,6 +37,7 @@ from mesh.errors import DeadlineExceeded, MeshError, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
+INSTANCE = "{}:{}".format(socket.gethostname(), os.getpid())
 DEADLINE_KEY = "deadline"  # context data key; travels as the `nameko.deadline` header
 
 
@@ -214,9 +217,9 @@ class Pingable:
 
     @rpc
     def ping(self):
-        """Proves this service takes RPC calls.
+        """Proves this service takes RPC calls, and says which instance answered.
 
             >>> n.rpc.customers.ping()
-            {'service': 'customers', 'status': 'ok'}
+            {'service': 'customers', 'status': 'ok', 'instance': 'host-a:4242'}
         """
-        return {"service": self.name, "status": "ok"}
+        return {"service": self.name, "status": "ok", "instance": INSTANCE}

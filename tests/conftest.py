@@ -9,29 +9,18 @@ import eventlet
 eventlet.monkey_patch()  # noqa: E402  before sockets and threads exist
 
 import os  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
 import uuid  # noqa: E402
 
 import pytest  # noqa: E402
 import requests  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import create_engine, make_url, text  # noqa: E402
 
-from mesh.config import ROOT, load_config  # noqa: E402
+from helpers import answers, free_port  # noqa: E402
+from mesh.config import load_config  # noqa: E402
 
 POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres")
 SERVICE_MODULES = ("customers", "inventory", "billing", "gateway")
-
-
-def answers(host, port):
-    try:
-        socket.create_connection((host, port), timeout=2).close()
-        return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="session")
@@ -52,12 +41,6 @@ def rabbitmq_running(request):
 def rabbit_config(rabbitmq_running, rabbit_config):
     """nameko's per-test vhost, after checking RabbitMQ is there at all."""
     return rabbit_config
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def sqlite_uris(folder):
@@ -141,7 +124,8 @@ def postgres_db(postgres_server):
     """A fresh, empty PostgreSQL database for one test: ``make_pg_uri()`` gives
     one more (one per service)."""
     created = []
-    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    admin = create_engine(make_url(postgres_server).set(drivername="postgresql+psycopg2"),
+                          isolation_level="AUTOCOMMIT")
 
     def make():
         name = "mesh_test_" + uuid.uuid4().hex[:12]
@@ -155,43 +139,3 @@ def postgres_db(postgres_server):
         for name in created:
             connection.execute(text('DROP DATABASE IF EXISTS "{}" WITH (FORCE)'.format(name)))
     admin.dispose()
-
-
-def run_service_process(module, config, log_path):
-    """``nameko run`` one service in its own process with ``config`` passed through
-    the environment variables config.yaml reads (as docker-compose does)."""
-    env = dict(os.environ)
-    env.update(config_env(config))
-    log = open(log_path, "ab")
-    return subprocess.Popen(
-        [os.path.join(os.path.dirname(sys.executable), "nameko"), "run",
-         "--config", os.path.join(ROOT, "config.yaml"), "services." + module],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
-def config_env(config):
-    uris = config["DB_URIS"]
-    return {
-        "AMQP_URI": config["AMQP_URI"],
-        "CUSTOMERS_DB_URI": uris["customers:CustomersBase"],
-        "INVENTORY_DB_URI": uris["inventory:InventoryBase"],
-        "BILLING_DB_URI": uris["billing:BillingBase"],
-        "WEB_SERVER_ADDRESS": config["WEB_SERVER_ADDRESS"],
-        "RPC_TIMEOUT": str(config["RPC_TIMEOUT"]),
-        "LOG_LEVEL": "INFO",
-    }
-
-
-def wait_for(condition, timeout, message, interval=0.1):
-    """Poll ``condition()`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        try:
-            last = condition()
-            if last:
-                return last
-        except Exception as exc:  # noqa: BLE001  keep polling, report the last
-            last = exc
-        time.sleep(interval)
-    pytest.fail("{} (waited {} s; last: {!r})".format(message, timeout, last))

@@ -1,0 +1,63 @@
+"""What a user does: ``make run`` (its launcher, ``python -m mesh.run``) and
+``nameko shell --config config.yaml``, as real processes."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+
+from helpers import config_env, wait_for
+from mesh.config import ROOT
+
+
+def processes_with(marker):
+    """pids whose environment holds ``marker`` (every process the launcher started)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/{}/environ".format(pid), "rb") as handle:
+                if marker.encode() in handle.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def test_launcher_reaches_a_healthy_gateway_and_stops_cleanly(mesh_config, tmp_path):
+    marker = "MESH_TEST_RUN=" + uuid.uuid4().hex
+    env = dict(os.environ, **config_env(mesh_config))
+    env["MESH_LOG_DIR"] = str(tmp_path / "log")
+    env[marker.split("=")[0]] = marker.split("=")[1]
+    launcher = subprocess.Popen([sys.executable, "-m", "mesh.run"], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(launcher.stdout), daemon=True)
+    reader.start()
+    url = "http://" + mesh_config["WEB_SERVER_ADDRESS"]
+    try:
+        wait_for(lambda: any("billing-mesh is up: " + url in line for line in lines), 90,
+                 "the launcher announcing a healthy gateway")
+        import requests
+        assert requests.get(url + "/health", timeout=10).status_code == 200
+        assert requests.get(url + "/bills/1/full", timeout=10).json()["total"] == "9899.00"
+        assert len(processes_with(marker)) >= 5, "launcher and four services"
+        for name in ("customers", "inventory", "billing", "gateway"):
+            assert (tmp_path / "log" / (name + ".log")).stat().st_size > 0, name
+    finally:
+        launcher.send_signal(signal.SIGTERM)
+        launcher.wait(timeout=30)
+    reader.join(timeout=5)
+    wait_for(lambda: processes_with(marker) == [], 15, "every mesh process gone after SIGTERM")
+
+
+def test_nameko_shell_calls_services(mesh, mesh_config):
+    env = dict(os.environ, **config_env(mesh_config))
+    script = ("print('customer', n.rpc.customers.get_customer(1)['email'])\n"
+              "print('total', n.rpc.billing.get_full_bill(1)['total'])\n")
+    shell = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "nameko"), "shell",
+         "--config", "config.yaml"],
+        cwd=ROOT, env=env, input=script, capture_output=True, text=True, timeout=60)
+    assert "customer med@gmail.com" in shell.stdout, shell.stdout + shell.stderr
+    assert "total 9899.00" in shell.stdout, shell.stdout + shell.stderr
