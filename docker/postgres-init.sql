@@ -1,0 +1,5 @@
+-- One database per service (DESIGN.md: no service reads another's tables).
+-- Run once by the postgres image on its first start (docker-entrypoint-initdb.d).
+CREATE DATABASE customers;
+CREATE DATABASE inventory;
+CREATE DATABASE billing;
