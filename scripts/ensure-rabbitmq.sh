@@ -15,11 +15,14 @@ if ! port_open "$host" "$port"; then
   if ! command -v rabbitmq-server >/dev/null; then
     apt_install rabbitmq-server || fail "RabbitMQ is not installed and this is not root. Run: sudo apt-get install -y rabbitmq-server && sudo rabbitmq-server -detached"
   fi
-  # the package may have started it already
+  # installing the package may have started the node already (it then only
+  # needs time to open its port); starting a second one would fail
   if ! wait_for_port "$host" "$port" 3; then
     is_root || fail "RabbitMQ is installed but not running. Run: sudo rabbitmq-server -detached"
-    say "starting RabbitMQ"
-    rabbitmq-server -detached
+    if ! rabbitmqctl -q status >/dev/null 2>&1; then
+      say "starting RabbitMQ"
+      rabbitmq-server -detached
+    fi
     wait_for_port "$host" "$port" 90 || fail "RabbitMQ did not open $host:$port within 90 s; see /var/log/rabbitmq/"
   fi
 fi
