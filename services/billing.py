@@ -18,7 +18,7 @@ from nameko.events import EventDispatcher
 from sqlalchemy import func, select
 
 from mesh.db import MeshDatabase
-from mesh.paging import page_of
+from mesh.queries import get_or_raise, page_of
 import mesh.rpc
 from mesh.rpc import MeshRpcProxy, rpc
 from mesh.errors import ServiceUnavailable
@@ -53,7 +53,7 @@ class BillingService(mesh.rpc.Pingable):
                         'unit_price': Decimal('3200.00')}, ...]}
         """
         with self.db.get_session() as session:
-            return self._find(session, bill_id).as_dict()
+            return get_or_raise(session, Bill, bill_id, BillNotFound).as_dict()
 
     @rpc
     def list_bills(self, customer_id=None, page=0, size=20):
@@ -78,7 +78,7 @@ class BillingService(mesh.rpc.Pingable):
             Decimal('9899.00')
         """
         with self.db.get_session() as session:
-            bill = self._find(session, bill_id).as_dict()
+            bill = get_or_raise(session, Bill, bill_id, BillNotFound).as_dict()
         product_ids = [item["product_id"] for item in bill["items"]]
         customer = self.customers.get_customer.call_async(bill["customer_id"])
         products = self.inventory.get_products.call_async(product_ids)
@@ -153,12 +153,6 @@ class BillingService(mesh.rpc.Pingable):
             log.exception("could not release reservation %s: its stock stays "
                           "taken until released by hand", reservation_id)
 
-    @staticmethod
-    def _find(session, bill_id):
-        row = session.get(Bill, bill_id) if isinstance(bill_id, int) else None
-        if row is None:
-            raise BillNotFound("bill {} does not exist".format(bill_id))
-        return row
 
 
 def full_bill(bill, customer, products):

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from mesh.db import MeshDatabase
-from mesh.paging import page_of
+from mesh.queries import get_or_raise, page_of
 import mesh.rpc
 from mesh.rpc import MeshRpcProxy, rpc
 from services.exceptions import CustomerHasBills, CustomerNotFound, EmailTaken
@@ -44,7 +44,7 @@ class CustomersService(mesh.rpc.Pingable):
             {'id': 1, 'name': 'Mohamed', 'email': 'med@gmail.com'}
         """
         with self.db.get_session() as session:
-            return self._find(session, customer_id).as_dict()
+            return get_or_raise(session, Customer, customer_id, CustomerNotFound).as_dict()
 
     @rpc
     def get_customers(self, ids):
@@ -82,7 +82,7 @@ class CustomersService(mesh.rpc.Pingable):
         """
         data = validate(CustomerIn, customer)
         with self.db.get_session() as session:
-            row = self._find(session, customer_id)
+            row = get_or_raise(session, Customer, customer_id, CustomerNotFound)
             row.name, row.email = data.name, data.email
             self._flush_unique_email(session, data.email)
             return row.as_dict()
@@ -95,19 +95,13 @@ class CustomersService(mesh.rpc.Pingable):
             {'id': 4, 'deleted': True}
         """
         with self.db.get_session() as session:
-            row = self._find(session, customer_id)
+            row = get_or_raise(session, Customer, customer_id, CustomerNotFound)
             bills = self.billing.count_bills(customer_id=row.id)
             if bills:
                 raise CustomerHasBills("customer {} has {} bill(s)".format(row.id, bills))
             session.delete(row)
             return {"id": row.id, "deleted": True}
 
-    @staticmethod
-    def _find(session, customer_id):
-        row = session.get(Customer, customer_id) if isinstance(customer_id, int) else None
-        if row is None:
-            raise CustomerNotFound("customer {} does not exist".format(customer_id))
-        return row
 
     @staticmethod
     def _flush_unique_email(session, email):

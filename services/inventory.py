@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mesh.db import MeshDatabase
 from mesh.errors import Conflict
-from mesh.paging import page_of
+from mesh.queries import get_or_raise, page_of
 import mesh.rpc
 from mesh.rpc import MeshRpcProxy, rpc
 from services.exceptions import (
@@ -57,7 +57,7 @@ class InventoryService(mesh.rpc.Pingable):
             {'id': 2, 'name': 'Printer', 'price': Decimal('1299.00'), 'quantity': 10}
         """
         with self.db.get_session() as session:
-            return self._find(session, product_id).as_dict()
+            return get_or_raise(session, Product, product_id, ProductNotFound).as_dict()
 
     @rpc
     def get_products(self, ids):
@@ -96,7 +96,7 @@ class InventoryService(mesh.rpc.Pingable):
         """
         data = validate(ProductIn, product)
         with self.db.get_session() as session:
-            row = self._find(session, product_id)
+            row = get_or_raise(session, Product, product_id, ProductNotFound)
             for field, value in data.model_dump().items():
                 setattr(row, field, value)
             session.flush()
@@ -110,7 +110,7 @@ class InventoryService(mesh.rpc.Pingable):
             {'id': 4, 'deleted': True}
         """
         with self.db.get_session() as session:
-            row = self._find(session, product_id)
+            row = get_or_raise(session, Product, product_id, ProductNotFound)
             bills = self.billing.count_bills(product_id=row.id)
             if bills:
                 raise ProductHasBills("product {} is on {} bill(s)".format(row.id, bills))
@@ -198,9 +198,3 @@ class InventoryService(mesh.rpc.Pingable):
         raise InsufficientStock("product {} ({}): {} requested, {} in stock".format(
             product.id, product.name, item.quantity, product.quantity))
 
-    @staticmethod
-    def _find(session, product_id):
-        row = session.get(Product, product_id) if isinstance(product_id, int) else None
-        if row is None:
-            raise ProductNotFound("product {} does not exist".format(product_id))
-        return row

@@ -1,4 +1,4 @@
-"""One page of a query, in the shape every paged list answers."""
+"""Queries every service makes the same way: one row by id, one page of rows."""
 import math
 
 from sqlalchemy import func, select
@@ -12,3 +12,13 @@ def page_of(session, statement, page, size):
     return {"items": [row.as_dict() for row in rows],
             "page": {"number": page, "size": size, "total_items": total,
                      "total_pages": math.ceil(total / size)}}
+
+
+def get_or_raise(session, model, row_id, not_found):
+    """The ``model`` row with id ``row_id``, or ``not_found`` raised naming it:
+    ``get_or_raise(session, Customer, 7, CustomerNotFound)`` ->
+    ``CustomerNotFound("customer 7 does not exist")``."""
+    row = session.get(model, row_id) if isinstance(row_id, int) else None
+    if row is None:
+        raise not_found("{} {} does not exist".format(model.__name__.lower(), row_id))
+    return row
