@@ -32,6 +32,16 @@ class InvalidInput(MeshError):
     code = "INVALID_INPUT"
 
 
+class Unauthorized(MeshError):
+    status = 401
+    code = "UNAUTHORIZED"
+
+
+class Forbidden(MeshError):
+    status = 403
+    code = "FORBIDDEN"
+
+
 class NotFound(MeshError):
     status = 404
     code = "NOT_FOUND"
@@ -60,8 +70,8 @@ def mesh_error(cls):
     return deserialize_to_instance(cls)
 
 
-for _cls in (MeshError, InvalidInput, NotFound, Conflict, ServiceUnavailable,
-             DeadlineExceeded):
+for _cls in (MeshError, InvalidInput, Unauthorized, Forbidden, NotFound, Conflict,
+             ServiceUnavailable, DeadlineExceeded):
     mesh_error(_cls)
 
 

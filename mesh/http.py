@@ -4,17 +4,20 @@ Nameko's stock entrypoint answers errors as plain text and unknown routes as
 werkzeug HTML pages; here every answer, errors included, is JSON of the shape
 ``{"error": "CODE", "message": "..."}`` with the status from ``mesh.errors``.
 Money (``Decimal``) leaves as a string with two decimals, times as ISO 8601.
+Every answer carries the request's ``X-Request-ID`` (see ``mesh.tracing``).
 """
 import json
 import logging
 from decimal import Decimal
 
+from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Request, Response
 
 from mesh.errors import InvalidInput, error_body
+from mesh.tracing import REQUEST_ID_KEY, request_id_from, set_request_id
 from mesh.wire import to_json
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,9 @@ class JsonWsgiApp(WsgiApp):
 
     def __call__(self, environ, start_response):
         request = Request(environ, shallow=True)
+        # this greenthread also writes the access log line: give it the id too
+        request.request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
+        set_request_id(request.request_id)
         adapter = self.url_map.bind_to_environ(environ)
         try:
             provider, values = adapter.match()
@@ -62,18 +68,22 @@ class JsonWsgiApp(WsgiApp):
                 405, headers={"Allow": ", ".join(exc.valid_methods or ())})
         except HTTPException as exc:
             if exc.code < 400:  # routing redirects (trailing slash) stay as they are
-                response = exc
+                response = exc.get_response(environ)
             else:
                 response = json_response(
                     {"error": exc.name.upper().replace(" ", "_"),
                      "message": "no route for {} {}".format(
                          request.method, request.path)}, exc.code)
+        response.headers["X-Request-ID"] = request.request_id
         return response(environ, start_response)
 
 
 class JsonWebServer(WebServer):
     def get_wsgi_app(self):
         return JsonWsgiApp(self)
+
+    def context_data_from_headers(self, request):
+        return {REQUEST_ID_KEY: request.request_id}
 
 
 class JsonHttpEntrypoint(HttpRequestHandler):
@@ -84,3 +94,13 @@ class JsonHttpEntrypoint(HttpRequestHandler):
 
 
 http = JsonHttpEntrypoint.decorator
+
+
+def http_routes(service_cls):
+    """``["GET /customers", ...]``: the HTTP routes a service class declares."""
+    routes = []
+    for name in dir(service_cls):
+        for ext in getattr(getattr(service_cls, name), ENTRYPOINT_EXTENSIONS_ATTR, ()):
+            if isinstance(ext, HttpRequestHandler):
+                routes.append("{} {}".format(ext.method, ext.url))
+    return sorted(routes, key=lambda route: (route.split()[1], route))

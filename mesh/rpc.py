@@ -21,6 +21,7 @@ import os
 import socket
 import time
 import uuid
+from contextlib import contextmanager
 
 import eventlet
 from nameko.amqp.publish import Publisher, UndeliverableMessage
@@ -29,16 +30,41 @@ from nameko.constants import (
     LOGIN_METHOD_CONFIG_KEY, SERIALIZER_CONFIG_KEY,
 )
 from nameko.exceptions import deserialize
-from nameko.extensions import DependencyProvider
-from nameko.messaging import HeaderEncoder
-from nameko.rpc import ReplyListener, Rpc, get_rpc_exchange
+from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR, DependencyProvider
+from nameko.messaging import HeaderEncoder, QueueConsumer
+from nameko.rpc import ReplyListener, Rpc, RpcConsumer, get_rpc_exchange
 
 from mesh.errors import DeadlineExceeded, MeshError, ServiceUnavailable
+from mesh.registry import BrokerView, Registry
+from mesh.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
 INSTANCE = "{}:{}".format(socket.gethostname(), os.getpid())
 DEADLINE_KEY = "deadline"  # context data key; travels as the `nameko.deadline` header
+
+
+class FastReconnectQueueConsumer(QueueConsumer):
+    """nameko's consumer, reconnecting every ``BROKER_RECONNECT_INTERVAL`` seconds
+    after the broker goes away (kombu's default backs off 2, 4, 6... seconds, so
+    a broker restart costs a service 10 s or more)."""
+
+    @contextmanager
+    def establish_connection(self):
+        interval = float(self.container.config.get("BROKER_RECONNECT_INTERVAL", 0.5))
+        with self.create_connection() as connection:
+            connection.ensure_connection(
+                self.on_connection_error, self.connect_max_retries,
+                interval_start=interval, interval_step=0, interval_max=interval)
+            yield connection
+
+
+class MeshRpcConsumer(RpcConsumer):
+    queue_consumer = FastReconnectQueueConsumer()
+
+
+class MeshReplyListener(ReplyListener):
+    queue_consumer = FastReconnectQueueConsumer()
 
 
 class DeadlineRpc(Rpc):
@@ -47,6 +73,8 @@ class DeadlineRpc(Rpc):
     ``MeshError`` (not found, conflict, invalid input) is an answer, not a
     failure: logged as a warning, not as a crash.
     """
+
+    rpc_consumer = MeshRpcConsumer()
 
     def __init__(self, expected_exceptions=(MeshError,), **kwargs):
         super().__init__(expected_exceptions=expected_exceptions, **kwargs)
@@ -80,9 +108,14 @@ class MeshRpcProxy(DependencyProvider):
 
     ``inherit_deadline=False`` gives calls a fresh deadline instead of what is
     left of the caller's: for compensations that must run after a timeout.
+
+    A call fails at once (503) when no instance consumes the target's queue,
+    instead of waiting out its deadline: callers do not pile up behind a dead
+    service.
     """
 
-    rpc_reply_listener = ReplyListener()
+    rpc_reply_listener = MeshReplyListener()
+    broker = BrokerView()
 
     def __init__(self, target_service, inherit_deadline=True):
         self.target_service = target_service
@@ -98,6 +131,10 @@ class MeshRpcProxy(DependencyProvider):
             serializer=config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER),
             ssl=config.get(AMQP_SSL_CONFIG_KEY),
             login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
+            # a broker that is away fails the call within its deadline, not after
+            # kombu's default back-off
+            retry_policy={"max_retries": 3, "interval_start": 0.1,
+                          "interval_step": 0.2, "interval_max": 0.5},
         )
 
     def get_dependency(self, worker_ctx):
@@ -141,6 +178,12 @@ class MethodClient(HeaderEncoder):
             wait_until = min(wait_until, float(inherited))
         return wait_until
 
+    def _has_consumers(self):
+        try:
+            return self.provider.broker.consumers(self.provider.target_service) > 0
+        except (IOError, OSError) as exc:
+            raise ServiceUnavailable("broker unreachable: {}".format(exc))
+
     def call_async(self, *args, **kwargs):
         """Publish the request now; ``.result()`` waits for the reply."""
         provider = self.provider
@@ -149,6 +192,9 @@ class MethodClient(HeaderEncoder):
         deadline = wait_until - provider.margin
         if deadline <= now:
             raise DeadlineExceeded("no time left to call {}".format(self.name))
+        if not self._has_consumers():
+            raise ServiceUnavailable("no instance of {} is running".format(
+                provider.target_service))
 
         headers = self.get_message_headers(self.worker_ctx)
         headers["nameko." + DEADLINE_KEY] = deadline
@@ -207,13 +253,17 @@ class Reply:
         return self.body["result"]
 
 
-class Pingable:
-    """Mixin: every mesh service answers ``ping``, which ``/health`` uses.
+class MeshService:
+    """Mixin of every mesh service: ``ping`` and ``describe`` for ``/health`` and
+    ``/services``, and request tracing in its logs.
 
-    Subclass it as ``mesh.rpc.Pingable``: ``nameko run`` takes every class in a
+    Subclass it as ``mesh.rpc.MeshService``: ``nameko run`` takes every class in a
     service module that has entrypoints for a service, this one included if it
     is imported by name.
     """
+
+    tracing = Tracing()
+    registry = Registry()
 
     @rpc
     def ping(self):
@@ -223,3 +273,21 @@ class Pingable:
             {'service': 'customers', 'status': 'ok', 'instance': 'host-a:4242'}
         """
         return {"service": self.name, "status": "ok", "instance": INSTANCE}
+
+    @rpc
+    def describe(self):
+        """This service's RPC methods, as the registry view shows them.
+
+            >>> n.rpc.customers.describe()
+            {'service': 'customers', 'instance': 'host-a:4242',
+             'methods': ['create_customer', 'delete_customer', ...]}
+        """
+        return {"service": self.name, "instance": INSTANCE,
+                "methods": rpc_methods(type(self))}
+
+
+def rpc_methods(service_cls):
+    """Names of the ``@rpc`` methods of ``service_cls``, mixins included."""
+    return sorted(name for name in dir(service_cls)
+                  if any(isinstance(ext, Rpc) for ext in
+                         getattr(getattr(service_cls, name), ENTRYPOINT_EXTENSIONS_ATTR, ())))

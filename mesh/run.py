@@ -8,6 +8,10 @@ each, output prefixed with its name). On top of honcho this adds what a user
 needs from one command: each process's output also goes to ``var/log/<name>.log``,
 ``INSTANCES`` instances of each domain service, and a line with the gateway's
 URL once ``GET /health`` answers 200. Ctrl-C or SIGTERM stops everything.
+
+A process that dies is not restarted, and does not take the others down (honcho
+would): the failure stays visible in ``/health`` and ``/services``, and bringing
+it back is the orchestrator's job (``restart:`` in docker-compose.yml).
 """
 import os
 import sys
@@ -44,6 +48,15 @@ class LogFilePrinter(Printer):
         if isinstance(data, bytes):
             data = data.decode("utf-8", "replace")
         self.files[message.name].write(data)
+
+
+class MeshManager(Manager):
+    """honcho's Manager, except that one process stopping leaves the others
+    running; everything stops on Ctrl-C or SIGTERM, or once all have stopped."""
+
+    def _any_stopped(self):
+        # honcho's loop terminates everything as soon as this is true
+        return self._terminating and super()._any_stopped()
 
 
 def gateway_url(config):
@@ -83,7 +96,7 @@ def main():
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     env.setdefault("PYTHONUNBUFFERED", "1")
 
-    manager = Manager(printer=LogFilePrinter(LOG_DIR))
+    manager = MeshManager(printer=LogFilePrinter(LOG_DIR))
     for name, entry in procfile.processes.items():
         count = 1 if name in SINGLE_INSTANCE else instances
         for number in range(1, count + 1):

@@ -16,6 +16,7 @@ import uuid
 
 from nameko.events import EventDispatcher
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from mesh.db import MeshDatabase
 from mesh.queries import get_or_raise, page_of
@@ -23,8 +24,8 @@ import mesh.rpc
 from mesh.rpc import MeshRpcProxy, rpc
 from mesh.errors import ServiceUnavailable
 from mesh.wire import money, money_text, utc_now
-from services.exceptions import BillNotFound
-from services.models import Bill, BillingBase, ProductItem
+from services.exceptions import BillNotFound, IdempotencyKeyReused
+from services.models import Bill, BillingBase, IdempotencyKey, ProductItem
 from services.schemas import BillIn, PageIn, validate
 from services.seed import seed_bills
 
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 BILL_CREATED = "bill_created"
 
 
-class BillingService(mesh.rpc.Pingable):
+class BillingService(mesh.rpc.MeshService):
     name = "billing"
 
     db = MeshDatabase(BillingBase, seed=seed_bills)
@@ -86,18 +87,25 @@ class BillingService(mesh.rpc.Pingable):
         return full_bill(bill, customer.result(), by_id)
 
     @rpc
-    def create_bill(self, customer_id=None, items=None):
+    def create_bill(self, customer_id=None, items=None, idempotency_key=None):
         """Bill a customer: checks the customer, takes the stock from inventory,
         stores the bill with the products' current prices, gives the stock back
         if storing fails, then dispatches ``bill_created``. Answers the full bill.
+        With an ``idempotency_key`` already used for the same request, answers
+        that bill and creates nothing (with another request: 409).
 
             >>> n.rpc.billing.create_bill(1, [{"product_id": 2, "quantity": 3}])
             {'id': 4, 'customer': {...}, 'items': [{'product': {...}, 'quantity': 3,
              'unit_price': Decimal('1299.00'), 'line_total': Decimal('3897.00')}],
              'total': Decimal('3897.00'), ...}
         """
-        given = {"customer_id": customer_id, "items": items}
+        given = {"customer_id": customer_id, "items": items,
+                 "idempotency_key": idempotency_key}
         request = validate(BillIn, {k: v for k, v in given.items() if v is not None})
+        if request.idempotency_key:
+            earlier = self._bill_for_key(request)
+            if earlier is not None:
+                return self.get_full_bill(earlier)
         customer = self.customers.get_customer(request.customer_id)
         reservation_id = str(uuid.uuid4())
         try:
@@ -107,7 +115,13 @@ class BillingService(mesh.rpc.Pingable):
             self._release(reservation_id)  # it may have been made all the same
             raise
         try:
-            bill = self._store(request.customer_id, reservation)
+            bill = self._store(request, reservation)
+        except IntegrityError:
+            self._release(reservation_id)
+            earlier = self._bill_for_key(request) if request.idempotency_key else None
+            if earlier is None:
+                raise
+            return self.get_full_bill(earlier)  # a concurrent attempt with this key won
         except Exception:
             self._release(reservation_id)
             raise
@@ -133,9 +147,20 @@ class BillingService(mesh.rpc.Pingable):
         with self.db.get_session() as session:
             return session.scalar(statement)
 
-    def _store(self, customer_id, reservation):
+    def _bill_for_key(self, request):
+        """The bill made earlier with this request's key, if any."""
         with self.db.get_session() as session:
-            bill = Bill(customer_id=customer_id,
+            used = session.get(IdempotencyKey, request.idempotency_key)
+        if used is None:
+            return None
+        if used.request_hash != request.fingerprint():
+            raise IdempotencyKeyReused(
+                "Idempotency-Key {!r} was used for a different bill".format(used.key))
+        return used.bill_id
+
+    def _store(self, request, reservation):
+        with self.db.get_session() as session:
+            bill = Bill(customer_id=request.customer_id,
                         reservation_id=reservation["reservation_id"],
                         billing_date=utc_now(),
                         items=[ProductItem(product_id=line["product"]["id"],
@@ -144,6 +169,10 @@ class BillingService(mesh.rpc.Pingable):
                                for line in reservation["items"]])
             session.add(bill)
             session.flush()
+            if request.idempotency_key:
+                session.add(IdempotencyKey(key=request.idempotency_key, bill_id=bill.id,
+                                           request_hash=request.fingerprint()))
+                session.flush()
             return bill.as_dict()  # the commit happens on leaving the block
 
     def _release(self, reservation_id):

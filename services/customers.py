@@ -17,7 +17,7 @@ from services.schemas import CustomerIn, IdsIn, PageIn, validate
 from services.seed import seed_customers
 
 
-class CustomersService(mesh.rpc.Pingable):
+class CustomersService(mesh.rpc.MeshService):
     name = "customers"
 
     db = MeshDatabase(CustomersBase, seed=seed_customers)

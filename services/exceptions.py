@@ -43,3 +43,10 @@ class CustomerHasBills(Conflict):
 @mesh_error
 class ProductHasBills(Conflict):
     code = "PRODUCT_HAS_BILLS"
+
+
+@mesh_error
+class IdempotencyKeyReused(Conflict):
+    """The same ``Idempotency-Key`` came with a different request."""
+
+    code = "IDEMPOTENCY_KEY_REUSED"

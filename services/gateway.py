@@ -7,12 +7,19 @@ statuses in ``mesh.errors``; every call has a deadline (503, never a hang).
     nameko run --config config.yaml services.gateway
     curl http://127.0.0.1:8000/bills/1/full
 """
+import fnmatch
+import hmac
+
 from nameko.dependency_providers import Config
+from nameko.exceptions import MethodNotFound
 from werkzeug.wrappers import Response
 
 import services.exceptions  # noqa: F401  registers domain errors, so they map to their status
-from mesh.http import http, json_response, read_json
+from mesh.errors import Forbidden, MeshError, NotFound, Unauthorized
+from mesh.http import http, http_routes, json_response, read_json
+from mesh.registry import Registry
 from mesh.rpc import MeshRpcProxy
+from mesh.tracing import Tracing
 
 SERVICES = ("customers", "inventory", "billing")
 
@@ -24,8 +31,36 @@ class GatewayService:
     inventory = MeshRpcProxy("inventory")
     billing = MeshRpcProxy("billing")
     config = Config()
+    registry = Registry()
+    tracing = Tracing()
 
-    # health --------------------------------------------------------------
+    # health and discovery ------------------------------------------------
+
+    @http("GET", "/health/live")
+    def liveness(self, request):
+        """The gateway itself answers; asks nobody else (for a load balancer).
+
+            GET /health/live -> 200 {"status": "ok"}
+        """
+        return json_response({"status": "ok"})
+
+    @http("GET", "/services")
+    def list_services(self, request):
+        """Every service of the mesh as the broker and the services see it now:
+        instances consuming its RPC queue, its RPC methods, up or down.
+
+            GET /services -> {"services": [{"name": "inventory", "instances": 2,
+                               "methods": ["get_product", ...], "status": "up"}, ...]}
+        """
+        services = []
+        for name, answer in self._ask_every_service("describe").items():
+            services.append({"name": name,
+                             "instances": self.registry.consumers(name, fresh=True),
+                             "methods": answer["methods"] if answer else [],
+                             "status": "down" if answer is None else "up"})
+        services.append({"name": self.name, "instances": 1,
+                         "methods": http_routes(type(self)), "status": "up"})
+        return json_response({"services": services})
 
     @http("GET", "/health")
     def health(self, request):
@@ -33,22 +68,32 @@ class GatewayService:
 
             GET /health -> 200 {"status": "ok", "services": {"customers": "up", ...}}
         """
-        timeout = float(self.config.get("HEALTH_TIMEOUT", 1))
-        pings = {name: getattr(self, name).ping.within(timeout).call_async()
-                 for name in SERVICES}
-        states = {}
-        for name, reply in pings.items():
-            try:
-                reply.result()
-                states[name] = "up"
-            except Exception:
-                states[name] = "down"
+        answers = self._ask_every_service("ping")
+        states = {name: "down" if answer is None else "up" for name, answer in answers.items()}
         down = sorted(name for name, state in states.items() if state != "up")
         if not down:
             return json_response({"status": "ok", "services": states})
         return json_response({"status": "unavailable", "services": states,
                               "error": "SERVICE_UNAVAILABLE",
                               "message": "not answering: " + ", ".join(down)}, 503)
+
+    def _ask_every_service(self, method):
+        """``{service: answer, or None if it did not answer}`` for ``method`` of
+        every service, all calls in flight at once, each within HEALTH_TIMEOUT."""
+        timeout = float(self.config.get("HEALTH_TIMEOUT", 1))
+        replies = {}
+        for name in SERVICES:
+            try:
+                replies[name] = getattr(getattr(self, name), method).within(timeout).call_async()
+            except MeshError:  # nobody consumes its queue
+                replies[name] = None
+        answers = {}
+        for name, reply in replies.items():
+            try:
+                answers[name] = reply.result() if reply else None
+            except Exception:  # noqa: BLE001  any failure means: not serving
+                answers[name] = None
+        return answers
 
     # customers -----------------------------------------------------------
 
@@ -136,11 +181,49 @@ class GatewayService:
     @http("POST", "/bills")
     def create_bill(self, request):
         """POST /bills {"customer_id": 1, "items": [{"product_id": 2, "quantity": 3}]}
-        -> 201 with the full bill; 409 INSUFFICIENT_STOCK when stock is short"""
+        -> 201 with the full bill; 409 INSUFFICIENT_STOCK when stock is short.
+        With an ``Idempotency-Key`` header, repeating the request answers the
+        first bill again and creates nothing (the same key with another body: 409)."""
         body = read_json(request)
+        if "Idempotency-Key" in request.headers:
+            body["idempotency_key"] = request.headers["Idempotency-Key"]
         bill = self.billing.create_bill(customer_id=body.pop("customer_id", None),
                                         items=body.pop("items", None), **body)
         return created(bill, "/bills/{}".format(bill["id"]))
+
+    # dynamic routes --------------------------------------------------------
+
+    @http("POST", "/rpc/<service>/<method>")
+    def call_rpc(self, request, service, method):
+        """Call any allowed service method through the broker, with a JSON object
+        of arguments; needs ``Authorization: Bearer <ADMIN_TOKEN>``. Off while no
+        ``ADMIN_TOKEN`` is configured; ``RPC_ROUTES_ALLOWED`` lists what may be
+        called (default: ``get_*`` and ``list_*`` methods).
+
+            POST /rpc/customers/get_customers {"ids": [1, 2]} -> 200 {"items": [...]}
+        """
+        self._authorize_rpc(request, service, method)
+        arguments = read_json(request)
+        try:
+            result = getattr(getattr(self, service), method)(**arguments)
+        except MethodNotFound:
+            raise NotFound("{} has no method {}".format(service, method))
+        return json_response(result)
+
+    def _authorize_rpc(self, request, service, method):
+        token = self.config.get("ADMIN_TOKEN")
+        if not token:
+            raise NotFound("no route for POST {} (ADMIN_TOKEN is not set)".format(request.path))
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), "Bearer {}".format(token).encode()):
+            raise Unauthorized("a valid 'Authorization: Bearer <token>' header is required")
+        if service not in SERVICES:
+            raise NotFound("no service named {}".format(service))
+        allowed = str(self.config.get("RPC_ROUTES_ALLOWED") or "").split(",")
+        qualified = "{}.{}".format(service, method)
+        if not any(fnmatch.fnmatchcase(qualified if "." in pattern else method, pattern.strip())
+                   for pattern in allowed if pattern.strip()):
+            raise Forbidden("{} is not in RPC_ROUTES_ALLOWED".format(qualified))
 
 
 def page_args(request):

@@ -30,7 +30,7 @@ from services.seed import seed_products
 RESERVED, RELEASED = "reserved", "released"
 
 
-class InventoryService(mesh.rpc.Pingable):
+class InventoryService(mesh.rpc.MeshService):
     name = "inventory"
 
     db = MeshDatabase(InventoryBase, seed=seed_products)

@@ -134,3 +134,15 @@ class ProductItem(BillingBase):
     def as_dict(self):
         return {"id": self.id, "product_id": self.product_id,
                 "quantity": self.quantity, "unit_price": self.unit_price}
+
+
+class IdempotencyKey(BillingBase):
+    """A client's ``Idempotency-Key`` for ``POST /bills``, the request it came
+    with (a SHA-256 fingerprint) and the bill it made. Stored in the bill's own
+    transaction, so a key exists exactly when its bill does."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    bill_id: Mapped[int] = mapped_column(ForeignKey("bills.id"))

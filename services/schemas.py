@@ -4,6 +4,8 @@
 ``validate(CustomerIn, data)`` returns the model or raises ``InvalidInput`` whose
 message names the field: ``"email: value is not a valid email address: ..."``.
 """
+import hashlib
+import json
 from decimal import Decimal
 from typing import Annotated, List, Optional
 
@@ -59,6 +61,14 @@ class ItemsIn(Body):
 
 class BillIn(ItemsIn):
     customer_id: Id
+    idempotency_key: Optional[Annotated[StrictStr, Field(min_length=1, max_length=200)]] = None
+
+    def fingerprint(self):
+        """SHA-256 of what is billed (not of the key): the same request, whatever
+        the order of its items, has the same fingerprint."""
+        what = {"customer_id": self.customer_id,
+                "items": sorted((item.product_id, item.quantity) for item in self.items)}
+        return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
 
 
 class PageIn(BaseModel):

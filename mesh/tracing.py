@@ -1,0 +1,67 @@
+"""One id follows a request through the mesh: ``grep <id> var/log/*.log``.
+
+The gateway takes the caller's ``X-Request-ID`` (or makes one), answers it in
+the response, and puts it in nameko's context data, which travels with every RPC
+call and event the request causes. Each worker keeps it in a greenthread-local,
+and every log record gets it as ``%(request_id)s`` (``-`` outside a request).
+``Tracing`` also logs one line per RPC handled, like an HTTP access log.
+"""
+import logging
+import re
+import time
+import uuid
+
+from eventlet.corolocal import local
+from nameko.extensions import DependencyProvider
+from nameko.rpc import Rpc
+
+REQUEST_ID_KEY = "request_id"  # context data key; the `nameko.request_id` header
+VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+log = logging.getLogger("mesh.rpc.access")
+_current = local()
+_make_record = logging.getLogRecordFactory()
+
+
+def current_request_id():
+    return getattr(_current, "request_id", None)
+
+
+def set_request_id(request_id):
+    _current.request_id = request_id
+
+
+def request_id_from(header_value):
+    """The caller's id if it is sane, else a new one."""
+    if header_value and VALID_REQUEST_ID.match(header_value):
+        return header_value
+    return uuid.uuid4().hex
+
+
+def _record_with_request_id(*args, **kwargs):
+    record = _make_record(*args, **kwargs)
+    record.request_id = current_request_id() or "-"
+    return record
+
+
+# every record, whatever handler formats it, has %(request_id)s
+logging.setLogRecordFactory(_record_with_request_id)
+
+
+class Tracing(DependencyProvider):
+    """Sets the worker's request id for its log lines and logs each RPC handled."""
+
+    def worker_setup(self, worker_ctx):
+        set_request_id(worker_ctx.data.get(REQUEST_ID_KEY))
+        worker_ctx.started = time.monotonic()
+
+    def worker_result(self, worker_ctx, result=None, exc_info=None):
+        if not isinstance(worker_ctx.entrypoint, Rpc):
+            return
+        outcome = "ok" if exc_info is None else type(exc_info[1]).__name__
+        log.info("%s.%s %s in %.1f ms", self.container.service_name,
+                 worker_ctx.entrypoint.method_name, outcome,
+                 (time.monotonic() - worker_ctx.started) * 1000)
+
+    def worker_teardown(self, worker_ctx):
+        set_request_id(None)
