@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup rabbitmq postgres shell clean
+.PHONY: run test setup rabbitmq postgres shell services clean
 
 run: setup rabbitmq
 	$(BIN)/python -m mesh.run
@@ -34,6 +34,10 @@ postgres:
 # interactive RPC: n.rpc.customers.get_customer(1)
 shell: setup rabbitmq
 	$(BIN)/nameko shell --config config.yaml
+
+# the registry view of a running mesh: instances, status and methods per service
+services: setup
+	$(BIN)/python -m mesh.services
 
 clean:
 	rm -rf $(VENV) var
