@@ -9,7 +9,9 @@ fail fast when nobody would answer.
 import logging
 import time
 
-from amqp.exceptions import NotFound
+from amqp.exceptions import ConnectionError as AMQPConnectionError
+from amqp.exceptions import NotFound, RecoverableConnectionError
+from kombu.exceptions import OperationalError
 from nameko.amqp.publish import get_connection
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.extensions import DependencyProvider, SharedExtension
@@ -20,6 +22,13 @@ log = logging.getLogger(__name__)
 # a count of zero is re-read sooner, so a service that comes back is used at once
 CACHE_UP_S = 1.0
 CACHE_DOWN_S = 0.25
+# connecting for a count must not sit in kombu's default back-off (2, 3, 4 s):
+# a broker that is away is reported at once
+FAIL_FAST = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1,
+             "interval_max": 0.1}
+# what a broker that is away or restarting raises (kombu wraps some as its own)
+CONNECTION_ERRORS = (OSError, AMQPConnectionError, RecoverableConnectionError,
+                     OperationalError)
 
 
 class BrokerView(SharedExtension):
@@ -36,23 +45,34 @@ class BrokerView(SharedExtension):
             count, read_at = cached
             if now - read_at < (CACHE_UP_S if count else CACHE_DOWN_S):
                 return count
-        count = self._read(service)
+        try:
+            count = self._read(service)
+        except CONNECTION_ERRORS:
+            # a pooled connection the broker dropped (restart) fails once, and is
+            # reconnected by the next use
+            count = self._read(service)
         self._cache[service] = (count, time.monotonic())
         return count
 
     def _read(self, service):
-        with get_connection(self.amqp_uri) as connection:
-            channel = connection.channel()
-            try:
-                _, _, count = channel.queue_declare(
-                    RPC_QUEUE_TEMPLATE.format(service), passive=True)
-                return count
-            except NotFound:  # no instance ever started: no queue
-                # caught here: an error leaving the pool's block closes its connection
-                return 0
-            finally:
-                if channel.is_open:
-                    channel.close()
+        return queue_consumers(self.amqp_uri, RPC_QUEUE_TEMPLATE.format(service))
+
+
+def queue_consumers(amqp_uri, queue):
+    """Consumers of ``queue`` right now, as the broker counts them (0: no queue)."""
+    with get_connection(amqp_uri, transport_options=dict(FAIL_FAST)) as connection:
+        # the pool may hand back a connection the broker closed (restart)
+        connection.ensure_connection(**FAIL_FAST)
+        channel = connection.channel()
+        try:
+            _, _, count = channel.queue_declare(queue, passive=True)
+            return count
+        except NotFound:  # no instance ever started: no queue
+            # caught here: an error leaving the pool's block closes its connection
+            return 0
+        finally:
+            if channel.is_open:
+                channel.close()
 
 
 class Registry(DependencyProvider):

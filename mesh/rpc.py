@@ -35,7 +35,7 @@ from nameko.messaging import HeaderEncoder, QueueConsumer
 from nameko.rpc import ReplyListener, Rpc, RpcConsumer, get_rpc_exchange
 
 from mesh.errors import DeadlineExceeded, MeshError, ServiceUnavailable
-from mesh.registry import BrokerView, Registry
+from mesh.registry import CONNECTION_ERRORS, BrokerView, Registry
 from mesh.tracing import Tracing
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ class MethodClient(HeaderEncoder):
     def _has_consumers(self):
         try:
             return self.provider.broker.consumers(self.provider.target_service) > 0
-        except (IOError, OSError) as exc:
+        except CONNECTION_ERRORS as exc:
             raise ServiceUnavailable("broker unreachable: {}".format(exc))
 
     def call_async(self, *args, **kwargs):
@@ -192,10 +192,6 @@ class MethodClient(HeaderEncoder):
         deadline = wait_until - provider.margin
         if deadline <= now:
             raise DeadlineExceeded("no time left to call {}".format(self.name))
-        if not self._has_consumers():
-            raise ServiceUnavailable("no instance of {} is running".format(
-                provider.target_service))
-
         headers = self.get_message_headers(self.worker_ctx)
         headers["nameko." + DEADLINE_KEY] = deadline
         correlation_id = str(uuid.uuid4())
@@ -203,8 +199,12 @@ class MethodClient(HeaderEncoder):
         reply_event = listener.get_reply_event(correlation_id)
         reply = Reply(self.name, listener, correlation_id, reply_event, wait_until)
         try:
-            # the publish itself must not outlive the deadline (broker gone)
+            # sending must not outlive the deadline either (broker away)
             with eventlet.Timeout(deadline - now):
+                if not self._has_consumers():
+                    reply.abandon()
+                    raise ServiceUnavailable("no instance of {} is running".format(
+                        provider.target_service))
                 provider.publisher.publish(
                     {"args": args, "kwargs": kwargs},
                     exchange=provider.exchange,
@@ -219,7 +219,7 @@ class MethodClient(HeaderEncoder):
             reply.abandon()
             raise ServiceUnavailable(
                 "service {} is not running".format(provider.target_service))
-        except (eventlet.Timeout, IOError, OSError) as exc:
+        except (eventlet.Timeout,) + CONNECTION_ERRORS as exc:
             reply.abandon()
             raise ServiceUnavailable("could not send {}: {}".format(
                 self.name, exc or "broker did not confirm in time"))

@@ -15,8 +15,9 @@ import pytest  # noqa: E402
 import requests  # noqa: E402
 from sqlalchemy import create_engine, make_url, text  # noqa: E402
 
-from helpers import answers, free_port  # noqa: E402
+from helpers import answers, free_port, run_service_process, wait_for  # noqa: E402
 from mesh.config import load_config  # noqa: E402
+from mesh.registry import queue_consumers  # noqa: E402
 
 POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres")
@@ -139,3 +140,43 @@ def postgres_db(postgres_server):
         for name in created:
             connection.execute(text('DROP DATABASE IF EXISTS "{}" WITH (FORCE)'.format(name)))
     admin.dispose()
+
+
+@pytest.fixture
+def service_processes(tmp_path):
+    """Start ``count`` ``nameko run`` processes of a service and wait until all
+    consume its queue: ``procs = service_processes("inventory", 2, config)``
+    (``queue=False``: consumes none, e.g. the gateway; wait for nothing).
+    Logs go to ``tmp_path/<module>.<n>.log``; all are stopped at teardown."""
+    started = []
+
+    def start(module, count, config, queue=None):
+        queue = "rpc-" + module if queue is None else queue
+        mine = []
+        for n in range(count):
+            log = tmp_path / "{}.{}.log".format(module, len(started))
+            process = run_service_process(module, config, log)
+            started.append((process, log, queue))
+            mine.append(process)
+        if queue is False:
+            return mine
+        expected = sum(1 for process, _, q in started if q == queue and process.poll() is None)
+
+        def consuming():
+            # the broker's own count: the management API's lags by seconds
+            return queue_consumers(config["AMQP_URI"], queue) == expected
+
+        wait_for(consuming, 60, "{} instance(s) consuming {}".format(expected, queue))
+        return mine
+
+    yield start
+    for process, _, _ in started:
+        if process.poll() is None:
+            process.terminate()
+    for process, log, _ in started:
+        try:
+            process.wait(timeout=20)
+        except Exception:  # noqa: BLE001
+            process.kill()
+        print("--- {} (exit {})\n{}".format(log.name, process.returncode,
+                                             log.read_text()[-2000:]))

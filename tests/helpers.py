@@ -30,9 +30,10 @@ def run_service_process(module, config, log_path):
     env = dict(os.environ)
     env.update(config_env(config))
     log = open(log_path, "ab")
+    module = module if "." in module else "services." + module
     return subprocess.Popen(
         [os.path.join(os.path.dirname(sys.executable), "nameko"), "run",
-         "--config", os.path.join(ROOT, "config.yaml"), "services." + module],
+         "--config", os.path.join(ROOT, "config.yaml"), module],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 

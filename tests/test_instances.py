@@ -2,7 +2,6 @@
 database: they seed it once and never oversell stock, on SQLite and PostgreSQL."""
 import pytest
 
-from helpers import run_service_process, wait_for
 from services.exceptions import InsufficientStock
 
 INSTANCES = 2
@@ -18,25 +17,9 @@ def inventory_uri(request, tmp_path):
 
 
 @pytest.fixture
-def two_inventories(mesh_config, inventory_uri, tmp_path, rabbit_manager, rabbit_config):
+def two_inventories(mesh_config, inventory_uri, service_processes):
     mesh_config["DB_URIS"]["inventory:InventoryBase"] = inventory_uri
-    processes = [run_service_process("inventory", mesh_config, tmp_path / "inventory.{}.log".format(n))
-                 for n in range(INSTANCES)]
-
-    def consumers():
-        queue = rabbit_manager.get_queue(rabbit_config["vhost"], "rpc-inventory")
-        return queue.get("consumers") == INSTANCES
-
-    try:
-        wait_for(consumers, 60, "{} inventory instances consuming rpc-inventory".format(INSTANCES))
-        yield processes
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=20)
-        for n in range(INSTANCES):
-            print((tmp_path / "inventory.{}.log".format(n)).read_text()[-3000:])
+    return service_processes("inventory", INSTANCES, mesh_config)
 
 
 def test_instances_started_together_seed_once(two_inventories, rpc):
