@@ -28,6 +28,7 @@ def test_launcher_reaches_a_healthy_gateway_and_stops_cleanly(mesh_config, tmp_p
     marker = "MESH_TEST_RUN=" + uuid.uuid4().hex
     env = dict(os.environ, **config_env(mesh_config))
     env["MESH_LOG_DIR"] = str(tmp_path / "log")
+    env["INSTANCES"] = "2"
     env[marker.split("=")[0]] = marker.split("=")[1]
     launcher = subprocess.Popen([sys.executable, "-m", "mesh.run"], cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -41,9 +42,22 @@ def test_launcher_reaches_a_healthy_gateway_and_stops_cleanly(mesh_config, tmp_p
         import requests
         assert requests.get(url + "/health", timeout=10).status_code == 200
         assert requests.get(url + "/bills/1/full", timeout=10).json()["total"] == "9899.00"
-        assert len(processes_with(marker)) >= 5, "launcher and four services"
-        for name in ("customers", "inventory", "billing", "gateway"):
-            assert (tmp_path / "log" / (name + ".log")).stat().st_size > 0, name
+        assert len(processes_with(marker)) >= 8, "launcher, two of each domain service, gateway"
+        services = {s["name"]: s["instances"] for s in
+                    requests.get(url + "/services", timeout=10).json()["services"]}
+        assert services == {"customers": 2, "inventory": 2, "billing": 2, "gateway": 1}
+
+        # one grep follows a bill through every process it touched
+        made = requests.post(url + "/bills", timeout=10, headers={"X-Request-ID": "grep-me-42"},
+                             json={"customer_id": 3, "items": [{"product_id": 1, "quantity": 1}]})
+        assert made.status_code == 201, made.text
+        logs = tmp_path / "log"
+
+        def traced():
+            hits = {path.name.split(".")[0] for path in logs.glob("*.log")
+                    if "grep-me-42" in path.read_text()}
+            return hits == {"gateway", "billing", "customers", "inventory"} and hits
+        wait_for(traced, 10, "the request id in the logs of every service it passed")
     finally:
         launcher.send_signal(signal.SIGTERM)
         launcher.wait(timeout=30)
