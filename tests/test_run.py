@@ -24,6 +24,13 @@ def processes_with(marker):
     return found
 
 
+def is_nameko_run_of(pid, module):
+    """True for the ``nameko run ... module`` process itself (not honcho's ``sh -c``)."""
+    with open("/proc/{}/cmdline".format(pid), "rb") as handle:
+        argv = handle.read().decode().split("\0")
+    return module in argv and any(arg.endswith("nameko") for arg in argv[:2])
+
+
 def test_launcher_reaches_a_healthy_gateway_and_stops_cleanly(mesh_config, tmp_path):
     marker = "MESH_TEST_RUN=" + uuid.uuid4().hex
     env = dict(os.environ, **config_env(mesh_config))
@@ -58,6 +65,19 @@ def test_launcher_reaches_a_healthy_gateway_and_stops_cleanly(mesh_config, tmp_p
                     if "grep-me-42" in path.read_text()}
             return hits == {"gateway", "billing", "customers", "inventory"} and hits
         wait_for(traced, 10, "the request id in the logs of every service it passed")
+
+        # a dead instance stays dead and visible; the rest of the mesh keeps serving
+        billing_pids = [pid for pid in processes_with(marker)
+                        if is_nameko_run_of(pid, "services.billing")]
+        assert len(billing_pids) == 2, billing_pids
+        os.kill(billing_pids[0], signal.SIGKILL)
+
+        def one_billing_left():
+            found = requests.get(url + "/services", timeout=10).json()["services"]
+            return {s["name"]: s["instances"] for s in found}["billing"] == 1
+        wait_for(one_billing_left, 10, "/services showing one billing instance left")
+        assert launcher.poll() is None, "the launcher stopped the mesh when one process died"
+        assert requests.get(url + "/bills/2/full", timeout=10).status_code == 200
     finally:
         launcher.send_signal(signal.SIGTERM)
         launcher.wait(timeout=30)
