@@ -18,12 +18,13 @@ RUN pip install --no-cache-dir -r requirements.txt
 COPY pyproject.toml config.yaml Procfile ./
 COPY mesh/ ./mesh/
 COPY services/ ./services/
+COPY streams/ ./streams/
 RUN pip install --no-cache-dir --no-deps -e .
 
 # Run as an unprivileged user; var/ holds the SQLite files when no *_DB_URI is set.
 RUN useradd --system --no-create-home mesh \
-    && mkdir -p var \
-    && chown mesh var
+    && mkdir -p var /data/streams \
+    && chown mesh var /data/streams
 USER mesh
 
 EXPOSE 8000

@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup rabbitmq postgres shell services clean
+.PHONY: run test setup rabbitmq postgres shell services bench-stream clean
 
 run: setup rabbitmq
 	$(BIN)/python -m mesh.run
@@ -38,6 +38,11 @@ shell: setup rabbitmq
 # the registry view of a running mesh: instances, status and methods per service
 services: setup
 	$(BIN)/python -m mesh.services
+
+# the Kafka half's figures: aggregator vs a plain consumer, bill -> analytics latency
+bench-stream: setup
+	bash scripts/ensure-rabbitmq.sh --management
+	$(BIN)/python bench/stream_bench.py
 
 clean:
 	rm -rf $(VENV) var

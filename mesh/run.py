@@ -9,11 +9,15 @@ needs from one command: each process's output also goes to ``var/log/<name>.log`
 ``INSTANCES`` instances of each domain service, and a line with the gateway's
 URL once ``GET /health`` answers 200. Ctrl-C or SIGTERM stops everything.
 
+When nothing answers at ``KAFKA_BOOTSTRAP_SERVERS``, it first starts the local
+Tansu broker (memory only, ``var/log/kafka.log``) and stops it at the end.
+
 A process that dies is not restarted, and does not take the others down (honcho
 would): the failure stays visible in ``/health`` and ``/services``, and bringing
 it back is the orchestrator's job (``restart:`` in docker-compose.yml).
 """
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -24,9 +28,11 @@ from honcho.manager import Manager
 from honcho.printer import Printer
 
 from mesh.config import ROOT, load_config
+from mesh.kafka import broker_answers, tansu_command
 
 LOG_DIR = os.environ.get("MESH_LOG_DIR", os.path.join(ROOT, "var", "log"))
-SINGLE_INSTANCE = {"gateway"}  # binds the HTTP port
+# the gateway binds the HTTP port; the aggregator's state is one consumer group
+SINGLE_INSTANCE = {"gateway", "streams"}
 HEALTH_WAIT_S = float(os.environ.get("MESH_HEALTH_WAIT", 120))
 
 
@@ -87,8 +93,28 @@ def wait_until_healthy(url, manager):
         manager.terminate()
 
 
+def start_local_kafka(bootstrap):
+    """Tansu at ``bootstrap`` if nothing answers there; the process, or None."""
+    if broker_answers(bootstrap):
+        return None
+    os.makedirs(LOG_DIR, exist_ok=True)
+    log = open(os.path.join(LOG_DIR, "kafka.log"), "ab")
+    broker = subprocess.Popen(tansu_command(bootstrap), stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 30
+    while not broker_answers(bootstrap):
+        if broker.poll() is not None or time.time() > deadline:
+            sys.exit("the local Kafka broker (Tansu) did not start at {}; see {}".format(
+                bootstrap, log.name))
+        time.sleep(0.1)
+    print("started the local Kafka broker (Tansu, memory only) at {}".format(bootstrap),
+          flush=True)
+    return broker
+
+
 def main():
     instances = int(os.environ.get("INSTANCES", "1"))
+    config = load_config()
+    broker = start_local_kafka(config["KAFKA_BOOTSTRAP_SERVERS"])
     with open(os.path.join(ROOT, "Procfile")) as handle:
         procfile = parse_procfile(handle.read())
     env = dict(os.environ)
@@ -104,9 +130,14 @@ def main():
             manager.add_process(label, entry, env=env, cwd=ROOT)
 
     watcher = threading.Thread(target=wait_until_healthy,
-                               args=(gateway_url(load_config()), manager), daemon=True)
+                               args=(gateway_url(config), manager), daemon=True)
     watcher.start()
-    manager.loop()
+    try:
+        manager.loop()
+    finally:
+        if broker is not None:
+            broker.terminate()
+            broker.wait(timeout=10)
     sys.exit(manager.returncode)
 
 

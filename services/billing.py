@@ -9,13 +9,17 @@ declared once, called like local objects, each call with a deadline.
      'unit_price': Decimal('3200.00'), 'line_total': Decimal('3200.00')}, ...],
      'total': Decimal('9899.00'), ...}
 
-Event: ``bill_created`` (payload in DESIGN.md), dispatched after the commit.
+Event: ``bill_created`` (payload in DESIGN.md). It is written to an outbox in
+the bill's own transaction and dispatched right after the commit; a timer
+re-sends whatever was not dispatched (a crash between commit and dispatch, the
+seeded bills), so every bill's event leaves at least once.
 """
+import datetime
 import logging
 import uuid
 
-from nameko.events import EventDispatcher
-from sqlalchemy import func, select
+from nameko.timer import timer
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mesh.db import MeshDatabase
@@ -23,15 +27,17 @@ from mesh.queries import get_or_raise, page_of
 import mesh.rpc
 from mesh.rpc import MeshRpcProxy, rpc
 from mesh.errors import ServiceUnavailable
-from mesh.wire import money, money_text, utc_now
+from mesh.wire import money, utc_now
 from services.exceptions import BillNotFound, IdempotencyKeyReused
-from services.models import Bill, BillingBase, IdempotencyKey, ProductItem
+from services.events import BillingEvents, add_bill_created_event
+from services.models import Bill, BillingBase, IdempotencyKey, OutboxEvent, ProductItem
 from services.schemas import BillIn, PageIn, validate
 from services.seed import seed_bills
 
 log = logging.getLogger(__name__)
 
-BILL_CREATED = "bill_created"
+OUTBOX_RELAY_S = 1.0  # how often undispatched events are looked for
+OUTBOX_GRACE_S = 2.0  # younger ones are left to the request that made them
 
 
 class BillingService(mesh.rpc.MeshService):
@@ -42,7 +48,7 @@ class BillingService(mesh.rpc.MeshService):
     inventory = MeshRpcProxy("inventory")
     # gives stock back after a failure, even when the caller's deadline is spent
     inventory_compensation = MeshRpcProxy("inventory", inherit_deadline=False)
-    dispatch = EventDispatcher()
+    dispatch = BillingEvents()
 
     @rpc
     def get_bill(self, bill_id):
@@ -126,7 +132,7 @@ class BillingService(mesh.rpc.MeshService):
             self._release(reservation_id)
             raise
         products = {line["product"]["id"]: line["product"] for line in reservation["items"]}
-        self.dispatch(BILL_CREATED, bill_created_event(bill))
+        self._dispatch(bill["event"])
         log.info("bill %s created for customer %s, reservation %s",
                  bill["id"], request.customer_id, reservation_id)
         return full_bill(bill, customer, products)
@@ -172,8 +178,34 @@ class BillingService(mesh.rpc.MeshService):
             if request.idempotency_key:
                 session.add(IdempotencyKey(key=request.idempotency_key, bill_id=bill.id,
                                            request_hash=request.fingerprint()))
-                session.flush()
-            return bill.as_dict()  # the commit happens on leaving the block
+            stored = bill.as_dict()
+            stored["event"] = add_bill_created_event(session, stored)
+            session.flush()
+            return stored  # the commit happens on leaving the block
+
+    @timer(interval=OUTBOX_RELAY_S)
+    def relay_outbox(self):
+        """Dispatch events the outbox still holds (older than a grace period, so
+        the request that wrote them has had its chance)."""
+        cutoff = utc_now() - datetime.timedelta(seconds=OUTBOX_GRACE_S)
+        with self.db.get_session() as session:
+            pending = session.scalars(
+                select(OutboxEvent).where(OutboxEvent.dispatched_at.is_(None),
+                                          OutboxEvent.created_at < cutoff)
+                .order_by(OutboxEvent.created_at).limit(500)).all()
+        for event in pending:
+            self._dispatch(event.payload)
+        if pending:
+            log.info("relayed %d event(s) from the outbox", len(pending))
+
+    def _dispatch(self, payload):
+        """Send one outbox event, then mark it sent (a crash in between sends it
+        again later: at least once)."""
+        self.dispatch(payload["type"], payload)
+        with self.db.get_session() as session:
+            session.execute(update(OutboxEvent)
+                            .where(OutboxEvent.event_id == payload["event_id"])
+                            .values(dispatched_at=utc_now()))
 
     def _release(self, reservation_id):
         try:
@@ -196,15 +228,3 @@ def full_bill(bill, customer, products):
     return {"id": bill["id"], "billing_date": bill["billing_date"],
             "customer": customer, "items": items,
             "total": sum((item["line_total"] for item in items), money(0))}
-
-
-def bill_created_event(bill):
-    """The ``bill_created`` payload of DESIGN.md: plain JSON, money as text."""
-    items = [{"product_id": item["product_id"], "quantity": item["quantity"],
-              "unit_price": money_text(item["unit_price"])} for item in bill["items"]]
-    total = sum(item["unit_price"] * item["quantity"] for item in bill["items"])
-    return {"event_id": str(uuid.uuid4()), "type": BILL_CREATED,
-            "occurred_at": utc_now().isoformat(),
-            "bill": {"id": bill["id"], "customer_id": bill["customer_id"],
-                     "billing_date": bill["billing_date"].isoformat(),
-                     "items": items, "total": money_text(total)}}

@@ -10,18 +10,22 @@ statuses in ``mesh.errors``; every call has a deadline (503, never a hang).
 import fnmatch
 import hmac
 
+import eventlet
 from nameko.dependency_providers import Config
 from nameko.exceptions import MethodNotFound
 from werkzeug.wrappers import Response
 
 import services.exceptions  # noqa: F401  registers domain errors, so they map to their status
-from mesh.errors import Forbidden, MeshError, NotFound, Unauthorized
+from mesh.errors import Forbidden, MeshError, NotFound, Unauthorized, error_body
 from mesh.http import http, http_routes, json_response, read_json
 from mesh.registry import Registry
 from mesh.rpc import MeshRpcProxy
 from mesh.tracing import Tracing
+from mesh.wire import to_json
+from services.schemas import WindowsIn, validate
 
-SERVICES = ("customers", "inventory", "billing")
+SERVICES = ("customers", "inventory", "billing")  # the ones /health requires
+OPTIONAL_SERVICES = ("analytics", "kafka_bridge")  # shown in /services too
 
 
 class GatewayService:
@@ -30,6 +34,8 @@ class GatewayService:
     customers = MeshRpcProxy("customers")
     inventory = MeshRpcProxy("inventory")
     billing = MeshRpcProxy("billing")
+    analytics = MeshRpcProxy("analytics")
+    kafka_bridge = MeshRpcProxy("kafka_bridge")
     config = Config()
     registry = Registry()
     tracing = Tracing()
@@ -53,7 +59,7 @@ class GatewayService:
                                "methods": ["get_product", ...], "status": "up"}, ...]}
         """
         services = []
-        for name, answer in self._ask_every_service("describe").items():
+        for name, answer in self._ask_every_service("describe", SERVICES + OPTIONAL_SERVICES).items():
             services.append({"name": name,
                              "instances": self.registry.consumers(name, fresh=True),
                              "methods": answer["methods"] if answer else [],
@@ -68,7 +74,7 @@ class GatewayService:
 
             GET /health -> 200 {"status": "ok", "services": {"customers": "up", ...}}
         """
-        answers = self._ask_every_service("ping")
+        answers = self._ask_every_service("ping", SERVICES)
         states = {name: "down" if answer is None else "up" for name, answer in answers.items()}
         down = sorted(name for name, state in states.items() if state != "up")
         if not down:
@@ -77,12 +83,12 @@ class GatewayService:
                               "error": "SERVICE_UNAVAILABLE",
                               "message": "not answering: " + ", ".join(down)}, 503)
 
-    def _ask_every_service(self, method):
+    def _ask_every_service(self, method, services):
         """``{service: answer, or None if it did not answer}`` for ``method`` of
-        every service, all calls in flight at once, each within HEALTH_TIMEOUT."""
+        each of ``services``, all calls in flight at once, each within HEALTH_TIMEOUT."""
         timeout = float(self.config.get("HEALTH_TIMEOUT", 1))
         replies = {}
-        for name in SERVICES:
+        for name in services:
             try:
                 replies[name] = getattr(getattr(self, name), method).within(timeout).call_async()
             except MeshError:  # nobody consumes its queue
@@ -191,6 +197,57 @@ class GatewayService:
                                         items=body.pop("items", None), **body)
         return created(bill, "/bills/{}".format(bill["id"]))
 
+    # analytics -------------------------------------------------------------
+
+    @http("GET", "/analytics/customers")
+    def list_customer_stats(self, request):
+        """GET /analytics/customers -> {"items": [{"customer_id", "revenue", "bills"}, ...]},
+        highest revenue first"""
+        return json_response(self.analytics.list_customer_stats())
+
+    @http("GET", "/analytics/customers/<int:customer_id>")
+    def get_customer_stats(self, request, customer_id):
+        """GET /analytics/customers/1 -> {"customer_id": 1, "revenue": "9899.00", "bills": 1}"""
+        return json_response(self.analytics.get_customer_stats(customer_id))
+
+    @http("GET", "/analytics/products")
+    def list_product_stats(self, request):
+        """GET /analytics/products -> {"items": [{"product_id", "units", "revenue"}, ...]}"""
+        return json_response(self.analytics.list_product_stats())
+
+    @http("GET", "/analytics/revenue")
+    def list_revenue_windows(self, request):
+        """GET /analytics/revenue?last=12 -> {"items": [{"start", "end", "revenue"}, ...]},
+        the latest windows oldest first, the open one included"""
+        return json_response(self.analytics.list_revenue_windows(
+            **query_args(request, "last")))
+
+    @http("GET", "/analytics/stream")
+    def stream_revenue_windows(self, request):
+        """Server-sent events: every second, the latest revenue windows (the
+        course's live chart). ``?last=N`` windows per event; ``?events=N`` ends
+        the stream after N events.
+
+            GET /analytics/stream -> data: {"items": [{"start", "end", "revenue"}]}
+        """
+        args = validate(WindowsIn, query_args(request, "last", "events"))
+        self.analytics.list_revenue_windows(last=args.last)  # fail now, as JSON, if down
+
+        def events():
+            sent = 0
+            while args.events is None or sent < args.events:
+                try:
+                    payload = self.analytics.list_revenue_windows(last=args.last)
+                except MeshError as exc:
+                    payload = error_body(exc)[1]
+                yield "data: {}\n\n".format(to_json(payload))
+                sent += 1
+                if args.events is None or sent < args.events:
+                    eventlet.sleep(1)
+
+        return Response(events(), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache"})
+
     # dynamic routes --------------------------------------------------------
 
     @http("POST", "/rpc/<service>/<method>")
@@ -226,9 +283,14 @@ class GatewayService:
             raise Forbidden("{} is not in RPC_ROUTES_ALLOWED".format(qualified))
 
 
+def query_args(request, *names):
+    """The query parameters ``names`` that were given, as text; whoever takes them
+    validates them (400 naming the field)."""
+    return {name: request.args[name] for name in names if name in request.args}
+
+
 def page_args(request):
-    """``page`` and ``size`` as given; the service validates them (400 naming the field)."""
-    return {key: request.args[key] for key in ("page", "size") if key in request.args}
+    return query_args(request, "page", "size")
 
 
 def created(payload, location):

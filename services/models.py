@@ -146,3 +146,18 @@ class IdempotencyKey(BillingBase):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     bill_id: Mapped[int] = mapped_column(ForeignKey("bills.id"))
+
+
+class OutboxEvent(BillingBase):
+    """An event to dispatch, written in the same transaction as the bill it is
+    about: a bill committed is a bill whose event will be sent (at least once;
+    consumers deduplicate by ``event_id``), even if billing dies right after the
+    commit. Seeded bills get theirs too."""
+
+    __tablename__ = "outbox_events"
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(50))
+    payload: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime.datetime] = mapped_column(UtcDateTime, default=utc_now, index=True)
+    dispatched_at: Mapped[datetime.datetime] = mapped_column(UtcDateTime, nullable=True)

@@ -79,6 +79,13 @@ class PageIn(BaseModel):
     customer_id: Optional[Annotated[int, Field(gt=0)]] = None
 
 
+class WindowsIn(BaseModel):
+    """``last`` revenue windows (query text: lax int); ``events`` ends a stream."""
+
+    last: Annotated[int, Field(ge=1, le=1000)] = 12
+    events: Optional[Annotated[int, Field(ge=1)]] = None
+
+
 class IdsIn(BaseModel):
     ids: Annotated[List[Id], Field(max_length=1000)]
 

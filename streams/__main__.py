@@ -1,0 +1,34 @@
+"""``python -m streams``: run the billing aggregator until SIGTERM or Ctrl+C.
+
+Settings come from config.yaml (environment variables override), e.g.
+``KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19092 python -m streams``.
+"""
+import logging
+import sys
+
+from mesh.config import load_config
+from streams.app import CONSUMER_GROUP, Settings, build_app
+from streams.topics import ALL_TOPICS
+
+log = logging.getLogger("streams")
+
+
+def main():
+    config = load_config()
+    level = config.get("LOGGING", {}).get("root", {}).get("level", "INFO")
+    logging.basicConfig(stream=sys.stderr, level=level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python: a line per connection
+    settings = Settings.from_config(config)
+    app = build_app(settings)
+    log.info("billing analytics: broker %s%s, group %s, reading %s, writing %s; "
+             "revenue windows of %g s; state in %s", settings.bootstrap,
+             " (Tansu work-arounds on)" if settings.tansu else "", CONSUMER_GROUP,
+             ALL_TOPICS[0], ", ".join(ALL_TOPICS[1:]), settings.window_seconds,
+             settings.state_dir)
+    app.run()  # quixstreams stops cleanly on SIGTERM and SIGINT
+    log.info("billing analytics stopped")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,385 @@
+"""The billing aggregator (streams/): its arithmetic alone, then the real thing,
+``python -m streams`` as a subprocess against a fresh Tansu broker per test
+(the ``kafka`` fixture). Expected results are computed here straight from the
+produced events with Decimal, independently of streams.aggregate.
+"""
+import datetime
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from decimal import Decimal
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from helpers import wait_for
+from mesh.config import ROOT
+from streams import aggregate
+from streams.topics import (BILLS_TOPIC, CUSTOMER_STATS_TOPIC, PRODUCT_STATS_TOPIC,
+                            REVENUE_WINDOWS_TOPIC)
+
+PRICES = {1: "19.99", 2: "0.10", 3: "0.20", 4: "3.33", 5: "1250.00", 6: "7.05"}
+MARKER_CUSTOMER = 999  # the last event of a run: once it shows, all before it did
+MARKER_PRODUCT = 99
+
+
+def bill_event(customer_id, items, event_id=None):
+    """A ``bill_created`` event as DESIGN.md describes it; ``items`` are
+    ``(product_id, quantity)``, priced from PRICES."""
+    lines = [{"product_id": product, "quantity": quantity,
+              "unit_price": PRICES.get(product, "2.50")} for product, quantity in items]
+    total = sum(Decimal(line["unit_price"]) * line["quantity"] for line in lines)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return {"event_id": event_id or str(uuid.uuid4()), "type": "bill_created",
+            "occurred_at": now.isoformat(),
+            "bill": {"id": random.randint(1, 10**9), "customer_id": customer_id,
+                     "billing_date": now.isoformat(), "items": lines,
+                     "total": "{:.2f}".format(total)}}
+
+
+def some_events(count, seed):
+    """``count`` bills over 5 customers and 6 products (shared between customers;
+    some bills list one product twice)."""
+    rng = random.Random(seed)
+    events = []
+    for _ in range(count):
+        items = [(rng.randint(1, 6), rng.randint(1, 4)) for _ in range(rng.randint(1, 3))]
+        events.append(bill_event(rng.randint(1, 5), items))
+    return events
+
+
+def marker_event():
+    return bill_event(MARKER_CUSTOMER, [(MARKER_PRODUCT, 1)])
+
+
+def expected_results(events):
+    """What the three topics must say, computed directly from the events
+    (each event_id once)."""
+    customers, products, revenue = {}, {}, Decimal(0)
+    for event in {event["event_id"]: event for event in events}.values():
+        bill = event["bill"]
+        customer = customers.setdefault(str(bill["customer_id"]), {
+            "customer_id": bill["customer_id"], "revenue": Decimal(0), "bills": 0})
+        customer["revenue"] += Decimal(bill["total"])
+        customer["bills"] += 1
+        revenue += Decimal(bill["total"])
+        for item in bill["items"]:
+            product = products.setdefault(str(item["product_id"]), {
+                "product_id": item["product_id"], "units": 0, "revenue": Decimal(0)})
+            product["units"] += item["quantity"]
+            product["revenue"] += Decimal(item["unit_price"]) * item["quantity"]
+    for stats in list(customers.values()) + list(products.values()):
+        stats["revenue"] = "{:.2f}".format(stats["revenue"])
+    return customers, products, revenue
+
+
+class Producer:
+    def __init__(self, bootstrap):
+        self.client = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+
+    def send(self, *events):
+        for event in events:
+            self.client.send(BILLS_TOPIC, key=str(event["bill"]["customer_id"]).encode(),
+                             value=json.dumps(event).encode())
+        self.client.flush(timeout=10)
+
+    def close(self):
+        self.client.close(timeout=5)
+
+
+class Latest:
+    """The latest value per key of one output topic, read from its beginning."""
+
+    def __init__(self, bootstrap, topic):
+        self.topic = topic
+        self.values = {}
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20,
+            key_deserializer=bytes.decode, value_deserializer=json.loads)
+        partition = TopicPartition(topic, 0)
+        self.consumer.assign([partition])
+        self.consumer.seek_to_beginning(partition)
+
+    def poll(self, timeout_ms=20):
+        for records in self.consumer.poll(timeout_ms=timeout_ms).values():
+            for record in records:
+                self.values[record.key] = record.value
+        return self.values
+
+    def close(self):
+        self.consumer.close()
+
+
+class Outputs:
+    """The three result topics, kept up to date by ``poll()``."""
+
+    def __init__(self, bootstrap):
+        self.customers = Latest(bootstrap, CUSTOMER_STATS_TOPIC)
+        self.products = Latest(bootstrap, PRODUCT_STATS_TOPIC)
+        self.windows = Latest(bootstrap, REVENUE_WINDOWS_TOPIC)
+
+    def poll(self):
+        for latest in (self.customers, self.products, self.windows):
+            latest.poll()
+        return self
+
+    def close(self):
+        for latest in (self.customers, self.products, self.windows):
+            latest.close()
+
+    def window_revenue(self):
+        return sum((Decimal(window["revenue"]) for window in self.windows.values.values()),
+                   Decimal(0))
+
+    def assert_match(self, aggregator, events):
+        """The outputs equal what ``events`` add up to. The last event must be a
+        ``marker_event()``: once its totals show, every earlier event has been
+        processed (one partition, in order)."""
+        customers, products, revenue = expected_results(events)
+
+        def marker_counted():
+            aggregator.check_alive()
+            self.poll()
+            marker = str(MARKER_CUSTOMER), str(MARKER_PRODUCT)
+            return (self.customers.values.get(marker[0]) == customers[marker[0]]
+                    and self.products.values.get(marker[1]) == products[marker[1]])
+        wait_for(marker_counted, 30, "the last event in customer-stats and product-stats")
+        assert self.customers.values == customers
+        assert self.products.values == products
+        # window results are produced with the others; allow them a moment to land
+        wait_for(lambda: self.poll().window_revenue() == revenue, 5,
+                 "revenue windows adding up to {}".format(revenue))
+        for window in self.windows.values.values():
+            start = datetime.datetime.fromisoformat(window["start"])
+            end = datetime.datetime.fromisoformat(window["end"])
+            assert end - start == datetime.timedelta(seconds=5), window
+            assert start.utcoffset() == datetime.timedelta(0), window
+
+
+class Aggregator:
+    """``python -m streams`` in a subprocess, logging to ``log_path``."""
+
+    def __init__(self, bootstrap, state_dir, log_path):
+        self.env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap, KAFKA_TANSU="true",
+                        STREAMS_STATE_DIR=str(state_dir), STREAMS_WINDOW_SECONDS="5")
+        self.log_path = log_path
+        self.process = None
+
+    def start(self):
+        """Start it and wait for its start line (the topics exist by then)."""
+        starts = self.log_text().count("billing analytics: broker")
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "streams"], cwd=ROOT,
+                                            env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+        def started():
+            self.check_alive()
+            return self.log_text().count("billing analytics: broker") > starts
+        wait_for(started, 60, "`python -m streams` to log its start line")
+
+    def log_text(self):
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def check_alive(self):
+        if self.process.poll() is not None:
+            pytest.fail("`python -m streams` exited with {}:\n{}".format(
+                self.process.returncode, self.log_text()[-3000:]), pytrace=False)
+
+    def kill(self):
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def stop(self):
+        """SIGTERM, as a supervisor would: it must exit cleanly and soon."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process and self.process.returncode
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            return "killed after SIGTERM was ignored for 20 s"
+
+
+@pytest.fixture
+def clients(kafka):
+    """``producer = clients(Producer(...))``: closed before the broker stops."""
+    made = []
+
+    def keep(client):
+        made.append(client)
+        return client
+    yield keep
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def aggregator(kafka, tmp_path):
+    agg = Aggregator(kafka.bootstrap, tmp_path / "state", tmp_path / "streams.log")
+    yield agg
+    code = agg.stop()
+    print("--- streams.log (exit {})\n{}".format(code, agg.log_text()[-3000:]))
+    assert code in (None, 0, -signal.SIGKILL), "the aggregator did not stop cleanly on SIGTERM"
+
+
+# --- the arithmetic, no broker --------------------------------------------------------
+
+class FakeState(dict):
+    def exists(self, key):
+        return key in self
+
+    def set(self, key, value):
+        self[key] = value
+
+
+def test_first_delivery_counts_each_event_id_once():
+    state = FakeState()
+    assert aggregate.first_delivery(state, "a") is True
+    assert aggregate.first_delivery(state, "a") is False
+    assert aggregate.first_delivery(state, "b") is True
+    assert aggregate.first_delivery(state, "a") is False
+
+
+def test_add_bill_keeps_exact_money_and_counts():
+    stats = None
+    for _ in range(3):
+        stats = aggregate.add_bill(stats, bill_event(7, [(2, 1)]))  # 0.10 each
+    assert stats == {"customer_id": 7, "revenue": "0.30", "bills": 3}  # 0.1*3 != 0.3 in floats
+    stats = aggregate.add_bill(stats, bill_event(7, [(5, 2)]))
+    assert stats == {"customer_id": 7, "revenue": "2500.30", "bills": 4}
+
+
+def test_product_lines_explode_a_bill_and_merge_repeated_products():
+    event = bill_event(1, [(1, 3), (2, 1), (1, 2)])
+    lines = sorted(aggregate.product_lines(event), key=lambda line: line["product_id"])
+    assert lines == [
+        {"event_id": event["event_id"], "product_id": 1, "units": 5, "revenue": "99.95"},
+        {"event_id": event["event_id"], "product_id": 2, "units": 1, "revenue": "0.10"}]
+
+
+def test_add_product_line_accumulates():
+    first = {"event_id": "e1", "product_id": 3, "units": 2, "revenue": "0.40"}
+    second = {"event_id": "e2", "product_id": 3, "units": 1, "revenue": "0.20"}
+    stats = aggregate.add_product_line(aggregate.add_product_line(None, first), second)
+    assert stats == {"product_id": 3, "units": 3, "revenue": "0.60"}
+
+
+def test_window_sum_and_record():
+    revenue = aggregate.ZERO
+    for product in (2, 3, 4):  # 0.10 + 0.20 + 3.33
+        revenue = aggregate.add_revenue(revenue, bill_event(1, [(product, 1)]))
+    assert revenue == "3.63"
+    assert aggregate.window_record({"start": 5000, "end": 10000, "value": revenue}) == {
+        "start": "1970-01-01T00:00:05+00:00", "end": "1970-01-01T00:00:10+00:00",
+        "revenue": "3.63"}
+
+
+def test_event_time_is_occurred_at():
+    event = {"occurred_at": "2026-01-02T03:04:05.678000+00:00"}
+    assert aggregate.event_time_ms(event) == 1767323045678
+    assert aggregate.event_time_ms({"occurred_at": "2026-01-02T03:04:05.678"}) == 1767323045678
+    assert aggregate.event_time_ms({"occurred_at": "2026-01-02T04:04:05.678+01:00"}) == \
+        1767323045678
+
+
+def test_other_event_types_are_skipped():
+    assert aggregate.is_bill_created(bill_event(1, [(1, 1)]))
+    assert not aggregate.is_bill_created({"type": "bill_cancelled"})
+
+
+# --- the running aggregator -----------------------------------------------------------
+
+def test_totals_match_the_events(kafka, aggregator, clients):
+    aggregator.start()
+    outputs = clients(Outputs(kafka.bootstrap))
+    events = some_events(30, seed=1) + [marker_event()]
+    clients(Producer(kafka.bootstrap)).send(*events)
+    outputs.assert_match(aggregator, events)
+    assert len(outputs.customers.values) == 6 and len(outputs.products.values) == 7
+
+
+def test_a_repeated_event_counts_once(kafka, aggregator, clients):
+    aggregator.start()
+    outputs = clients(Outputs(kafka.bootstrap))
+    repeated = bill_event(42, [(1, 2), (6, 1)])
+    others = some_events(6, seed=2)
+    # the same event_id three times, around other events (and its own key each time)
+    events = [repeated] + others[:3] + [repeated] + others[3:] + [repeated, marker_event()]
+    clients(Producer(kafka.bootstrap)).send(*events)
+    outputs.assert_match(aggregator, events)
+    assert outputs.customers.values["42"] == {"customer_id": 42, "revenue": "47.03", "bills": 1}
+
+
+def test_restart_after_kill_loses_nothing_and_counts_nothing_twice(kafka, aggregator, clients):
+    """SIGKILL while bills are flowing (work done since the last checkpoint is
+    then processed again), start again on the same state dir, then more bills,
+    including repeats of bills counted before the kill."""
+    aggregator.start()
+    producer = clients(Producer(kafka.bootstrap))
+    outputs = clients(Outputs(kafka.bootstrap))
+    before, during, after = some_events(10, 3), some_events(40, 4), some_events(10, 5)
+    producer.send(*before)
+    customers, _, _ = expected_results(before)
+    wait_for(lambda: outputs.poll().customers.values == customers, 30,
+             "the first 10 bills in customer-stats")
+
+    seen_at_kill = None
+    for number, event in enumerate(during):
+        producer.send(event)
+        time.sleep(0.02)  # a steady stream, so the kill lands mid-way
+        if seen_at_kill is None and number >= 5 and outputs.poll().customers.values != customers:
+            aggregator.kill()
+            seen_at_kill = number + 1
+    assert seen_at_kill, "the aggregator never reflected the second batch before the kill"
+    print("killed after {} of {} bills of the second batch were sent".format(
+        seen_at_kill, len(during)))
+
+    aggregator.start()
+    events = before + during + after + [before[0], during[0], marker_event()]
+    producer.send(*after, before[0], during[0], marker_event())
+    outputs.assert_match(aggregator, events)
+
+
+def test_restart_after_a_clean_stop_reuses_its_state(kafka, aggregator, clients):
+    """SIGTERM: a clean exit, local state kept; the next start reuses it (on
+    Tansu only thanks to the ListOffsets work-around: InvalidStoreChangelogOffset
+    otherwise) and still knows which events it counted."""
+    aggregator.start()
+    producer = clients(Producer(kafka.bootstrap))
+    outputs = clients(Outputs(kafka.bootstrap))
+    first = some_events(20, 6) + [marker_event()]
+    producer.send(*first)
+    outputs.assert_match(aggregator, first)
+    assert aggregator.stop() == 0, "SIGTERM must end the aggregator with exit code 0"
+
+    aggregator.start()
+    second = some_events(10, 7) + [first[0], first[7], marker_event()]
+    producer.send(*second)
+    outputs.assert_match(aggregator, first + second)
+
+
+def test_a_new_bill_shows_within_a_second(kafka, aggregator, clients):
+    aggregator.start()
+    outputs = clients(Outputs(kafka.bootstrap))
+    producer = clients(Producer(kafka.bootstrap))
+    producer.send(bill_event(1, [(1, 1)]))  # warm up: running, assigned and caught up
+    wait_for(lambda: "1" in outputs.poll().customers.values, 30,
+             "the first bill in customer-stats")
+    latencies = []
+    for customer in range(2, 7):
+        started = time.monotonic()
+        producer.send(bill_event(customer, [(2, 1)]))
+        while str(customer) not in outputs.customers.poll(timeout_ms=5):
+            assert time.monotonic() - started < 5, "bill of customer {} not shown in 5 s".format(
+                customer)
+        latencies.append(time.monotonic() - started)
+    print("produce -> customer-stats readable: {} s".format(
+        ", ".join("{:.3f}".format(latency) for latency in latencies)))
+    assert max(latencies) < 1.0
