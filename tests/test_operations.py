@@ -214,11 +214,16 @@ def test_request_id_is_answered_and_follows_the_request(mesh, caplog):
                          json={"customer_id": 1, "items": [{"product_id": 2, "quantity": 1}]})
     assert response.status_code == 201
     assert response.headers["X-Request-ID"] == "trace-abc-123"
-    traced = {(r.name, r.getMessage().split(" ")[0]) for r in caplog.records
-              if getattr(r, "request_id", None) == "trace-abc-123"}
-    for hop in ("billing.create_bill", "customers.get_customer", "inventory.reserve_stock"):
-        assert ("mesh.rpc.access", hop) in traced, traced
-    assert any(name == "services.billing" for name, _ in traced), traced
+
+    def traced():
+        return {(r.name, r.getMessage().split(" ")[0]) for r in caplog.records
+                if getattr(r, "request_id", None) == "trace-abc-123"}
+
+    hops = {("mesh.rpc.access", hop) for hop in
+            ("billing.create_bill", "customers.get_customer", "inventory.reserve_stock")}
+    # a hop's access line is written once its reply is on its way: wait for it
+    wait_for(lambda: hops <= traced(), 5, "an access log line with the request id from every hop")
+    assert any(name == "services.billing" for name, _ in traced()), traced()
 
     fresh = mesh.http("GET", "/customers/1")
     assert len(fresh.headers["X-Request-ID"]) == 32

@@ -7,7 +7,7 @@ import sys
 import threading
 import uuid
 
-from helpers import config_env, wait_for
+from helpers import config_env, free_port, wait_for
 from mesh.config import ROOT
 
 
@@ -36,6 +36,9 @@ def test_launcher_reaches_a_healthy_gateway_and_stops_cleanly(mesh_config, tmp_p
     env = dict(os.environ, **config_env(mesh_config))
     env["MESH_LOG_DIR"] = str(tmp_path / "log")
     env["INSTANCES"] = "2"
+    # its own Kafka (the launcher starts Tansu there) and aggregator state
+    env["KAFKA_BOOTSTRAP_SERVERS"] = "127.0.0.1:{}".format(free_port())
+    env["STREAMS_STATE_DIR"] = str(tmp_path / "streams")
     env[marker.split("=")[0]] = marker.split("=")[1]
     launcher = subprocess.Popen([sys.executable, "-m", "mesh.run"], cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -52,7 +55,8 @@ def test_launcher_reaches_a_healthy_gateway_and_stops_cleanly(mesh_config, tmp_p
         assert len(processes_with(marker)) >= 8, "launcher, two of each domain service, gateway"
         services = {s["name"]: s["instances"] for s in
                     requests.get(url + "/services", timeout=10).json()["services"]}
-        assert services == {"customers": 2, "inventory": 2, "billing": 2, "gateway": 1}
+        assert services == {"customers": 2, "inventory": 2, "billing": 2, "gateway": 1,
+                            "analytics": 2, "kafka_bridge": 2}
 
         # one grep follows a bill through every process it touched
         made = requests.post(url + "/bills", timeout=10, headers={"X-Request-ID": "grep-me-42"},
@@ -63,7 +67,8 @@ def test_launcher_reaches_a_healthy_gateway_and_stops_cleanly(mesh_config, tmp_p
         def traced():
             hits = {path.name.split(".")[0] for path in logs.glob("*.log")
                     if "grep-me-42" in path.read_text()}
-            return hits == {"gateway", "billing", "customers", "inventory"} and hits
+            return {"gateway", "billing", "customers", "inventory", "kafka_bridge"} <= hits
+        # the bridge logs it too: the bill_created event carries the request's context
         wait_for(traced, 10, "the request id in the logs of every service it passed")
 
         # a dead instance stays dead and visible; the rest of the mesh keeps serving
