@@ -26,3 +26,11 @@ def load_config(path=CONFIG_PATH):
         _parser_ready = True
     with open(path) as handle:
         return yaml.safe_load(handle)
+
+
+def as_bool(value):
+    """A flag from config: YAML gives ``true``/``false`` as bool, an environment
+    override may give text (``"false"``, ``"0"``)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)

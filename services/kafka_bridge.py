@@ -14,6 +14,7 @@ import logging
 from nameko.events import event_handler
 
 import mesh.rpc
+from mesh.config import as_bool
 from mesh.kafka import KafkaProducer
 from services.events import BILL_CREATED, BILLING, KAFKA_BRIDGE
 from streams.topics import BILLS_TOPIC, ensure_topics
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 def create_topics(config):
     """billing.bills and the aggregator's topics, with the settings they need."""
-    ensure_topics(config["KAFKA_BOOTSTRAP_SERVERS"], tansu=bool(config.get("KAFKA_TANSU")))
+    ensure_topics(config["KAFKA_BOOTSTRAP_SERVERS"], tansu=as_bool(config.get("KAFKA_TANSU")))
 
 
 class KafkaBridgeService(mesh.rpc.MeshService):

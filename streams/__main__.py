@@ -6,6 +6,8 @@ Settings come from config.yaml (environment variables override), e.g.
 import logging
 import sys
 
+from kafka.errors import KafkaTimeoutError
+
 from mesh.config import load_config
 from streams.app import CONSUMER_GROUP, Settings, build_app
 from streams.topics import ALL_TOPICS
@@ -20,7 +22,12 @@ def main():
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python: a line per connection
     settings = Settings.from_config(config)
-    app = build_app(settings)
+    try:
+        app = build_app(settings)
+    except KafkaTimeoutError as exc:
+        log.error("no Kafka broker answers at %s (%s): start one (`make run` starts "
+                  "Tansu) or set KAFKA_BOOTSTRAP_SERVERS", settings.bootstrap, exc)
+        return 1
     log.info("billing analytics: broker %s%s, group %s, reading %s, writing %s; "
              "revenue windows of %g s; state in %s", settings.bootstrap,
              " (Tansu work-arounds on)" if settings.tansu else "", CONSUMER_GROUP,

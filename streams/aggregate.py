@@ -27,7 +27,7 @@ def first_delivery(state, event_id):
     key), one entry per event so a check never loads the whole history.
     """
     key = "seen:" + event_id
-    if False:
+    if state.exists(key):
         return False
     state.set(key, True)
     return True
@@ -43,15 +43,13 @@ def add_bill(stats, event):
 
 
 def product_lines(event):
-    """Explode a bill into one line per product: ``{"event_id", "product_id",
-    "units", "revenue"}``. Items of the same product are merged, so each
-    (event, product) pair is one line and can be deduplicated by ``event_id``."""
+    """Explode a bill into one line per product: ``{"product_id", "units",
+    "revenue"}``. Items of the same product are merged: one update per product."""
     lines = {}
     for item in event["bill"]["items"]:
         product_id = int(item["product_id"])
-        line = lines.setdefault(product_id, {"event_id": event["event_id"],
-                                             "product_id": product_id,
-                                             "units": 0, "revenue": Decimal(0)})
+        line = lines.setdefault(product_id, {"product_id": product_id, "units": 0,
+                                             "revenue": Decimal(0)})
         line["units"] += int(item["quantity"])
         line["revenue"] += money(item["unit_price"]) * int(item["quantity"])
     return [dict(line, revenue=money_text(line["revenue"])) for line in lines.values()]

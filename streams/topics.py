@@ -16,8 +16,9 @@ PRODUCT_STATS_TOPIC = "billing.product-stats"
 REVENUE_WINDOWS_TOPIC = "billing.revenue-windows"
 ALL_TOPICS = (BILLS_TOPIC, CUSTOMER_STATS_TOPIC, PRODUCT_STATS_TOPIC, REVENUE_WINDOWS_TOPIC)
 
-# One partition: the revenue windows are one global key anyway, and one partition
-# keeps every bill in order. Replication 1 suits one broker (Tansu, compose).
+# One partition: the revenue windows are one global key anyway, and the aggregator
+# deduplicates once for all its branches, which holds on one partition only
+# (see streams/app.py). Replication 1 suits one broker (Tansu, compose).
 PARTITIONS = 1
 REPLICATION = 1
 

@@ -16,12 +16,14 @@ from decimal import Decimal
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from helpers import wait_for
 from mesh.config import ROOT
 from streams import aggregate
-from streams.topics import (BILLS_TOPIC, CUSTOMER_STATS_TOPIC, PRODUCT_STATS_TOPIC,
-                            REVENUE_WINDOWS_TOPIC)
+from streams.app import Settings
+from streams.topics import (ALL_TOPICS, BILLS_TOPIC, CUSTOMER_STATS_TOPIC,
+                            PRODUCT_STATS_TOPIC, REVENUE_WINDOWS_TOPIC, ensure_topics)
 
 PRICES = {1: "19.99", 2: "0.10", 3: "0.20", 4: "3.33", 5: "1250.00", 6: "7.05"}
 MARKER_CUSTOMER = 999  # the last event of a run: once it shows, all before it did
@@ -96,7 +98,6 @@ class Latest:
     """The latest value per key of one output topic, read from its beginning."""
 
     def __init__(self, bootstrap, topic):
-        self.topic = topic
         self.values = {}
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20,
@@ -259,14 +260,13 @@ def test_add_bill_keeps_exact_money_and_counts():
 def test_product_lines_explode_a_bill_and_merge_repeated_products():
     event = bill_event(1, [(1, 3), (2, 1), (1, 2)])
     lines = sorted(aggregate.product_lines(event), key=lambda line: line["product_id"])
-    assert lines == [
-        {"event_id": event["event_id"], "product_id": 1, "units": 5, "revenue": "99.95"},
-        {"event_id": event["event_id"], "product_id": 2, "units": 1, "revenue": "0.10"}]
+    assert lines == [{"product_id": 1, "units": 5, "revenue": "99.95"},
+                     {"product_id": 2, "units": 1, "revenue": "0.10"}]
 
 
 def test_add_product_line_accumulates():
-    first = {"event_id": "e1", "product_id": 3, "units": 2, "revenue": "0.40"}
-    second = {"event_id": "e2", "product_id": 3, "units": 1, "revenue": "0.20"}
+    first = {"product_id": 3, "units": 2, "revenue": "0.40"}
+    second = {"product_id": 3, "units": 1, "revenue": "0.20"}
     stats = aggregate.add_product_line(aggregate.add_product_line(None, first), second)
     assert stats == {"product_id": 3, "units": 3, "revenue": "0.60"}
 
@@ -294,6 +294,40 @@ def test_other_event_types_are_skipped():
     assert not aggregate.is_bill_created({"type": "bill_cancelled"})
 
 
+def test_settings_from_config():
+    config = {"KAFKA_BOOTSTRAP_SERVERS": "kafka:9092", "KAFKA_TANSU": "false",
+              "STREAMS_WINDOW_SECONDS": 5, "STREAMS_STATE_DIR": "var/streams"}
+    settings = Settings.from_config(config)
+    assert settings == Settings("kafka:9092", False, 5.0, os.path.join(ROOT, "var/streams"))
+    config.update(KAFKA_TANSU=True, STREAMS_STATE_DIR="/data/streams")
+    assert Settings.from_config(config).tansu is True
+    assert Settings.from_config(config).state_dir == "/data/streams"
+
+
+# --- the broker -----------------------------------------------------------------------
+
+def test_ensure_topics_is_repeatable_and_sets_retention_on_tansu(kafka):
+    """Twice in a row is fine, and a topic a producer created first (Tansu creates
+    it without settings) gets the retention settings quixstreams needs."""
+    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap)
+    producer.send(BILLS_TOPIC, b"{}").get(timeout=10)  # auto-created, no settings
+    producer.close()
+    ensure_topics(kafka.bootstrap, tansu=True)
+    ensure_topics(kafka.bootstrap, tansu=True)
+    admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+    try:
+        assert set(ALL_TOPICS) <= set(admin.list_topics())
+        described = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in ALL_TOPICS],
+            config_filter="all")["topic"]
+    finally:
+        admin.close()
+    for name in ALL_TOPICS:
+        configs = {key: entry["value"] for key, entry in described[name].items()}
+        assert configs.get("retention.ms") == "-1", (name, configs)
+        assert configs.get("retention.bytes") == "-1", (name, configs)
+
+
 # --- the running aggregator -----------------------------------------------------------
 
 def test_totals_match_the_events(kafka, aggregator, clients):
@@ -302,6 +336,7 @@ def test_totals_match_the_events(kafka, aggregator, clients):
     events = some_events(30, seed=1) + [marker_event()]
     clients(Producer(kafka.bootstrap)).send(*events)
     outputs.assert_match(aggregator, events)
+    # the events reach all 5 customers and 6 products (plus the marker's)
     assert len(outputs.customers.values) == 6 and len(outputs.products.values) == 7
 
 
@@ -347,10 +382,11 @@ def test_restart_after_kill_loses_nothing_and_counts_nothing_twice(kafka, aggreg
     outputs.assert_match(aggregator, events)
 
 
-def test_restart_after_a_clean_stop_reuses_its_state(kafka, aggregator, clients):
-    """SIGTERM: a clean exit, local state kept; the next start reuses it (on
-    Tansu only thanks to the ListOffsets work-around: InvalidStoreChangelogOffset
-    otherwise) and still knows which events it counted."""
+def test_restart_after_a_clean_stop_keeps_the_totals(kafka, aggregator, clients):
+    """SIGTERM: a clean exit with state and offsets committed. The next start
+    still has the totals and knows which events it counted (on Tansu its local
+    state is rebuilt from the changelogs: starting on it fails there with
+    InvalidStoreChangelogOffset, Tansu's ListOffsets being wrong)."""
     aggregator.start()
     producer = clients(Producer(kafka.bootstrap))
     outputs = clients(Outputs(kafka.bootstrap))
