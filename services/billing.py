@@ -132,7 +132,11 @@ class BillingService(mesh.rpc.MeshService):
             self._release(reservation_id)
             raise
         products = {line["product"]["id"]: line["product"] for line in reservation["items"]}
-        self._dispatch(bill["event"])
+        try:
+            self._dispatch(bill["event"])
+        except Exception:  # noqa: BLE001  the bill is committed: answer it
+            log.warning("bill %s: its event stays in the outbox for the relay", bill["id"],
+                        exc_info=True)
         log.info("bill %s created for customer %s, reservation %s",
                  bill["id"], request.customer_id, reservation_id)
         return full_bill(bill, customer, products)

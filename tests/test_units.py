@@ -261,3 +261,15 @@ def test_new_bill_event_leaves_at_once_and_is_marked(billing):
             OutboxEvent.payload["bill"]["id"].as_integer() == bill["id"]).one()
     assert event.dispatched_at is not None
     assert billing.dispatch.call_args.args[1]["event_id"] == event.event_id
+
+
+def test_a_failed_dispatch_does_not_fail_a_committed_bill(billing):
+    from services.models import OutboxEvent
+    billing.inventory.reserve_stock.return_value = reservation((1, 1, Decimal("3200.00")))
+    billing.dispatch.side_effect = ConnectionError("broker away")
+    bill = billing.create_bill(2, [{"product_id": 1, "quantity": 1}])
+    assert bill["total"] == Decimal("3200.00")
+    with session_factory(billing.engine)() as session:
+        waiting = session.query(OutboxEvent).filter(OutboxEvent.dispatched_at.is_(None)).count()
+    assert waiting == 4  # the three seeded events and this bill's, left for the relay
+    billing.inventory_compensation.release_stock.assert_not_called()
