@@ -121,7 +121,7 @@ class BillingService(mesh.rpc.MeshService):
             self._release(reservation_id)  # it may have been made all the same
             raise
         try:
-            bill = self._store(request, reservation)
+            bill, event = self._store(request, reservation)
         except IntegrityError:
             self._release(reservation_id)
             earlier = self._bill_for_key(request) if request.idempotency_key else None
@@ -133,7 +133,7 @@ class BillingService(mesh.rpc.MeshService):
             raise
         products = {line["product"]["id"]: line["product"] for line in reservation["items"]}
         try:
-            self._dispatch(bill["event"])
+            self._dispatch(event)
         except Exception:  # noqa: BLE001  the bill is committed: answer it
             log.warning("bill %s: its event stays in the outbox for the relay", bill["id"],
                         exc_info=True)
@@ -183,9 +183,9 @@ class BillingService(mesh.rpc.MeshService):
                 session.add(IdempotencyKey(key=request.idempotency_key, bill_id=bill.id,
                                            request_hash=request.fingerprint()))
             stored = bill.as_dict()
-            stored["event"] = add_bill_created_event(session, stored)
+            event = add_bill_created_event(session, stored)
             session.flush()
-            return stored  # the commit happens on leaving the block
+            return stored, event  # the commit happens on leaving the block
 
     @timer(interval=OUTBOX_RELAY_S)
     def relay_outbox(self):
