@@ -70,12 +70,13 @@ class HungCustomersService(CustomersService):
 
 
 @pytest.fixture
-def gateway_alone(container_factory, mesh_config):
-    """The gateway with the pool size the Procfile gives it."""
-    def start(config):
-        gateway_config = dict(config, max_workers=100)
-        container_factory(GatewayService, gateway_config).start()
-    return start
+def mesh_but_customers(start_mesh, container_factory, mesh_config):
+    """Everything but customers, RPC_TIMEOUT short, and the gateway with the pool
+    size the Procfile gives it; the test starts customers as it needs."""
+    mesh_config["RPC_TIMEOUT"] = RPC_TIMEOUT
+    mesh = start_mesh(mesh_config, "inventory", "billing")
+    container_factory(GatewayService, dict(mesh_config, max_workers=100)).start()
+    return mesh
 
 
 def many_gets(mesh, path, callers=20):
@@ -87,10 +88,8 @@ def many_gets(mesh, path, callers=20):
 
 
 def test_twenty_callers_of_a_dead_service_all_get_503_at_once(
-        start_mesh, container_factory, mesh_config, gateway_alone):
-    mesh_config["RPC_TIMEOUT"] = RPC_TIMEOUT
-    mesh = start_mesh(mesh_config, "inventory", "billing")
-    gateway_alone(mesh_config)
+        mesh_but_customers, container_factory, mesh_config):
+    mesh = mesh_but_customers
     customers = container_factory(CustomersService, mesh_config)
     customers.start()
     customers.stop()
@@ -103,10 +102,8 @@ def test_twenty_callers_of_a_dead_service_all_get_503_at_once(
 
 
 def test_twenty_callers_of_a_hung_service_all_get_503_within_the_deadline(
-        start_mesh, container_factory, mesh_config, gateway_alone):
-    mesh_config["RPC_TIMEOUT"] = RPC_TIMEOUT
-    mesh = start_mesh(mesh_config, "inventory", "billing")
-    gateway_alone(mesh_config)
+        mesh_but_customers, container_factory, mesh_config):
+    mesh = mesh_but_customers
     hung = container_factory(HungCustomersService, mesh_config)
     hung.start()
 
