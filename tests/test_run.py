@@ -36,6 +36,7 @@ def test_launcher_reaches_a_healthy_gateway_and_stops_cleanly(mesh_config, tmp_p
     env = dict(os.environ, **config_env(mesh_config))
     env["MESH_LOG_DIR"] = str(tmp_path / "log")
     env["INSTANCES"] = "2"
+    env["HTTP_ACCESS_LOG"] = "true"  # so the gateway's line is in the trace below
     # its own Kafka (the launcher starts Tansu there) and aggregator state
     env["KAFKA_BOOTSTRAP_SERVERS"] = "127.0.0.1:{}".format(free_port())
     env["STREAMS_STATE_DIR"] = str(tmp_path / "streams")
