@@ -11,6 +11,7 @@ from mesh.db import MeshDatabase
 from mesh.queries import get_or_raise, page_of
 import mesh.rpc
 from mesh.rpc import MeshRpcProxy, rpc
+from services.events import CUSTOMER_DELETED, CUSTOMER_UPDATED, ChangeEvents
 from services.exceptions import CustomerHasBills, CustomerNotFound, EmailTaken
 from services.models import Customer, CustomersBase
 from services.schemas import CustomerIn, IdsIn, PageIn, validate
@@ -22,6 +23,7 @@ class CustomersService(mesh.rpc.MeshService):
 
     db = MeshDatabase(CustomersBase, seed=seed_customers)
     billing = MeshRpcProxy("billing")
+    changes = ChangeEvents()
 
     @rpc
     def list_customers(self, page=0, size=20):
@@ -75,7 +77,8 @@ class CustomersService(mesh.rpc.MeshService):
 
     @rpc
     def update_customer(self, customer_id, customer):
-        """Replace a customer's name and e-mail address.
+        """Replace a customer's name and e-mail address; ``customer_updated``
+        follows the commit.
 
             >>> n.rpc.customers.update_customer(4, {"name": "Ali B", "email": "ali@mail.com"})
             {'id': 4, 'name': 'Ali B', 'email': 'ali@mail.com'}
@@ -85,11 +88,14 @@ class CustomersService(mesh.rpc.MeshService):
             row = get_or_raise(session, Customer, customer_id, CustomerNotFound)
             row.name, row.email = data.name, data.email
             self._flush_unique_email(session, data.email)
-            return row.as_dict()
+            updated = row.as_dict()
+        self.changes(CUSTOMER_UPDATED, {"customer_id": customer_id})
+        return updated
 
     @rpc
     def delete_customer(self, customer_id):
-        """Delete a customer that no bill refers to.
+        """Delete a customer that no bill refers to; ``customer_deleted``
+        follows the commit.
 
             >>> n.rpc.customers.delete_customer(4)
             {'id': 4, 'deleted': True}
@@ -100,7 +106,8 @@ class CustomersService(mesh.rpc.MeshService):
             if bills:
                 raise CustomerHasBills("customer {} has {} bill(s)".format(row.id, bills))
             session.delete(row)
-            return {"id": row.id, "deleted": True}
+        self.changes(CUSTOMER_DELETED, {"customer_id": customer_id})
+        return {"id": customer_id, "deleted": True}
 
 
     @staticmethod

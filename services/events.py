@@ -1,13 +1,21 @@
 """The mesh's events: who sends them, and the queues that must exist before
 the first one is sent.
 
-nameko drops an event when no queue is bound to its exchange yet, so billing
-declares the bridge's queue itself (``EventDispatcher(declare=...)``): events
-wait in RabbitMQ even before the bridge first starts.
+``billing.bill_created`` (to Kafka, through the bridge): nameko drops an event
+when no queue is bound to its exchange yet, so billing declares the bridge's
+queue itself (``EventDispatcher(declare=...)``): events wait in RabbitMQ even
+before the bridge first starts.
+
+Change events, for the gateway's read cache (``mesh.cache``), sent after the
+change committed: ``customers.customer_updated`` / ``customer_deleted``
+``{"customer_id": 4}``; ``inventory.product_updated`` / ``product_deleted`` /
+``stock_changed`` ``{"product_ids": [1, 2]}``. They only say "read it again":
+nobody is harmed if one is lost while no gateway listens.
 """
 import uuid
 
 from kombu import Queue
+from nameko.constants import NON_PERSISTENT
 from nameko.events import EventDispatcher
 from nameko.standalone.events import get_event_exchange
 
@@ -16,6 +24,12 @@ from services.models import OutboxEvent
 
 BILLING = "billing"
 BILL_CREATED = "bill_created"
+
+CUSTOMERS = "customers"
+CUSTOMER_UPDATED, CUSTOMER_DELETED = "customer_updated", "customer_deleted"
+INVENTORY = "inventory"
+PRODUCT_UPDATED, PRODUCT_DELETED = "product_updated", "product_deleted"
+STOCK_CHANGED = "stock_changed"
 
 KAFKA_BRIDGE = "kafka_bridge"
 BRIDGE_HANDLER = "forward_bill_created"
@@ -37,6 +51,15 @@ class BillingEvents(EventDispatcher):
     def setup(self):
         self.declare.append(bridge_queue(self.container.config))
         super().setup()
+
+
+class ChangeEvents(EventDispatcher):
+    """The change events above: transient and unconfirmed, like RPC messages
+    (``mesh.rpc.RpcPublisher``), so a write does not wait on a disk write for a
+    hint. ``self.changes(PRODUCT_UPDATED, {"product_ids": [4]})``."""
+
+    def __init__(self, **options):
+        super().__init__(use_confirms=False, delivery_mode=NON_PERSISTENT, **options)
 
 
 def add_bill_created_event(session, bill):

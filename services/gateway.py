@@ -3,6 +3,9 @@
 Every route is a thin translation: read the request, call one service through
 the broker, answer JSON. Validation lives in the services; errors map to
 statuses in ``mesh.errors``; every call has a deadline (503, never a hang).
+``GET /customers/{id}``, ``/products/{id}`` and ``/bills/{id}/full`` answer from
+a read cache (``mesh.cache``) until the services' change events, or this
+gateway's own writes, evict them (``GATEWAY_CACHE: false`` turns it off).
 
     nameko run --config config.yaml services.gateway
     curl http://127.0.0.1:8000/bills/1/full
@@ -16,12 +19,17 @@ from nameko.exceptions import MethodNotFound
 from werkzeug.wrappers import Response
 
 import services.exceptions  # noqa: F401  registers domain errors, so they map to their status
+from mesh.cache import ReadCache, evicts_on
 from mesh.errors import Forbidden, MeshError, NotFound, Unauthorized, error_body
-from mesh.http import http, http_routes, json_response, read_json
+from mesh.http import http, http_routes, json_response, json_text_response, read_json
 from mesh.registry import Registry
 from mesh.rpc import MeshRpcProxy
 from mesh.tracing import Tracing
 from mesh.wire import to_json
+from services.events import (
+    CUSTOMER_DELETED, CUSTOMER_UPDATED, CUSTOMERS, INVENTORY, PRODUCT_DELETED,
+    PRODUCT_UPDATED, STOCK_CHANGED,
+)
 from services.schemas import WindowsIn, validate
 
 SERVICES = ("customers", "inventory", "billing")  # the ones /health requires
@@ -39,6 +47,7 @@ class GatewayService:
     config = Config()
     registry = Registry()
     tracing = Tracing()
+    cache = ReadCache()
 
     # health and discovery ------------------------------------------------
 
@@ -110,8 +119,11 @@ class GatewayService:
 
     @http("GET", "/customers/<int:customer_id>")
     def get_customer(self, request, customer_id):
-        """GET /customers/1 -> {"id": 1, "name": "Mohamed", "email": "med@gmail.com"}"""
-        return json_response(self.customers.get_customer(customer_id))
+        """GET /customers/1 -> {"id": 1, "name": "Mohamed", "email": "med@gmail.com"}
+        (cached until the customer changes)"""
+        tag = customer_tag(customer_id)
+        return json_text_response(self.cache.read(tag, lambda: (
+            to_json(self.customers.get_customer(customer_id)), [tag])))
 
     @http("POST", "/customers")
     def create_customer(self, request):
@@ -122,12 +134,18 @@ class GatewayService:
     @http("PUT", "/customers/<int:customer_id>")
     def update_customer(self, request, customer_id):
         """PUT /customers/4 {"name": "Ali B", "email": "ali@mail.com"} -> 200"""
-        return json_response(self.customers.update_customer(customer_id, read_json(request)))
+        try:
+            return json_response(self.customers.update_customer(customer_id, read_json(request)))
+        finally:
+            self.cache.evict(customer_tag(customer_id))
 
     @http("DELETE", "/customers/<int:customer_id>")
     def delete_customer(self, request, customer_id):
         """DELETE /customers/4 -> 204; 409 while bills refer to the customer"""
-        self.customers.delete_customer(customer_id)
+        try:
+            self.customers.delete_customer(customer_id)
+        finally:
+            self.cache.evict(customer_tag(customer_id))
         return Response(status=204)
 
     # products ------------------------------------------------------------
@@ -139,8 +157,11 @@ class GatewayService:
 
     @http("GET", "/products/<int:product_id>")
     def get_product(self, request, product_id):
-        """GET /products/1 -> {"id": 1, "name": "Computer", "price": "3200.00", "quantity": 11}"""
-        return json_response(self.inventory.get_product(product_id))
+        """GET /products/1 -> {"id": 1, "name": "Computer", "price": "3200.00", "quantity": 11}
+        (cached until the product or its stock changes)"""
+        tag = product_tag(product_id)
+        return json_text_response(self.cache.read(tag, lambda: (
+            to_json(self.inventory.get_product(product_id)), [tag])))
 
     @http("POST", "/products")
     def create_product(self, request):
@@ -151,12 +172,18 @@ class GatewayService:
     @http("PUT", "/products/<int:product_id>")
     def update_product(self, request, product_id):
         """PUT /products/4 {"name": "Mouse", "price": "17.50", "quantity": 5} -> 200"""
-        return json_response(self.inventory.update_product(product_id, read_json(request)))
+        try:
+            return json_response(self.inventory.update_product(product_id, read_json(request)))
+        finally:
+            self.cache.evict(product_tag(product_id))
 
     @http("DELETE", "/products/<int:product_id>")
     def delete_product(self, request, product_id):
         """DELETE /products/4 -> 204; 409 while bills hold the product"""
-        self.inventory.delete_product(product_id)
+        try:
+            self.inventory.delete_product(product_id)
+        finally:
+            self.cache.evict(product_tag(product_id))
         return Response(status=204)
 
     # bills ---------------------------------------------------------------
@@ -176,8 +203,15 @@ class GatewayService:
 
     @http("GET", "/bills/<int:bill_id>/full")
     def get_full_bill(self, request, bill_id):
-        """GET /bills/1/full -> the bill with customer, products, line totals and total"""
-        return json_response(self.billing.get_full_bill(bill_id))
+        """GET /bills/1/full -> the bill with customer, products, line totals and total
+        (cached until its customer or one of its products changes; bills never do)"""
+        def load():
+            bill = self.billing.get_full_bill(bill_id)
+            tags = [customer_tag(bill["customer"]["id"])] + [
+                product_tag(item["product"]["id"]) for item in bill["items"] if item["product"]]
+            return to_json(bill), tags
+
+        return json_text_response(self.cache.read("bill:{}:full".format(bill_id), load))
 
     @http("GET", "/fullBill/<int:bill_id>")
     def get_full_bill_alias(self, request, bill_id):
@@ -193,9 +227,36 @@ class GatewayService:
         body = read_json(request)
         if "Idempotency-Key" in request.headers:
             body["idempotency_key"] = request.headers["Idempotency-Key"]
-        bill = self.billing.create_bill(customer_id=body.pop("customer_id", None),
-                                        items=body.pop("items", None), **body)
+        items = body.pop("items", None)
+        try:
+            bill = self.billing.create_bill(customer_id=body.pop("customer_id", None),
+                                            items=items, **body)
+        finally:
+            # the stock of these products changed (or may have): read it again
+            self.cache.evict(*map(product_tag, product_ids_in(items)))
         return created(bill, "/bills/{}".format(bill["id"]))
+
+    # read cache: what others changed ---------------------------------------
+
+    @evicts_on(CUSTOMERS, CUSTOMER_UPDATED)
+    @evicts_on(CUSTOMERS, CUSTOMER_DELETED)
+    def evict_customer(self, event):
+        """A customer changed: forget it, and the full bills that show it.
+
+            customers.customer_updated {"customer_id": 4}
+        """
+        self.cache.evict(customer_tag(event["customer_id"]))
+
+    @evicts_on(INVENTORY, PRODUCT_UPDATED)
+    @evicts_on(INVENTORY, PRODUCT_DELETED)
+    @evicts_on(INVENTORY, STOCK_CHANGED)
+    def evict_products(self, event):
+        """Products or their stock changed: forget them, and the full bills
+        that show them.
+
+            inventory.stock_changed {"product_ids": [1, 2]}
+        """
+        self.cache.evict(*map(product_tag, event["product_ids"]))
 
     # analytics -------------------------------------------------------------
 
@@ -291,6 +352,24 @@ def query_args(request, *names):
 
 def page_args(request):
     return query_args(request, "page", "size")
+
+
+def customer_tag(customer_id):
+    return "customer:{}".format(customer_id)
+
+
+def product_tag(product_id):
+    return "product:{}".format(product_id)
+
+
+def product_ids_in(items):
+    """The product ids a (not yet validated) bill request names."""
+    ids = []
+    for item in items if isinstance(items, list) else []:
+        product_id = item.get("product_id") if isinstance(item, dict) else None
+        if isinstance(product_id, int) or (isinstance(product_id, str) and product_id.isdigit()):
+            ids.append(int(product_id))
+    return ids
 
 
 def created(payload, location):

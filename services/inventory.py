@@ -20,6 +20,9 @@ from mesh.errors import Conflict
 from mesh.queries import get_or_raise, page_of
 import mesh.rpc
 from mesh.rpc import MeshRpcProxy, rpc
+from services.events import (
+    PRODUCT_DELETED, PRODUCT_UPDATED, STOCK_CHANGED, ChangeEvents,
+)
 from services.exceptions import (
     InsufficientStock, ProductHasBills, ProductNotFound, ReservationReleased,
 )
@@ -35,6 +38,7 @@ class InventoryService(mesh.rpc.MeshService):
 
     db = MeshDatabase(InventoryBase, seed=seed_products)
     billing = MeshRpcProxy("billing")
+    changes = ChangeEvents()
 
     @rpc
     def list_products(self, page=0, size=20):
@@ -88,8 +92,8 @@ class InventoryService(mesh.rpc.MeshService):
 
     @rpc
     def update_product(self, product_id, product):
-        """Replace a product's name, price and stock. Bills keep the price they
-        were made with.
+        """Replace a product's name, price and stock; ``product_updated`` follows
+        the commit. Bills keep the price they were made with.
 
             >>> n.rpc.inventory.update_product(4, {"name": "Mouse", "price": "17.50", "quantity": 5})
             {'id': 4, 'name': 'Mouse', 'price': Decimal('17.50'), 'quantity': 5}
@@ -100,11 +104,14 @@ class InventoryService(mesh.rpc.MeshService):
             for field, value in data.model_dump().items():
                 setattr(row, field, value)
             session.flush()
-            return row.as_dict()
+            updated = row.as_dict()
+        self.changes(PRODUCT_UPDATED, {"product_ids": [product_id]})
+        return updated
 
     @rpc
     def delete_product(self, product_id):
-        """Delete a product that no bill refers to.
+        """Delete a product that no bill refers to; ``product_deleted`` follows
+        the commit.
 
             >>> n.rpc.inventory.delete_product(4)
             {'id': 4, 'deleted': True}
@@ -115,14 +122,16 @@ class InventoryService(mesh.rpc.MeshService):
             if bills:
                 raise ProductHasBills("product {} is on {} bill(s)".format(row.id, bills))
             session.delete(row)
-            return {"id": row.id, "deleted": True}
+        self.changes(PRODUCT_DELETED, {"product_ids": [product_id]})
+        return {"id": product_id, "deleted": True}
 
     @rpc
     def reserve_stock(self, items, reservation_id=None):
         """Take stock for every item, or for none: ``InsufficientStock`` names
-        the first product that is short. Answers each product at its current
-        price, read in the same transaction. Repeating a ``reservation_id``
-        answers the first reservation again; one already released is refused.
+        the first product that is short; ``stock_changed`` follows the commit.
+        Answers each product at its current price, read in the same
+        transaction. Repeating a ``reservation_id`` answers the first
+        reservation again; one already released is refused.
 
             >>> n.rpc.inventory.reserve_stock([{"product_id": 1, "quantity": 2}], "r-1")
             {'reservation_id': 'r-1', 'items': [{'product': {'id': 1, ...},
@@ -152,12 +161,15 @@ class InventoryService(mesh.rpc.MeshService):
                 session.flush()
             except IntegrityError:  # the same id reserved concurrently: that one wins
                 raise Conflict("reservation {} is being made".format(reservation_id))
-            return self._reservation(session, reservation_id, lines)
+            reservation = self._reservation(session, reservation_id, lines)
+        self.changes(STOCK_CHANGED, {"product_ids": sorted(line["product_id"] for line in lines)})
+        return reservation
 
     @rpc
     def release_stock(self, reservation_id):
-        """Give a reservation's stock back, once. Releasing an unknown id leaves
-        a tombstone, so a late ``reserve_stock`` with that id is refused.
+        """Give a reservation's stock back, once (then ``stock_changed``).
+        Releasing an unknown id leaves a tombstone, so a late ``reserve_stock``
+        with that id is refused.
 
             >>> n.rpc.inventory.release_stock("r-1")
             {'reservation_id': 'r-1', 'status': 'released', 'restocked': True}
@@ -169,15 +181,18 @@ class InventoryService(mesh.rpc.MeshService):
                        StockReservation.status == RESERVED)
                 .values(status=RELEASED))
             restocked = released.rowcount == 1
+            lines = []
             if restocked:
-                for line in session.get(StockReservation, reservation_id).items:
+                lines = session.get(StockReservation, reservation_id).items
+                for line in lines:
                     session.execute(
                         update(Product).where(Product.id == line["product_id"])
                         .values(quantity=Product.quantity + line["quantity"]))
             elif session.get(StockReservation, reservation_id) is None:
                 session.add(StockReservation(id=reservation_id, status=RELEASED, items=[]))
-            return {"reservation_id": reservation_id, "status": RELEASED,
-                    "restocked": restocked}
+        if lines:
+            self.changes(STOCK_CHANGED, {"product_ids": sorted(line["product_id"] for line in lines)})
+        return {"reservation_id": reservation_id, "status": RELEASED, "restocked": restocked}
 
     @staticmethod
     def _reservation(session, reservation_id, lines):
