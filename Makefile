@@ -7,12 +7,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup rabbitmq postgres shell services bench-stream clean
+.PHONY: run test setup rabbitmq postgres wrk shell services bench bench-stream clean
 
 run: setup rabbitmq
 	$(BIN)/python -m mesh.run
 
-test: setup rabbitmq postgres
+test: setup rabbitmq postgres wrk
 	bash scripts/ensure-rabbitmq.sh --management
 	$(BIN)/nameko test
 
@@ -31,6 +31,10 @@ rabbitmq:
 postgres:
 	bash scripts/ensure-postgres.sh
 
+# the HTTP load generator of the benchmarks (and of their smoke test)
+wrk:
+	@command -v wrk >/dev/null || bash scripts/ensure-wrk.sh
+
 # interactive RPC: n.rpc.customers.get_customer(1)
 shell: setup rabbitmq
 	$(BIN)/nameko shell --config config.yaml
@@ -39,10 +43,15 @@ shell: setup rabbitmq
 services: setup
 	$(BIN)/python -m mesh.services
 
-# the Kafka half's figures: aggregator vs a plain consumer, bill -> analytics latency
+# every figure against its limit: prints a table, writes bench/results.json
+bench: setup rabbitmq wrk
+	bash scripts/ensure-rabbitmq.sh --management
+	$(BIN)/python -m bench.mesh_bench
+
+# the Kafka half's figures only: aggregator vs a plain consumer, bill -> analytics latency
 bench-stream: setup
 	bash scripts/ensure-rabbitmq.sh --management
-	$(BIN)/python bench/stream_bench.py
+	$(BIN)/python -m bench.stream_bench
 
 clean:
 	rm -rf $(VENV) var

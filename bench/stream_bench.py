@@ -1,6 +1,8 @@
 """Stream benchmark: what the Kafka half of the mesh costs.
 
-    .venv/bin/python bench/stream_bench.py [--events 20000] [--rate 100] [--seconds 20]
+    .venv/bin/python -m bench.stream_bench [--events 20000] [--rate 100] [--seconds 20]
+
+(``make bench`` takes the same figures, beside the HTTP and RPC ones.)
 
 1. Throughput: ``--events`` bill_created events are produced to billing.bills on a
    fresh local Tansu broker; a plain kafka-python consumer summing revenue per
@@ -20,8 +22,6 @@ import json
 import os
 import shutil
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,30 +33,8 @@ from decimal import Decimal
 
 import requests
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from mesh.config import load_config  # noqa: E402
-from mesh.kafka import broker_answers, tansu_command  # noqa: E402
-from streams.topics import BILLS_TOPIC, CUSTOMER_STATS_TOPIC, ensure_topics  # noqa: E402
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_tansu(folder):
-    bootstrap = "127.0.0.1:{}".format(free_port())
-    process = subprocess.Popen(tansu_command(bootstrap), stdout=open(os.path.join(folder, "tansu.log"), "ab"),
-                               stderr=subprocess.STDOUT)
-    deadline = time.time() + 20
-    while not broker_answers(bootstrap):
-        if time.time() > deadline:
-            sys.exit("Tansu did not start")
-        time.sleep(0.05)
-    return bootstrap, process
+from bench.harness import ROOT, BenchMesh, percentile, start_tansu
+from streams.topics import BILLS_TOPIC, CUSTOMER_STATS_TOPIC, ensure_topics
 
 
 def synthetic_event(n, customers=50):
@@ -135,117 +113,94 @@ def aggregator(bootstrap, count, folder):
     return count / (last - first), totals
 
 
-def create_vhost(config):
-    api = os.environ.get("RABBIT_API_URI", "http://guest:guest@127.0.0.1:15672")
-    vhost = "billing_mesh_bench_" + uuid.uuid4().hex[:8]
-    for method, path, body in [("PUT", "/api/vhosts/" + vhost, None),
-                               ("PUT", "/api/permissions/{}/guest".format(vhost),
-                                {"configure": ".*", "write": ".*", "read": ".*"})]:
-        requests.request(method, api + path, json=body, timeout=10).raise_for_status()
-    base = config["AMQP_URI"].rsplit("/", 1)[0]
-    return vhost, "{}/{}".format(base, vhost), api
+def bill_latency(url, rate, seconds):
+    """Bills through the gateway of a running mesh at ``rate`` per second for
+    ``seconds``; when each became visible in ``/analytics/customers``.
 
-
-def latency(rate, seconds, bootstrap, folder):
-    config = load_config()
-    vhost, amqp_uri, api = create_vhost(config)
-    port = free_port()
-    url = "http://127.0.0.1:{}".format(port)
-    env = dict(os.environ, AMQP_URI=amqp_uri, WEB_SERVER_ADDRESS="127.0.0.1:{}".format(port),
-               KAFKA_BOOTSTRAP_SERVERS=bootstrap, MESH_LOG_DIR=os.path.join(folder, "log"),
-               STREAMS_STATE_DIR=os.path.join(folder, "mesh-state"), LOG_LEVEL="WARNING",
-               **{key: "sqlite:///{}/{}.db".format(folder, name) for key, name in
-                  [("CUSTOMERS_DB_URI", "customers"), ("INVENTORY_DB_URI", "inventory"),
-                   ("BILLING_DB_URI", "billing")]})
-    mesh = subprocess.Popen([sys.executable, "-m", "mesh.run"], cwd=ROOT, env=env,
-                            stdout=open(os.path.join(folder, "mesh.log"), "ab"),
-                            stderr=subprocess.STDOUT)
+    Returns ``(delays in s, bills not visible, errors, bills/s achieved)``.
+    """
     session = requests.Session()
-    try:
-        deadline = time.time() + 120
-        while True:
+    total_bills = max(1, int(rate * seconds))
+    product = session.post(url + "/products", timeout=10, json={
+        "name": "Latency bench", "price": "1.00", "quantity": total_bills + 10}).json()
+    customers = [session.post(url + "/customers", timeout=10, json={
+        "name": "Latency {}".format(n), "email": "latency-{}@mail.com".format(uuid.uuid4().hex)}
+    ).json()["id"] for n in range(10)]
+    # warm: the aggregator has counted the bills made so far
+    while sum(c["bills"] for c in session.get(url + "/analytics/customers", timeout=5)
+              .json()["items"]) < 3:
+        time.sleep(0.1)
+
+    posted = {}  # (customer, k) -> time the POST was sent, for bills made
+    visible = {}
+    done = threading.Event()
+    errors = []
+
+    def poll():
+        poller = requests.Session()
+        while not done.is_set():
             try:
-                if session.get(url + "/health", timeout=2).status_code == 200:
-                    break
+                stats = poller.get(url + "/analytics/customers", timeout=10).json()["items"]
             except requests.RequestException:
-                pass
-            if time.time() > deadline:
-                sys.exit("the mesh did not become healthy; see " + folder)
-            time.sleep(0.2)
-        total_bills = int(rate * seconds)
-        product = session.post(url + "/products", timeout=10, json={
-            "name": "Bench", "price": "1.00", "quantity": total_bills + 10}).json()
-        customers = [session.post(url + "/customers", timeout=10, json={
-            "name": "Bench {}".format(n), "email": "bench{}@mail.com".format(n)}).json()["id"]
-            for n in range(10)]
-        # warm: the aggregator has counted the seeded bills
-        while sum(c["bills"] for c in session.get(url + "/analytics/customers", timeout=5)
-                  .json()["items"]) < 3:
-            time.sleep(0.1)
+                continue  # a slow answer must not end the measurement
+            now = time.perf_counter()
+            for stat in stats:
+                for k in range(1, stat["bills"] + 1):
+                    visible.setdefault((stat["customer_id"], k), now)
+            time.sleep(0.02)
 
-        posted = {}  # (customer, k) -> time the POST was sent, for bills made
-        visible = {}
-        done = threading.Event()
-
-        def poll():
-            poller = requests.Session()
-            while not done.is_set():
-                try:
-                    stats = poller.get(url + "/analytics/customers", timeout=10).json()["items"]
-                except requests.RequestException:
-                    continue  # a slow answer must not end the measurement
-                now = time.perf_counter()
-                for stat in stats:
-                    for k in range(1, stat["bills"] + 1):
-                        visible.setdefault((stat["customer_id"], k), now)
-                time.sleep(0.02)
-
-        def post(n, customer, k):
-            sent = time.perf_counter()
-            try:
-                answer = requests.post(url + "/bills", timeout=10, json={
-                    "customer_id": customer, "items": [{"product_id": product["id"], "quantity": 1}]})
-            except requests.RequestException as exc:
-                errors.append(type(exc).__name__)
-                return
-            if answer.status_code == 201:
-                posted[(customer, k)] = sent
-            else:
-                errors.append(answer.status_code)
-
-        errors = []
-        poller = threading.Thread(target=poll, daemon=True)
-        poller.start()
-        senders = []
-        started = time.perf_counter()
-        for n in range(total_bills):
-            customer = customers[n % len(customers)]
-            k = n // len(customers) + 1
-            while time.perf_counter() < started + n / rate:
-                time.sleep(0.001)
-            sender = threading.Thread(target=post, args=(n, customer, k))
-            sender.start()
-            senders.append(sender)
-        for sender in senders:
-            sender.join()
-        wait_until = time.time() + 30
-        while time.time() < wait_until and not all(key in visible for key in posted):
-            time.sleep(0.05)
-        done.set()
-        delays = sorted(visible[key] - posted[key] for key in posted if key in visible)
-        missing = len(posted) - len(delays)
-        return delays, missing, errors, len(posted) / (time.perf_counter() - started)
-    finally:
-        mesh.send_signal(signal.SIGTERM)
+    def post(customer, k):
+        sent = time.perf_counter()
         try:
-            mesh.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            mesh.kill()
-        requests.delete(api + "/api/vhosts/" + vhost, timeout=10)
+            answer = requests.post(url + "/bills", timeout=10, json={
+                "customer_id": customer, "items": [{"product_id": product["id"], "quantity": 1}]})
+        except requests.RequestException as exc:
+            errors.append(type(exc).__name__)
+            return
+        if answer.status_code == 201:
+            posted[(customer, k)] = sent
+        else:
+            errors.append(answer.status_code)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    senders = []
+    started = time.perf_counter()
+    for n in range(total_bills):
+        customer = customers[n % len(customers)]
+        k = n // len(customers) + 1
+        while time.perf_counter() < started + n / rate:
+            time.sleep(0.001)
+        sender = threading.Thread(target=post, args=(customer, k))
+        sender.start()
+        senders.append(sender)
+    for sender in senders:
+        sender.join()
+    achieved = len(posted) / (time.perf_counter() - started)
+    wait_until = time.time() + 30
+    while time.time() < wait_until and not all(key in visible for key in posted):
+        time.sleep(0.05)
+    done.set()
+    delays = sorted(visible[key] - posted[key] for key in posted if key in visible)
+    return delays, len(posted) - len(delays), errors, achieved
 
 
-def percentile(values, fraction):
-    return values[min(len(values) - 1, int(round(fraction * (len(values) - 1))))]
+def aggregator_throughput(events, folder):
+    """``(plain consumer events/s, aggregator events/s)`` over ``events`` events
+    on a broker of their own; both sums checked against what was produced."""
+    bootstrap, tansu = start_tansu(folder)
+    try:
+        ensure_topics(bootstrap, tansu=True)
+        expected = produce(bootstrap, events)
+        plain_rate, plain_totals = plain_consumer(bootstrap, events)
+        aggregator_rate, aggregator_totals = aggregator(bootstrap, events, folder)
+    finally:
+        tansu.kill()
+    if plain_totals != expected:
+        sys.exit("the plain consumer's sums are wrong")
+    if aggregator_totals != expected:
+        sys.exit("the aggregator's sums are wrong")
+    return plain_rate, aggregator_rate
 
 
 def main():
@@ -255,19 +210,11 @@ def main():
     parser.add_argument("--seconds", type=float, default=20)
     args = parser.parse_args()
     folder = tempfile.mkdtemp(prefix="stream-bench-")
-    bootstrap, tansu = start_tansu(folder)
-    try:
-        ensure_topics(bootstrap, tansu=True)
-        expected = produce(bootstrap, args.events)
-        plain_rate, plain_totals = plain_consumer(bootstrap, args.events)
-        aggregator_rate, aggregator_totals = aggregator(bootstrap, args.events, folder)
-        assert plain_totals == expected, "the plain consumer's sums are wrong"
-        assert aggregator_totals == expected, "the aggregator's sums are wrong"
-    finally:
-        tansu.kill()
+    plain_rate, aggregator_rate = aggregator_throughput(args.events, folder)
     bootstrap, tansu = start_tansu(folder)  # the mesh gets a broker of its own
     try:
-        delays, missing, errors, achieved = latency(args.rate, args.seconds, bootstrap, folder)
+        with BenchMesh(folder, bootstrap, LOG_LEVEL="WARNING") as mesh:
+            delays, missing, errors, achieved = bill_latency(mesh.url, args.rate, args.seconds)
     finally:
         tansu.kill()
     ratio = aggregator_rate / plain_rate

@@ -1,0 +1,237 @@
+"""What every benchmark here needs: a mesh of its own, a Kafka broker of its own,
+wrk, and the memory each process used.
+
+The mesh runs exactly as ``make run`` runs it (``python -m mesh.run``), but in
+its own RabbitMQ vhost, on a free port, with its databases and logs in a
+scratch folder, so a benchmark neither disturbs nor is disturbed by a mesh the
+user already runs.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import requests
+
+from mesh.config import ROOT, load_config
+from mesh.kafka import broker_answers, tansu_command
+
+RABBIT_API = os.environ.get("RABBIT_API_URI", "http://guest:guest@127.0.0.1:15672")
+REPORT_LUA = os.path.join(ROOT, "bench", "wrk", "report.lua")
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentile(values, fraction):
+    """``values`` sorted; nearest-rank percentile (``fraction`` 0.99 for p99)."""
+    return values[min(len(values) - 1, int(round(fraction * (len(values) - 1))))]
+
+
+def start_tansu(folder):
+    """A fresh Tansu broker (memory only) on a free port: ``(bootstrap, process)``."""
+    bootstrap = "127.0.0.1:{}".format(free_port())
+    process = subprocess.Popen(tansu_command(bootstrap),
+                               stdout=open(os.path.join(folder, "tansu.log"), "ab"),
+                               stderr=subprocess.STDOUT)
+    deadline = time.time() + 20
+    while not broker_answers(bootstrap):
+        if time.time() > deadline or process.poll() is not None:
+            sys.exit("Tansu did not start at {}; see {}/tansu.log".format(bootstrap, folder))
+        time.sleep(0.05)
+    return bootstrap, process
+
+
+def stop(process, timeout=40):
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class Vhost:
+    """A RabbitMQ vhost of the benchmark's own (management API), deleted after."""
+
+    def __init__(self):
+        self.name = "billing_mesh_bench_" + uuid.uuid4().hex[:8]
+        base = load_config()["AMQP_URI"].rsplit("/", 1)[0]
+        self.amqp_uri = "{}/{}".format(base, self.name)
+
+    def __enter__(self):
+        try:
+            requests.put(RABBIT_API + "/api/vhosts/" + self.name, timeout=10).raise_for_status()
+        except requests.RequestException as exc:
+            sys.exit("the benchmark needs RabbitMQ's management API at {} ({}); "
+                     "run: bash scripts/ensure-rabbitmq.sh --management".format(RABBIT_API, exc))
+        requests.put(RABBIT_API + "/api/permissions/{}/guest".format(self.name), timeout=10,
+                     json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+        return self
+
+    def __exit__(self, *exc_info):
+        requests.delete(RABBIT_API + "/api/vhosts/" + self.name, timeout=10)
+
+
+class BenchMesh:
+    """``python -m mesh.run`` in a vhost, port and folder of its own.
+
+        with BenchMesh(folder, bootstrap) as mesh:
+            requests.get(mesh.url + "/customers/1")
+            mesh.peak_rss_mb()  # {"gateway": 61.2, "customers": 55.0, ...}
+    """
+
+    def __init__(self, folder, bootstrap, **settings):
+        self.folder = folder
+        self.vhost = Vhost()
+        self.port = free_port()
+        self.url = "http://127.0.0.1:{}".format(self.port)
+        self.env = dict(
+            os.environ, AMQP_URI=self.vhost.amqp_uri,
+            WEB_SERVER_ADDRESS="127.0.0.1:{}".format(self.port),
+            KAFKA_BOOTSTRAP_SERVERS=bootstrap, MESH_LOG_DIR=os.path.join(folder, "log"),
+            STREAMS_STATE_DIR=os.path.join(folder, "streams-state"),
+            CUSTOMERS_DB_URI="sqlite:///" + self.db_path("customers"),
+            INVENTORY_DB_URI="sqlite:///" + self.db_path("inventory"),
+            BILLING_DB_URI="sqlite:///" + self.db_path("billing"),
+            PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+        self.env.update({key: str(value) for key, value in settings.items()})
+        self.process = None
+
+    def db_path(self, service):
+        return os.path.join(self.folder, "{}.db".format(service))
+
+    def __enter__(self):
+        self.vhost.__enter__()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mesh.run"], cwd=ROOT, env=self.env,
+            stdout=open(os.path.join(self.folder, "mesh.log"), "ab"), stderr=subprocess.STDOUT)
+        self.wait_healthy(self.url)
+        return self
+
+    def wait_healthy(self, url, seconds=120):
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            try:
+                if requests.get(url + "/health", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.2)
+        self.__exit__()
+        sys.exit("the mesh did not become healthy at {}; see {}".format(url, self.folder))
+
+    def __exit__(self, *exc_info):
+        if self.process is not None:
+            stop(self.process)
+        self.vhost.__exit__()
+
+    def processes(self):
+        """``{name: pid}`` of every process the mesh runs (``customers``,
+        ``gateway``, ``streams``, ... and ``launcher``)."""
+        found = {"launcher": self.process.pid}
+        for pid in descendants(self.process.pid):
+            name = process_name(pid)
+            if name:
+                label, n = name, 1
+                while label in found:
+                    n += 1
+                    label = "{}.{}".format(name, n)
+                found[label] = pid
+        return found
+
+    def peak_rss_mb(self):
+        """``{name: peak resident memory in MB}`` for every mesh process so far."""
+        return {name: peak_rss_mb(pid) for name, pid in self.processes().items()}
+
+
+def descendants(pid):
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/{}/stat".format(entry)) as handle:
+                    parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def process_name(pid):
+    """``customers`` for ``nameko run ... services.customers``, ``streams`` for
+    ``python -m streams``; None for the shells honcho starts them through."""
+    try:
+        with open("/proc/{}/cmdline".format(pid), "rb") as handle:
+            argv = handle.read().decode(errors="replace").rstrip("\0").split("\0")
+    except OSError:
+        return None
+    if "run" in argv and argv[-2:-1] and argv[-1].startswith("services."):
+        return argv[-1].split(".", 1)[1]
+    if "-m" in argv and argv[argv.index("-m") + 1:][:1] == ["streams"]:
+        return "streams"
+    return None
+
+
+def peak_rss_mb(pid):
+    """Peak resident set size (VmHWM) of ``pid`` in MB."""
+    with open("/proc/{}/status".format(pid)) as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+def wrk(url, seconds, connections=64, threads=2, script=None, env=None, timeout=2):
+    """Run wrk against ``url``; its figures as a dict (latencies in ms).
+
+    ``script`` (Lua, e.g. a ``request()`` making POST bodies) is run together with
+    ``wrk/report.lua``, which reports statuses and percentiles as JSON.
+    """
+    with open(REPORT_LUA) as handle:
+        lua = handle.read()
+    if script:
+        with open(script) as handle:
+            lua = handle.read() + "\n" + lua
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as combined:
+        combined.write(lua)
+    try:
+        command = ["wrk", "-t{}".format(threads), "-c{}".format(connections),
+                   "-d{}s".format(max(1, round(seconds))), "--timeout", "{}s".format(timeout),
+                   "-s", combined.name, url]
+        result = subprocess.run(command, capture_output=True, text=True,
+                                env=dict(os.environ, **(env or {})), timeout=seconds + 60)
+    finally:
+        os.unlink(combined.name)
+    line = next((line for line in result.stdout.splitlines() if line.startswith("WRK-JSON ")), None)
+    if line is None:
+        sys.exit("wrk gave no figures for {}: {}{}".format(url, result.stdout, result.stderr))
+    figures = json.loads(line[len("WRK-JSON "):])
+    errors = figures["errors"]
+    return {
+        "requests": figures["requests"],
+        "rps": figures["requests"] / (figures["duration_us"] / 1e6),
+        "p50_ms": figures["p50_us"] / 1000, "p99_ms": figures["p99_us"] / 1000,
+        "max_ms": figures["max_us"] / 1000,
+        "statuses": {int(status): n for status, n in figures["statuses"].items()},
+        # socket errors and timeouts count as errors, as do answers >= 400
+        "errors": (errors["connect"] + errors["read"] + errors["write"]
+                   + errors["timeout"] + errors["status"]),
+        "socket_errors": errors,
+    }
