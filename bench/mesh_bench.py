@@ -57,6 +57,7 @@ class Results:
     def __init__(self, judge):
         self.judge = judge  # False in smoke mode: figures only, no verdicts
         self.metrics = collections.OrderedDict()
+        self.problems = []  # wrong answers (not slow ones): the run fails
 
     def add(self, name, value, unit, baseline=None, target=None, passed=None):
         ratio = value / baseline if baseline else None
@@ -140,20 +141,23 @@ def rpc_calls(amqp_uri, seconds, in_flight):
         return done / (time.perf_counter() - started)
 
 
-def bill_count(url):
-    return requests.get(url + "/bills?size=1", timeout=10).json()["page"]["total_items"]
+def bill_count(amqp_uri, product_id):
+    """Bills holding the product (other bills may still land from earlier phases)."""
+    with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=30) as cluster:
+        return cluster.billing.count_bills(product_id=product_id)
 
 
 def stock_of(url, product_id):
     return requests.get(url + "/products/{}".format(product_id), timeout=10).json()["quantity"]
 
 
-def settled_counts(url, product, bills_before, stock_before, seconds=10):
+def settled_counts(mesh, product, bills_before, stock_before, seconds=10):
     """``(bills made, units taken)`` once both stopped moving: requests wrk
     stopped waiting for are still being answered for a moment."""
     deadline, last = time.time() + seconds, None
     while True:
-        counts = (bill_count(url) - bills_before, stock_before - stock_of(url, product))
+        counts = (bill_count(mesh.vhost.amqp_uri, product) - bills_before,
+                  stock_before - stock_of(mesh.url, product))
         if counts == last or time.time() > deadline:
             return counts
         last = counts
@@ -227,12 +231,13 @@ def measure(plan, threads, folder, results):
             results.add("bill_to_analytics_errors", len(errors) + missing, "errors", None,
                         "== 0", lambda v, r: v == 0)
 
-            bills_before, stock_before = bill_count(mesh.url), stock_of(mesh.url, product)
+            bills_before = bill_count(mesh.vhost.amqp_uri, product)
+            stock_before = stock_of(mesh.url, product)
             posts = wrk(mesh.url + "/bills", plan["bill_seconds"], CONNECTIONS, threads,
                         script=BILLS_LUA, timeout=2,
                         env={"BENCH_PRODUCT": str(product),
                              "BENCH_CUSTOMERS": ",".join(map(str, customers))})
-            made, taken = settled_counts(mesh.url, product, bills_before, stock_before)
+            made, taken = settled_counts(mesh, product, bills_before, stock_before)
             answered = posts["statuses"].get(201, 0)
             # wrk stops with requests in flight: those bills exist, unanswered
             counts_ok = made == taken and answered <= made <= answered + CONNECTIONS
@@ -243,8 +248,9 @@ def measure(plan, threads, folder, results):
             results.add("post_bills_errors", posts["errors"], "errors", None, "== 0",
                         lambda v, r: v == 0)
             if not counts_ok:
-                sys.exit("POST /bills: {} answered 201, {} bills stored, {} units of stock "
-                         "taken: they must agree".format(answered, made, taken))
+                results.problems.append(
+                    "POST /bills: {} answered 201, {} bills stored, {} units of stock taken: "
+                    "they must agree".format(answered, made, taken))
 
             rss = dict(mesh.peak_rss_mb(), **rss_extra)
     finally:
@@ -288,6 +294,8 @@ def main():
             json.dump(results.metrics, handle, indent=2)
             handle.write("\n")
         print("written to {}".format(os.path.relpath(out, ROOT)))
+    if results.problems:
+        sys.exit("\n".join(results.problems) + "\n(the mesh's logs and databases: {})".format(folder))
     shutil.rmtree(folder, ignore_errors=True)
 
 
