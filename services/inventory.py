@@ -9,9 +9,15 @@ transaction), so stock never goes below zero, however many instances run.
     >>> n.rpc.inventory.reserve_stock([{"product_id": 2, "quantity": 1}])
     {'reservation_id': '9f0c...', 'items': [{'product': {...}, 'quantity': 1,
      'unit_price': Decimal('1299.00')}]}
+
+Events (after the commit): ``product_updated``, ``product_deleted`` at once;
+``stock_changed`` at most every ``STOCK_EVENT_INTERVAL_S``, naming every product
+whose stock changed meanwhile (one event for many bills, not one each).
 """
 import uuid
 
+from nameko.extensions import DependencyProvider
+from nameko.timer import timer
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -32,6 +38,20 @@ from services.seed import seed_products
 
 RESERVED, RELEASED = "reserved", "released"
 
+# Every bill changes stock: one event per bill cost inventory, the broker and
+# each gateway more than the reservation itself. Readers only need "read again".
+STOCK_EVENT_INTERVAL_S = 0.05
+
+
+class StockChanges(DependencyProvider):
+    """Ids of products whose stock changed since the last ``stock_changed``."""
+
+    def setup(self):
+        self.product_ids = set()
+
+    def get_dependency(self, worker_ctx):
+        return self.product_ids
+
 
 class InventoryService(mesh.rpc.MeshService):
     name = "inventory"
@@ -39,6 +59,7 @@ class InventoryService(mesh.rpc.MeshService):
     db = MeshDatabase(InventoryBase, seed=seed_products)
     billing = MeshRpcProxy("billing")
     changes = ChangeEvents()
+    stock_changes = StockChanges()
 
     @rpc
     def list_products(self, page=0, size=20):
@@ -162,7 +183,7 @@ class InventoryService(mesh.rpc.MeshService):
             except IntegrityError:  # the same id reserved concurrently: that one wins
                 raise Conflict("reservation {} is being made".format(reservation_id))
             reservation = self._reservation(session, reservation_id, lines)
-        self.changes(STOCK_CHANGED, {"product_ids": sorted(line["product_id"] for line in lines)})
+        self.stock_changes.update(line["product_id"] for line in lines)
         return reservation
 
     @rpc
@@ -190,9 +211,20 @@ class InventoryService(mesh.rpc.MeshService):
                         .values(quantity=Product.quantity + line["quantity"]))
             elif session.get(StockReservation, reservation_id) is None:
                 session.add(StockReservation(id=reservation_id, status=RELEASED, items=[]))
-        if lines:
-            self.changes(STOCK_CHANGED, {"product_ids": sorted(line["product_id"] for line in lines)})
+        self.stock_changes.update(line["product_id"] for line in lines)
         return {"reservation_id": reservation_id, "status": RELEASED, "restocked": restocked}
+
+    @timer(interval=STOCK_EVENT_INTERVAL_S)
+    def publish_stock_changes(self):
+        """One ``stock_changed`` for every product whose stock changed since the
+        last one (reservations, releases), if any.
+
+            inventory.stock_changed {"product_ids": [1, 2]}
+        """
+        if self.stock_changes:
+            product_ids = sorted(self.stock_changes)
+            self.stock_changes.clear()
+            self.changes(STOCK_CHANGED, {"product_ids": product_ids})
 
     @staticmethod
     def _reservation(session, reservation_id, lines):

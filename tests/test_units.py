@@ -39,7 +39,7 @@ def inventory_db(tmp_path):
 
 @pytest.fixture
 def inventory(inventory_db):
-    return worker_factory(InventoryService, db=inventory_db[1])
+    return worker_factory(InventoryService, db=inventory_db[1], stock_changes=set())
 
 
 def stock(engine):
@@ -119,6 +119,20 @@ def test_release_stock_gives_back_once_and_blocks_late_reservations(inventory, i
     assert stock(engine) == {1: 11, 2: 10, 3: 8}
 
 
+def test_stock_changes_leave_as_one_event_naming_every_product(inventory):
+    inventory.reserve_stock([{"product_id": 2, "quantity": 1}], "r-a")
+    inventory.reserve_stock([{"product_id": 1, "quantity": 1}, {"product_id": 2, "quantity": 1}])
+    inventory.release_stock("r-a")
+    inventory.changes.assert_not_called()  # nothing yet: the timer sends them
+    inventory.publish_stock_changes()
+    inventory.changes.assert_called_once_with("stock_changed", {"product_ids": [1, 2]})
+    inventory.publish_stock_changes()  # nothing changed since: nothing sent
+    assert inventory.changes.call_count == 1
+    inventory.reserve_stock([{"product_id": 3, "quantity": 1}])
+    inventory.publish_stock_changes()
+    assert inventory.changes.call_args == call("stock_changed", {"product_ids": [3]})
+
+
 def test_no_commit_after_the_callers_deadline(tmp_path):
     engine, late_db = seeded_db(tmp_path, InventoryBase, seed_products, deadline=time.time() - 1)
     late = worker_factory(InventoryService, db=late_db)
@@ -141,7 +155,7 @@ def test_product_validation(inventory):
 @pytest.fixture
 def billing(tmp_path):
     engine, db = seeded_db(tmp_path, BillingBase, seed_bills)
-    service = worker_factory(BillingService, db=db)
+    service = worker_factory(BillingService, db=db, dispatched=set())
     service.customers.get_customer.return_value = {"id": 2, "name": "Imane", "email": "imane@gmail.com"}
     service.engine = engine
     return service
@@ -246,21 +260,40 @@ def test_outbox_relay_sends_what_is_left_then_marks_it(billing, monkeypatch):
     billing.relay_outbox()
     sent = [call.args[1]["bill"]["id"] for call in billing.dispatch.call_args_list]
     assert sent == [1, 2, 3]
+    billing.relay_outbox()  # marks what the first run sent
     with session_factory(billing.engine)() as session:
         assert all(e.dispatched_at is not None for e in session.query(OutboxEvent))
+    assert billing.dispatched == set()
     billing.relay_outbox()
     assert billing.dispatch.call_count == 3  # nothing sent twice once marked
 
 
-def test_new_bill_event_leaves_at_once_and_is_marked(billing):
+def test_new_bill_event_leaves_at_once_and_the_relay_marks_it(billing):
     from services.models import OutboxEvent
+
+    def event_of(bill):
+        with session_factory(billing.engine)() as session:
+            return session.query(OutboxEvent).filter(
+                OutboxEvent.payload["bill"]["id"].as_integer() == bill["id"]).one()
+
     billing.inventory.reserve_stock.return_value = reservation((1, 1, Decimal("3200.00")))
     bill = billing.create_bill(2, [{"product_id": 1, "quantity": 1}])
-    with session_factory(billing.engine)() as session:
-        event = session.query(OutboxEvent).filter(
-            OutboxEvent.payload["bill"]["id"].as_integer() == bill["id"]).one()
-    assert event.dispatched_at is not None
+    event = event_of(bill)
     assert billing.dispatch.call_args.args[1]["event_id"] == event.event_id
+    assert event.dispatched_at is None and billing.dispatched == {event.event_id}
+    billing.relay_outbox()  # within the grace period: marks it, sends nothing again
+    assert event_of(bill).dispatched_at is not None
+    assert billing.dispatch.call_count == 1
+
+
+def test_events_dispatched_but_not_yet_marked_are_not_relayed_again(billing, monkeypatch):
+    import services.billing as billing_module
+    monkeypatch.setattr(billing_module, "OUTBOX_GRACE_S", -1)
+    billing.inventory.reserve_stock.return_value = reservation((1, 1, Decimal("3200.00")))
+    billing.create_bill(2, [{"product_id": 1, "quantity": 1}])
+    billing.relay_outbox()
+    sent = [call.args[1]["bill"]["id"] for call in billing.dispatch.call_args_list]
+    assert sent == [4, 1, 2, 3]  # the new bill once, then the seeded ones
 
 
 def test_a_failed_dispatch_does_not_fail_a_committed_bill(billing):
