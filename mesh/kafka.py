@@ -100,6 +100,7 @@ class KafkaProducer(DependencyProvider):
             bootstrap_servers=self.bootstrap, acks="all", linger_ms=0,
             # dedup happens downstream by event_id; Tansu has no safe transactions
             enable_idempotence=False, retries=2,
+            metrics_enabled=False,  # nobody reads them; ~6% of the bridge's CPU
             request_timeout_ms=REQUEST_TIMEOUT_S * 1000, max_block_ms=REQUEST_TIMEOUT_S * 1000,
             delivery_timeout_ms=(REQUEST_TIMEOUT_S * 2 + 1) * 1000,
             key_serializer=str.encode,

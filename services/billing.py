@@ -21,7 +21,7 @@ import uuid
 
 from nameko.extensions import DependencyProvider
 from nameko.timer import timer
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mesh.db import MeshDatabase
@@ -189,23 +189,33 @@ class BillingService(mesh.rpc.MeshService):
         return used.bill_id
 
     def _store(self, request, reservation):
+        """Insert the bill, its items, its idempotency key and its event in one
+        transaction; the bill as ``get_bill`` answers it, and the event.
+
+        Core inserts with RETURNING on the session's connection: the ORM's unit
+        of work for these four rows cost billing more than the rest of the bill.
+        """
         with self.db.get_session() as session:
-            bill = Bill(customer_id=request.customer_id,
-                        reservation_id=reservation["reservation_id"],
-                        billing_date=utc_now(),
-                        items=[ProductItem(product_id=line["product"]["id"],
-                                           quantity=line["quantity"],
-                                           unit_price=line["unit_price"])
-                               for line in reservation["items"]])
-            session.add(bill)
-            session.flush()
+            connection = session.connection()
+            bill = {"customer_id": request.customer_id, "billing_date": utc_now()}
+            bill["id"] = connection.execute(
+                insert(Bill).values(reservation_id=reservation["reservation_id"], **bill)
+                .returning(Bill.id)).scalar_one()
+            items = [{"bill_id": bill["id"], "product_id": line["product"]["id"],
+                      "quantity": line["quantity"], "unit_price": line["unit_price"]}
+                     for line in reservation["items"]]
+            item_ids = connection.execute(
+                insert(ProductItem).returning(ProductItem.id, sort_by_parameter_order=True),
+                items).scalars().all()
+            bill["items"] = [{"id": item_id, "product_id": item["product_id"],
+                              "quantity": item["quantity"], "unit_price": item["unit_price"]}
+                             for item_id, item in zip(item_ids, items)]
             if request.idempotency_key:
-                session.add(IdempotencyKey(key=request.idempotency_key, bill_id=bill.id,
-                                           request_hash=request.fingerprint()))
-            stored = bill.as_dict()
-            event = add_bill_created_event(session, stored)
-            session.flush()
-            return stored, event  # the commit happens on leaving the block
+                connection.execute(insert(IdempotencyKey).values(
+                    key=request.idempotency_key, bill_id=bill["id"],
+                    request_hash=request.fingerprint()))
+            event = add_bill_created_event(connection, bill)
+            return bill, event  # the commit happens on leaving the block
 
     @timer(interval=OUTBOX_RELAY_S)
     def relay_outbox(self):

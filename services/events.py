@@ -18,6 +18,7 @@ from kombu import Queue
 from nameko.constants import NON_PERSISTENT
 from nameko.events import EventDispatcher
 from nameko.standalone.events import get_event_exchange
+from sqlalchemy import insert
 
 from mesh.wire import money_text, utc_now
 from services.models import OutboxEvent
@@ -62,11 +63,12 @@ class ChangeEvents(EventDispatcher):
         super().__init__(use_confirms=False, delivery_mode=NON_PERSISTENT, **options)
 
 
-def add_bill_created_event(session, bill):
-    """Write ``bill``'s ``bill_created`` event to the outbox; return its payload."""
+def add_bill_created_event(db, bill):
+    """Write ``bill``'s ``bill_created`` event to the outbox, through ``db`` (the
+    session or connection of the bill's transaction); return its payload."""
     payload = bill_created_event(bill)
-    session.add(OutboxEvent(event_id=payload["event_id"], event_type=BILL_CREATED,
-                            payload=payload))
+    db.execute(insert(OutboxEvent).values(
+        event_id=payload["event_id"], event_type=BILL_CREATED, payload=payload))
     return payload
 
 

@@ -53,6 +53,18 @@ class StockChanges(DependencyProvider):
         return self.product_ids
 
 
+PRODUCT_COLUMNS = (Product.id, Product.name, Product.price, Product.quantity)
+
+
+def reservation_answer(reservation_id, lines, products):
+    """``reserve_stock``'s answer: each line with its product (by id) and the
+    product's price as the unit price."""
+    return {"reservation_id": reservation_id, "items": [
+        {"product": products[line["product_id"]], "quantity": line["quantity"],
+         "unit_price": products[line["product_id"]]["price"]}
+        for line in lines]}
+
+
 class InventoryService(mesh.rpc.MeshService):
     name = "inventory"
 
@@ -160,29 +172,32 @@ class InventoryService(mesh.rpc.MeshService):
         """
         items = validate(ItemsIn, {"items": items}).items
         reservation_id = reservation_id or str(uuid.uuid4())
+        lines = [item.model_dump() for item in items]
         with self.db.get_session() as session:
-            previous = session.get(StockReservation, reservation_id)
-            if previous is not None:
-                if previous.status == RELEASED:
-                    raise ReservationReleased(
-                        "reservation {} was already released".format(reservation_id))
-                return self._reservation(session, reservation_id, previous.items)
-            # fixed lock order: concurrent reservations cannot deadlock
-            for item in sorted(items, key=lambda item: item.product_id):
-                taken = session.execute(
-                    update(Product)
-                    .where(Product.id == item.product_id,
-                           Product.quantity >= item.quantity)
-                    .values(quantity=Product.quantity - item.quantity))
-                if taken.rowcount != 1:
-                    self._refuse(session, item)
-            lines = [item.model_dump() for item in items]
+            # the reservation row first: a repeated id fails here, before any
+            # stock is touched (and waits for a concurrent twin to commit)
             session.add(StockReservation(id=reservation_id, status=RESERVED, items=lines))
             try:
                 session.flush()
-            except IntegrityError:  # the same id reserved concurrently: that one wins
-                raise Conflict("reservation {} is being made".format(reservation_id))
-            reservation = self._reservation(session, reservation_id, lines)
+            except IntegrityError:
+                session.rollback()
+                return self._previous_reservation(session, reservation_id)
+            # Core statements on the session's connection: the ORM's bulk-update
+            # path cost more than the updates; RETURNING saves reading them back
+            connection = session.connection()
+            taken = {}
+            # fixed lock order: concurrent reservations cannot deadlock
+            for item in sorted(items, key=lambda item: item.product_id):
+                row = connection.execute(
+                    update(Product)
+                    .where(Product.id == item.product_id,
+                           Product.quantity >= item.quantity)
+                    .values(quantity=Product.quantity - item.quantity)
+                    .returning(*PRODUCT_COLUMNS)).one_or_none()
+                if row is None:
+                    self._refuse(session, item)
+                taken[row.id] = row._asdict()
+            reservation = reservation_answer(reservation_id, lines, taken)
         self.stock_changes.update(line["product_id"] for line in lines)
         return reservation
 
@@ -227,15 +242,19 @@ class InventoryService(mesh.rpc.MeshService):
             self.changes(STOCK_CHANGED, {"product_ids": product_ids})
 
     @staticmethod
-    def _reservation(session, reservation_id, lines):
-        ids = [line["product_id"] for line in lines]
-        products = {row.id: row for row in session.scalars(
+    def _previous_reservation(session, reservation_id):
+        """The answer to a repeated ``reserve_stock``: the first reservation
+        again, with its products as they are now; refused once released."""
+        previous = session.get(StockReservation, reservation_id)
+        if previous is None:  # rolled back meanwhile: let the caller try again
+            raise Conflict("reservation {} is being made".format(reservation_id))
+        if previous.status == RELEASED:
+            raise ReservationReleased(
+                "reservation {} was already released".format(reservation_id))
+        ids = [line["product_id"] for line in previous.items]
+        products = {row.id: row.as_dict() for row in session.scalars(
             select(Product).where(Product.id.in_(ids)))}
-        return {"reservation_id": reservation_id, "items": [
-            {"product": products[line["product_id"]].as_dict(),
-             "quantity": line["quantity"],
-             "unit_price": products[line["product_id"]].price}
-            for line in lines]}
+        return reservation_answer(reservation_id, previous.items, products)
 
     @staticmethod
     def _refuse(session, item):
