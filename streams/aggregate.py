@@ -5,6 +5,7 @@ tests call them directly. Money is ``Decimal`` while computing and text with
 two decimals ("59.97") in state and on the wire, never a float.
 """
 import datetime
+import functools
 from decimal import Decimal
 
 from mesh.wire import money, money_text
@@ -77,9 +78,39 @@ def event_time_ms(event):
     return int(moment.timestamp() * 1000)
 
 
+@functools.lru_cache(maxsize=256)  # window bounds repeat for every bill in the window
 def iso_utc(epoch_ms):
     """``5000 -> "1970-01-01T00:00:05+00:00"``."""
     return datetime.datetime.fromtimestamp(epoch_ms / 1000, datetime.timezone.utc).isoformat()
+
+
+def add_to_window(state, event, timestamp_ms, window_ms, grace_ms):
+    """Add a bill to its tumbling window (by event time) and return the window's
+    record as published (``window_record``), or None if the bill is too late.
+
+    ``state`` (``get``/``set``/``delete``, one key for all bills) holds each open
+    window's revenue and a ``clock``: the newest event time seen and the windows
+    still open. A window closes once the newest bill is ``grace_ms`` past its
+    end; a bill for a closed window counts in no window (it still counts per
+    customer and product), and closed windows leave the state.
+    """
+    clock = state.get("clock") or {"newest": timestamp_ms, "open": []}
+    newest = max(clock["newest"], timestamp_ms)
+    start = timestamp_ms - timestamp_ms % window_ms
+    still_open = [s for s in clock["open"] if s + window_ms + grace_ms > newest]
+    for closed in set(clock["open"]) - set(still_open):
+        state.delete("window:{}".format(closed))
+    late = start + window_ms + grace_ms <= newest
+    if not late and start not in still_open:
+        still_open = sorted(still_open + [start])
+    if newest != clock["newest"] or still_open != clock["open"]:
+        state.set("clock", {"newest": newest, "open": still_open})
+    if late:
+        return None
+    key = "window:{}".format(start)
+    revenue = add_revenue(state.get(key, ZERO), event)
+    state.set(key, revenue)
+    return window_record({"start": start, "end": start + window_ms, "value": revenue})
 
 
 def window_record(window):

@@ -7,7 +7,7 @@
 - per product: explode the bill into one line per product, re-key by product
   (``group_by``), add the line, publish the totals;
 - all bills (``group_by`` one constant key): add the total to its tumbling
-  window, publish the window at every update (``.current()``).
+  window, publish the window at every update (the open window included).
 
 One deduplication before the branches is enough because ``billing.bills`` has one
 partition: ``group_by`` then re-keys in place, and every store is committed in the
@@ -17,9 +17,16 @@ topics that a replay can fill twice; ``build_app`` refuses to start then.
 
 Windows use event time: the event's ``occurred_at`` (via the input topic's
 timestamp extractor), not the Kafka record's timestamp, so a bill redelivered or
-delayed by the bridge still lands in the window it happened in. A bill more than
-``WINDOW_GRACE_MS`` older than the newest one seen misses its (closed) window;
-it still counts per customer and per product.
+delayed by the bridge still lands in the window it happened in. A bill whose
+window ended more than ``WINDOW_GRACE_MS`` before the newest one seen misses its
+(closed) window; it still counts per customer and per product.
+
+The windows are a stateful step (``streams.aggregate.add_to_window``) rather than
+quixstreams' ``tumbling_window().reduce().current()``: same event-time tumbling
+windows with grace, same changelog-backed state, but quixstreams' window store
+(per-message expiry scans, window bookkeeping) took about half the aggregator's
+time. Measured on 20k events against the plain consumer: 0.37-0.44x with it,
+0.43-0.51x with this step (target 0.4x).
 """
 import dataclasses
 import os
@@ -27,9 +34,9 @@ import os
 from quixstreams import Application
 
 from mesh.config import ROOT, as_bool
-from streams.aggregate import (ZERO, add_bill, add_product_line, add_revenue,
+from streams.aggregate import (add_bill, add_product_line, add_to_window,
                                event_time_ms, first_delivery, is_bill_created,
-                               product_lines, window_record)
+                               product_lines)
 from streams.topics import (BILLS_TOPIC, CUSTOMER_STATS_TOPIC, PRODUCT_STATS_TOPIC,
                             REVENUE_WINDOWS_TOPIC, ensure_topics)
 
@@ -38,7 +45,8 @@ CONSUMER_GROUP = "billing-analytics"
 WINDOW_GRACE_MS = 60_000
 # Seconds between checkpoints (state flushed to the changelog, input offsets
 # committed): what a crash makes the aggregator read again. Results are produced
-# as each bill is processed, not at the checkpoint.
+# as each bill is processed, not at the checkpoint. Each checkpoint waits for the
+# broker to acknowledge everything produced: 0.5 s cost ~10% of the throughput.
 COMMIT_INTERVAL = 0.5
 
 CONSUMER_CONFIG = {
@@ -98,6 +106,14 @@ def accumulate(add):
     return step
 
 
+def windowed(window_ms):
+    """Stateful step adding each bill to its tumbling window (the timestamp is the
+    bill's event time, from the topic's timestamp extractor)."""
+    def step(event, _key, timestamp, _headers, state):
+        return add_to_window(state, event, timestamp, window_ms, WINDOW_GRACE_MS)
+    return step
+
+
 def build_app(settings):
     """Create the topics if missing and return the quixstreams ``Application``."""
     ensure_topics(settings.bootstrap, tansu=settings.tansu)
@@ -139,9 +155,7 @@ def build_app(settings):
      .to_topic(products_topic))
 
     (bills.group_by(lambda event: "all", name="all")
-     .tumbling_window(int(settings.window_seconds * 1000), grace_ms=WINDOW_GRACE_MS)
-     .reduce(add_revenue, lambda event: add_revenue(ZERO, event))
-     .current()
-     .apply(window_record)
+     .apply(windowed(int(settings.window_seconds * 1000)), stateful=True, metadata=True)
+     .filter(lambda window: window is not None)  # too late for its window
      .to_topic(windows_topic, key=lambda window: window["start"]))
     return app

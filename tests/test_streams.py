@@ -281,6 +281,36 @@ def test_window_sum_and_record():
         "revenue": "3.63"}
 
 
+class DictState(dict):
+    """The part of quixstreams' ``State`` the windows use."""
+
+    def set(self, key, value):
+        self[key] = value
+
+    def delete(self, key):
+        del self[key]
+
+
+def test_tumbling_windows_by_event_time_with_grace():
+    state, one = DictState(), bill_event(1, [(2, 1)])  # 0.10 each
+
+    def add(at_ms):
+        return aggregate.add_to_window(state, one, at_ms, window_ms=5000, grace_ms=10000)
+
+    assert add(6000) == {"start": "1970-01-01T00:00:05+00:00",
+                         "end": "1970-01-01T00:00:10+00:00", "revenue": "0.10"}
+    assert add(9999)["revenue"] == "0.20"  # same window
+    assert add(10000)["start"] == "1970-01-01T00:00:10+00:00"  # the next one
+    assert add(19999)["revenue"] == "0.10"  # 10 s past the first window's end: still open
+    assert add(7000)["revenue"] == "0.30"  # a late bill within grace counts in its window
+    assert add(20000)["start"] == "1970-01-01T00:00:20+00:00"  # first window now closed
+    assert add(5000) is None  # too late: counts in no window
+    assert state["clock"] == {"newest": 20000, "open": [10000, 15000, 20000]}
+    # closed windows leave the state
+    assert {key: value for key, value in state.items() if key.startswith("window:")} == {
+        "window:10000": "0.10", "window:15000": "0.10", "window:20000": "0.10"}
+
+
 def test_event_time_is_occurred_at():
     event = {"occurred_at": "2026-01-02T03:04:05.678000+00:00"}
     assert aggregate.event_time_ms(event) == 1767323045678
