@@ -1,4 +1,5 @@
-"""The gateway's read cache: answers kept until what they show changes.
+"""Read caches: answers kept until what they show changes. The gateway keeps
+customers, products and full bills; billing keeps the customers it bills.
 
 A read through the gateway costs two broker hops; a cached one costs none. An
 entry is evicted by *tag* (``customer:1``, ``product:2``), from two sides:
@@ -104,22 +105,26 @@ class TaggedCache:
 
 
 class ReadCache(DependencyProvider):
-    """The gateway's ``TaggedCache``, set from config: ``GATEWAY_CACHE`` (on/off),
-    ``GATEWAY_CACHE_TTL`` (seconds), ``GATEWAY_CACHE_SIZE`` (entries)."""
+    """A service's ``TaggedCache``, set from config: ``<setting>`` (on/off),
+    ``<setting>_TTL`` (seconds), ``<setting>_SIZE`` (entries); the gateway's is
+    ``GATEWAY_CACHE``, billing's (customers it bills) ``BILLING_CACHE``."""
+
+    def __init__(self, setting="GATEWAY_CACHE"):
+        self.setting = setting
 
     def setup(self):
         config = self.container.config
-        self.cache = TaggedCache(ttl=float(config.get("GATEWAY_CACHE_TTL", 30)),
-                                 size=int(config.get("GATEWAY_CACHE_SIZE", 10000)),
-                                 enabled=as_bool(config.get("GATEWAY_CACHE", True)))
+        self.cache = TaggedCache(ttl=float(config.get(self.setting + "_TTL", 30)),
+                                 size=int(config.get(self.setting + "_SIZE", 10000)),
+                                 enabled=as_bool(config.get(self.setting, True)))
 
     def get_dependency(self, worker_ctx):
         return self.cache
 
 
 class EvictionHandler(EventHandler):
-    """A change event for every gateway instance (``BROADCAST``: each has its
-    own queue, gone with it), on the connection its RPC replies use."""
+    """A change event for every instance of the service (``BROADCAST``: each has
+    its own queue, gone with it), on the connection its RPC replies use."""
 
     queue_consumer = FastReconnectQueueConsumer()
 

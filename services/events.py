@@ -6,11 +6,11 @@ when no queue is bound to its exchange yet, so billing declares the bridge's
 queue itself (``EventDispatcher(declare=...)``): events wait in RabbitMQ even
 before the bridge first starts.
 
-Change events, for the gateway's read cache (``mesh.cache``), sent after the
-change committed: ``customers.customer_updated`` / ``customer_deleted``
+Change events, for the read caches of the gateway and billing (``mesh.cache``),
+sent after the change committed: ``customers.customer_updated`` / ``customer_deleted``
 ``{"customer_id": 4}``; ``inventory.product_updated`` / ``product_deleted`` /
 ``stock_changed`` ``{"product_ids": [1, 2]}``. They only say "read it again":
-nobody is harmed if one is lost while no gateway listens.
+nobody is harmed if one is lost while no cache listens.
 """
 import uuid
 
@@ -34,6 +34,16 @@ STOCK_CHANGED = "stock_changed"
 
 KAFKA_BRIDGE = "kafka_bridge"
 BRIDGE_HANDLER = "forward_bill_created"
+
+
+def customer_tag(customer_id):
+    """The cache tag of what shows this customer (``mesh.cache``)."""
+    return "customer:{}".format(customer_id)
+
+
+def product_tag(product_id):
+    """The cache tag of what shows this product."""
+    return "product:{}".format(product_id)
 
 
 def bridge_queue(config):

@@ -28,7 +28,7 @@ from mesh.tracing import Tracing
 from mesh.wire import to_json
 from services.events import (
     CUSTOMER_DELETED, CUSTOMER_UPDATED, CUSTOMERS, INVENTORY, PRODUCT_DELETED,
-    PRODUCT_UPDATED, STOCK_CHANGED,
+    PRODUCT_UPDATED, STOCK_CHANGED, customer_tag, product_tag,
 )
 from services.schemas import WindowsIn, validate
 
@@ -352,14 +352,6 @@ def query_args(request, *names):
 
 def page_args(request):
     return query_args(request, "page", "size")
-
-
-def customer_tag(customer_id):
-    return "customer:{}".format(customer_id)
-
-
-def product_tag(product_id):
-    return "product:{}".format(product_id)
 
 
 def product_ids_in(items):

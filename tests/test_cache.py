@@ -183,6 +183,30 @@ def test_writes_made_elsewhere_reach_the_cache_by_event(cached_mesh, rpc):
         pytest.fail("customer_updated / stock_changed did not evict the cached reads")
 
 
+def test_billing_bills_the_customer_as_changed_elsewhere(cached_mesh, rpc):
+    """Billing's cache of customers: a change made past the gateway (RPC) reaches
+    it by event; a deleted customer is billed no more."""
+    mesh, _ = cached_mesh
+    customer = rpc.customers.create_customer({"name": "Salma", "email": "salma@mail.com"})
+    items = [{"product_id": 2, "quantity": 1}]
+    assert rpc.billing.create_bill(customer["id"], items)["customer"]["name"] == "Salma"
+    rpc.customers.update_customer(customer["id"], {"name": "Salma B", "email": "salma@mail.com"})
+    deadline = time.time() + 5
+    while rpc.billing.create_bill(customer["id"], items)["customer"]["name"] != "Salma B":
+        assert time.time() < deadline, "customer_updated did not reach billing's cache"
+        eventlet.sleep(0.05)
+
+    # cached by a bill refused for stock (the customer was looked up first), so it
+    # has no bill and can be deleted; billing must not bill it from its cache
+    third = rpc.customers.create_customer({"name": "Lina", "email": "lina@mail.com"})
+    too_many = [{"product_id": 2, "quantity": 10 ** 6}]
+    answer = mesh.http("POST", "/bills", json={"customer_id": third["id"], "items": too_many})
+    assert answer.status_code == 409, answer.text
+    assert mesh.http("DELETE", "/customers/{}".format(third["id"])).status_code == 204
+    answer = mesh.http("POST", "/bills", json={"customer_id": third["id"], "items": items})
+    assert answer.status_code == 404, answer.text
+
+
 def test_with_two_customers_instances_a_read_after_a_write_is_fresh(
         start_mesh, mesh_config, service_processes):
     service_processes("customers", 2, mesh_config)

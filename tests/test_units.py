@@ -7,6 +7,7 @@ from unittest.mock import call
 import pytest
 from nameko.testing.services import worker_factory
 
+from mesh.cache import TaggedCache
 from mesh.db import bootstrap, database_wrapper, make_engine, session_factory
 from mesh.errors import DeadlineExceeded, InvalidInput, ServiceUnavailable
 from services.billing import BillingService
@@ -155,7 +156,8 @@ def test_product_validation(inventory):
 @pytest.fixture
 def billing(tmp_path):
     engine, db = seeded_db(tmp_path, BillingBase, seed_bills)
-    service = worker_factory(BillingService, db=db, dispatched=set())
+    service = worker_factory(BillingService, db=db, dispatched=set(),
+                             customer_cache=TaggedCache(ttl=30, size=100))
     service.customers.get_customer.return_value = {"id": 2, "name": "Imane", "email": "imane@gmail.com"}
     service.engine = engine
     return service
@@ -225,6 +227,28 @@ def test_create_bill_checks_the_customer_first(billing):
     with pytest.raises(CustomerNotFound):
         billing.create_bill(9, [{"product_id": 1, "quantity": 1}])
     billing.inventory.reserve_stock.assert_not_called()
+
+
+def test_billing_asks_customers_once_per_customer_until_evicted(billing):
+    billing.inventory.reserve_stock.side_effect = lambda items, reservation_id: dict(
+        reservation((1, 1, Decimal("3200.00"))), reservation_id=reservation_id)
+    for _ in range(3):
+        billing.create_bill(2, [{"product_id": 1, "quantity": 1}])
+    assert billing.customers.get_customer.call_count == 1
+    billing.evict_customer({"customer_id": 2})
+    billing.customers.get_customer.return_value = {"id": 2, "name": "Imane B",
+                                                   "email": "imane@gmail.com"}
+    bill = billing.create_bill(2, [{"product_id": 1, "quantity": 1}])
+    assert bill["customer"]["name"] == "Imane B"
+    assert billing.customers.get_customer.call_count == 2
+
+
+def test_unknown_customers_are_not_cached(billing):
+    billing.customers.get_customer.side_effect = CustomerNotFound("customer 9 does not exist")
+    for _ in range(2):
+        with pytest.raises(CustomerNotFound):
+            billing.create_bill(9, [{"product_id": 1, "quantity": 1}])
+    assert billing.customers.get_customer.call_count == 2
 
 
 def test_full_bill_makes_one_call_per_service(billing):
