@@ -155,6 +155,14 @@ class KeepAliveHttp:
         self.reader = self.writer = None
 
 
+def analytics_bills(session, url):
+    """Bills counted in /analytics/customers; 0 while analytics is not up."""
+    answer = session.get(url + "/analytics/customers", timeout=5)
+    if answer.status_code != 200:
+        return 0
+    return sum(stat["bills"] for stat in answer.json()["items"])
+
+
 def bill_latency(url, rate, seconds):
     """Bills through the gateway of a running mesh at ``rate`` per second for
     ``seconds`` (open loop: a bill is sent on time whatever the earlier ones
@@ -170,9 +178,12 @@ def bill_latency(url, rate, seconds):
     customers = [session.post(url + "/customers", timeout=10, json={
         "name": "Latency {}".format(n), "email": "latency-{}@mail.com".format(uuid.uuid4().hex)}
     ).json()["id"] for n in range(10)]
-    # warm: the aggregator has counted the bills made so far
-    while sum(c["bills"] for c in session.get(url + "/analytics/customers", timeout=5)
-              .json()["items"]) < 3:
+    # warm: analytics answers (/health does not wait for it) and the aggregator
+    # has counted the seeded bills
+    deadline = time.time() + 60
+    while analytics_bills(session, url) < 3:
+        if time.time() > deadline:
+            sys.exit("analytics did not count the seeded bills within 60 s")
         time.sleep(0.1)
     host, port = url.split("//", 1)[1].rsplit(":", 1)
     return asyncio.run(_bill_latency(host, int(port), rate, total_bills, customers,
