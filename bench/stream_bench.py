@@ -1,6 +1,6 @@
 """Stream benchmark: what the Kafka half of the mesh costs.
 
-    .venv/bin/python -m bench.stream_bench [--events 20000] [--rate 100] [--seconds 20]
+    .venv/bin/python -m bench.stream_bench [--events 50000] [--rate 100] [--seconds 20]
 
 (``make bench`` takes the same figures, beside the HTTP and RPC ones.)
 
@@ -268,7 +268,7 @@ def aggregator_throughput(events, folder):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--events", type=int, default=50000)
     parser.add_argument("--rate", type=float, default=100)
     parser.add_argument("--seconds", type=float, default=20)
     args = parser.parse_args()
