@@ -9,7 +9,8 @@ before the bridge first starts.
 Change events, for the read caches of the gateway and billing (``mesh.cache``),
 sent after the change committed: ``customers.customer_updated`` / ``customer_deleted``
 ``{"customer_id": 4}``; ``inventory.product_updated`` / ``product_deleted`` /
-``stock_changed`` ``{"product_ids": [1, 2]}``. They only say "read it again":
+``stock_changed`` ``{"product_ids": [1, 2]}`` (gathered: at most one per 50 ms,
+naming every product changed meanwhile). They only say "read it again":
 nobody is harmed if one is lost while no cache listens.
 """
 import uuid

@@ -161,7 +161,7 @@ class InventoryService(mesh.rpc.MeshService):
     @rpc
     def reserve_stock(self, items, reservation_id=None):
         """Take stock for every item, or for none: ``InsufficientStock`` names
-        the first product that is short; ``stock_changed`` follows the commit.
+        the first product that is short; ``stock_changed`` follows (within 50 ms).
         Answers each product at its current price, read in the same
         transaction. Repeating a ``reservation_id`` answers the first
         reservation again; one already released is refused.
