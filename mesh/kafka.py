@@ -163,7 +163,7 @@ class TopicTables(DependencyProvider):
         from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
         from eventlet import tpool
         if self.prepare is not None:
-            tpool.execute(self.prepare, self.container.config)
+            self.prepare(self.container.config)  # kafka-python: green, not in tpool
         consumer = Consumer({
             "bootstrap.servers": self.bootstrap,
             # required by librdkafka, unused: partitions are assigned, never committed

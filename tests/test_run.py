@@ -7,6 +7,8 @@ import sys
 import threading
 import uuid
 
+import pytest
+
 from helpers import config_env, free_port, wait_for
 from mesh.config import ROOT
 
@@ -57,11 +59,18 @@ def test_launcher_reaches_a_healthy_gateway_and_stops_cleanly(mesh_config, tmp_p
         expected = {"customers": 2, "inventory": 2, "billing": 2, "gateway": 1,
                     "analytics": 2, "kafka_bridge": 2}
 
+        seen = []
+
         def registry():
             found = requests.get(url + "/services", timeout=10).json()["services"]
+            seen.append({s["name"]: (s["instances"], s["status"]) for s in found})
             return {s["name"]: s["instances"] for s in found}
         # /health needs the core services only: the others may still be starting
-        wait_for(lambda: registry() == expected, 30, "/services showing {}".format(expected))
+        try:
+            wait_for(lambda: registry() == expected, 30, "/services showing all")
+        except pytest.fail.Exception:
+            pytest.fail("/services never showed {}; last seen (instances, status): {}".format(
+                expected, seen[-1:]))
 
         # one grep follows a bill through every process it touched
         made = requests.post(url + "/bills", timeout=10, headers={"X-Request-ID": "grep-me-42"},
