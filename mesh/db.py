@@ -15,6 +15,7 @@ first start). There has been no schema change yet; the first one brings Alembic.
 """
 import logging
 import os
+import sqlite3
 import time
 from functools import partial
 
@@ -73,8 +74,21 @@ def make_engine(uri):
 
 def _sqlite_pragmas(dbapi_connection, _record):
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout={}".format(SQLITE_BUSY_TIMEOUT_S * 1000))
+    # Switching to WAL needs the database to itself: two instances starting on a
+    # new file together, one got "database is locked" at once, busy timeout or
+    # not (seen in CI). Switch only if needed, and retry as long as the busy
+    # timeout would wait.
+    give_up_at = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > give_up_at:
+                raise
+            time.sleep(0.05)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
