@@ -16,6 +16,8 @@ answer: it may have been read before the change committed. ``ttl`` bounds how
 long an entry may stay stale if an event is lost (the gateway away from the
 broker when it was sent). The cache belongs to one gateway process; with
 several gateways, a write through one reaches the others by event only.
+Billing's cache of customers makes no writes of its own: events evict it, and
+its shorter TTL (``BILLING_CACHE_TTL``) bounds what a lost event can cost.
 
 No library fits here (cachetools has TTL and LRU, not tag eviction that also
 refuses loads in flight), so it is this small class.
