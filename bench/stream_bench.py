@@ -204,6 +204,7 @@ async def _bill_latency(host, port, rate, total_bills, customers, product_id):
                 _, answer = await asyncio.wait_for(
                     connection.request("GET", "/analytics/customers"), 10)
             except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError):
+                connection.close()  # its answer may still arrive: never read it as the next
                 answer = b'{"items": []}'  # a slow answer must not end the measurement
             now = time.perf_counter()
             for stat in json.loads(answer)["items"]:
