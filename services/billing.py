@@ -22,13 +22,13 @@ import datetime
 import logging
 import uuid
 
-from nameko.extensions import DependencyProvider
 from nameko.timer import timer
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mesh.cache import ReadCache, evicts_on
 from mesh.db import MeshDatabase
+from mesh.pending import Pending
 from mesh.queries import get_or_raise, page_of
 import mesh.rpc
 from mesh.rpc import MeshRpcProxy, rpc
@@ -49,23 +49,6 @@ OUTBOX_RELAY_S = 1.0  # how often undispatched events are looked for
 OUTBOX_GRACE_S = 2.0  # younger ones are left to the request that made them
 
 
-class DispatchedEvents(DependencyProvider):
-    """Ids of outbox events dispatched but not yet marked so in the outbox.
-
-    Marking each event in a transaction of its own cost every bill a second
-    commit; ``relay_outbox`` marks them all in one statement instead. If billing
-    stops before that, the ids are lost and the relay sends those events again:
-    at least once, as the outbox promises anyway (consumers deduplicate by
-    ``event_id``).
-    """
-
-    def setup(self):
-        self.ids = set()
-
-    def get_dependency(self, worker_ctx):
-        return self.ids
-
-
 class BillingService(mesh.rpc.MeshService):
     name = "billing"
 
@@ -75,7 +58,11 @@ class BillingService(mesh.rpc.MeshService):
     # gives stock back after a failure, even when the caller's deadline is spent
     inventory_compensation = MeshRpcProxy("inventory", inherit_deadline=False)
     dispatch = BillingEvents()
-    dispatched = DispatchedEvents()
+    # Ids of outbox events dispatched but not yet marked so. Marking each in a
+    # transaction of its own cost every bill a second commit; relay_outbox marks
+    # them all in one statement. Lost if billing stops first: the relay then
+    # sends those events again (at least once; consumers deduplicate).
+    dispatched = Pending()
     # a call to customers per bill cost the mesh ~3 ms of CPU (its share, the
     # broker's, billing's); answers only, never "not found"
     customer_cache = ReadCache("BILLING_CACHE")

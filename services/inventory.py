@@ -16,13 +16,13 @@ whose stock changed meanwhile (one event for many bills, not one each).
 """
 import uuid
 
-from nameko.extensions import DependencyProvider
 from nameko.timer import timer
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from mesh.db import MeshDatabase
 from mesh.errors import Conflict
+from mesh.pending import Pending
 from mesh.queries import get_or_raise, page_of
 import mesh.rpc
 from mesh.rpc import MeshRpcProxy, rpc
@@ -43,16 +43,6 @@ RESERVED, RELEASED = "reserved", "released"
 STOCK_EVENT_INTERVAL_S = 0.05
 
 
-class StockChanges(DependencyProvider):
-    """Ids of products whose stock changed since the last ``stock_changed``."""
-
-    def setup(self):
-        self.product_ids = set()
-
-    def get_dependency(self, worker_ctx):
-        return self.product_ids
-
-
 PRODUCT_COLUMNS = (Product.id, Product.name, Product.price, Product.quantity)
 
 
@@ -71,7 +61,7 @@ class InventoryService(mesh.rpc.MeshService):
     db = MeshDatabase(InventoryBase, seed=seed_products)
     billing = MeshRpcProxy("billing")
     changes = ChangeEvents()
-    stock_changes = StockChanges()
+    stock_changes = Pending()  # products whose stock changed since the last stock_changed
 
     @rpc
     def list_products(self, page=0, size=20):

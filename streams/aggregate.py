@@ -114,7 +114,8 @@ def add_to_window(state, event, timestamp_ms, window_ms, grace_ms):
 
 
 def window_record(window):
-    """quixstreams' window result ``{"start": ms, "end": ms, "value": revenue}``
-    as published: ``{"start": iso, "end": iso, "revenue": "..."}``."""
+    """A window ``{"start": ms, "end": ms, "value": revenue}`` (the shape of
+    quixstreams' window results) as published: ``{"start": iso, "end": iso,
+    "revenue": "..."}``."""
     return {"start": iso_utc(window["start"]), "end": iso_utc(window["end"]),
             "revenue": window["value"]}
