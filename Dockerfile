@@ -8,17 +8,22 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /app
 
-# Pinned dependencies first, so code changes do not reinstall them.
+# The runtime dependencies only (requirements.txt; no test tools, no launcher,
+# no local Kafka broker), pinned, first, so code changes do not reinstall them.
 COPY requirements.txt ./
 RUN pip install --no-cache-dir -r requirements.txt
 
-# The project itself (packages mesh and services), then the run-time files.
-# Editable, so the code stays in /app: mesh.config.ROOT (config.yaml, relative
-# SQLite paths under var/) is the folder that holds the mesh package.
+# The project itself, then the run-time files. Editable, so the code stays in
+# /app: common.config.ROOT (config.yaml, relative SQLite paths under var/) is
+# the folder that holds the packages. tools/ comes along as a package of the
+# project (its launcher needs honcho, which the image does not have).
 COPY pyproject.toml config.yaml Procfile ./
+COPY contracts/ ./contracts/
+COPY common/ ./common/
 COPY mesh/ ./mesh/
 COPY services/ ./services/
 COPY streams/ ./streams/
+COPY tools/ ./tools/
 RUN pip install --no-cache-dir --no-deps -e .
 
 # Run as an unprivileged user; var/ holds the SQLite files when no *_DB_URI is set.
@@ -29,6 +34,6 @@ USER mesh
 
 EXPOSE 8000
 
-# Default: the whole mesh in one container, from the Procfile (compose runs one
-# service per container instead).
-CMD ["honcho", "start"]
+# Default: the gateway; docker-compose.yml gives every container its own
+# service's command (one process per container, as the Procfile lists them).
+CMD ["nameko", "run", "--config", "config.yaml", "services.gateway"]

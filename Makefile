@@ -7,21 +7,29 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup rabbitmq postgres wrk shell services bench bench-stream clean
+.PHONY: run test test-unit lint setup rabbitmq postgres wrk shell services bench bench-stream clean
 
 run: setup rabbitmq
-	$(BIN)/python -m mesh.run
+	$(BIN)/python -m tools.run
 
-test: setup rabbitmq postgres wrk
+test: setup lint rabbitmq postgres wrk
 	bash scripts/ensure-rabbitmq.sh --management
 	$(BIN)/nameko test
 
+# tests/unit alone: no RabbitMQ, no database server, seconds
+test-unit: setup lint
+	$(BIN)/nameko test tests/unit
+
+# services/ use only the mesh's entrypoints and proxies (pyproject.toml: banned-api)
+lint: setup
+	$(BIN)/ruff check --quiet .
+
 setup: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "billing-mesh needs Python 3.11 (found %d.%d): set PYTHON=/path/to/python3.11" % sys.version_info[:2])'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
@@ -41,7 +49,7 @@ shell: setup rabbitmq
 
 # the registry view of a running mesh: instances, status and methods per service
 services: setup
-	$(BIN)/python -m mesh.services
+	$(BIN)/python -m tools.registry_view
 
 # every figure against its limit: prints a table, writes bench/results.json
 bench: setup rabbitmq wrk

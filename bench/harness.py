@@ -1,7 +1,7 @@
 """What every benchmark here needs: a mesh of its own, a Kafka broker of its own,
 wrk, and the memory each process used.
 
-The mesh runs exactly as ``make run`` runs it (``python -m mesh.run``), but in
+The mesh runs exactly as ``make run`` runs it (``python -m tools.run``), but in
 its own RabbitMQ vhost, on a free port, with its databases and logs in a
 scratch folder, so a benchmark neither disturbs nor is disturbed by a mesh the
 user already runs.
@@ -9,26 +9,19 @@ user already runs.
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 
 import requests
 
-from mesh.config import ROOT, load_config
-from mesh.kafka import broker_answers, tansu_command
+from common.config import ROOT, load_config
+from tools.local_kafka import KafkaNotStarted, LocalKafka
+from tools.net import free_port, wait_until_healthy
 
 RABBIT_API = os.environ.get("RABBIT_API_URI", "http://guest:guest@127.0.0.1:15672")
 REPORT_LUA = os.path.join(ROOT, "bench", "wrk", "report.lua")
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def percentile(values, fraction):
@@ -37,17 +30,13 @@ def percentile(values, fraction):
 
 
 def start_tansu(folder):
-    """A fresh Tansu broker (memory only) on a free port: ``(bootstrap, process)``."""
-    bootstrap = "127.0.0.1:{}".format(free_port())
-    process = subprocess.Popen(tansu_command(bootstrap),
-                               stdout=open(os.path.join(folder, "tansu.log"), "ab"),
-                               stderr=subprocess.STDOUT)
-    deadline = time.time() + 20
-    while not broker_answers(bootstrap):
-        if time.time() > deadline or process.poll() is not None:
-            sys.exit("Tansu did not start at {}; see {}/tansu.log".format(bootstrap, folder))
-        time.sleep(0.05)
-    return bootstrap, process
+    """A fresh Tansu broker (memory only) on a free port: ``(bootstrap, broker)``;
+    ``broker.kill()`` stops it."""
+    try:
+        broker = LocalKafka(log_path=os.path.join(folder, "tansu.log"), start_timeout=20).start()
+    except KafkaNotStarted as exc:
+        sys.exit(str(exc))
+    return broker.bootstrap, broker
 
 
 def stop(process, timeout=40):
@@ -83,7 +72,7 @@ class Vhost:
 
 
 class BenchMesh:
-    """``python -m mesh.run`` in a vhost, port and folder of its own.
+    """``python -m tools.run`` in a vhost, port and folder of its own.
 
         with BenchMesh(folder, bootstrap) as mesh:
             requests.get(mesh.url + "/customers/1")
@@ -113,22 +102,14 @@ class BenchMesh:
     def __enter__(self):
         self.vhost.__enter__()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mesh.run"], cwd=ROOT, env=self.env,
+            [sys.executable, "-m", "tools.run"], cwd=ROOT, env=self.env,
             stdout=open(os.path.join(self.folder, "mesh.log"), "ab"), stderr=subprocess.STDOUT)
         self.wait_healthy(self.url)
         return self
 
     def wait_healthy(self, url, seconds=120):
-        deadline = time.time() + seconds
-        while time.time() < deadline:
-            try:
-                if requests.get(url + "/health", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.2)
+        if wait_until_healthy(url, seconds, give_up=lambda: self.process.poll() is not None):
+            return
         self.__exit__()
         sys.exit("the mesh did not become healthy at {}; see {}".format(url, self.folder))
 

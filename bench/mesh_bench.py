@@ -165,7 +165,6 @@ def settled_counts(mesh, product, bills_before, stock_before, seconds=10):
 
 
 def measure(plan, threads, folder, results):
-    judge = results.judge
     bootstrap, tansu = start_tansu(folder)
     try:
         with BenchMesh(folder, bootstrap) as mesh:

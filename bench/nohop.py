@@ -17,7 +17,7 @@ import sys  # noqa: E402
 
 from eventlet import wsgi  # noqa: E402
 
-from mesh.wire import to_json  # noqa: E402
+from contracts.wire import to_json  # noqa: E402
 
 
 def make_app(db_path):

@@ -34,19 +34,17 @@ from decimal import Decimal
 import requests
 
 from bench.harness import ROOT, BenchMesh, percentile, start_tansu
-from streams.topics import BILLS_TOPIC, CUSTOMER_STATS_TOPIC, ensure_topics
+from contracts.events import bill_created_event
+from contracts.topics import BILLS_TOPIC, CUSTOMER_STATS_TOPIC, ensure_topics
 
 
 def synthetic_event(n, customers=50):
     customer = n % customers + 1
     price = Decimal("19.99") + n % 7
-    return customer, {"event_id": str(uuid.uuid4()), "type": "bill_created",
-                      "occurred_at": "2026-11-24T10:00:{:02d}+00:00".format(n % 60),
-                      "bill": {"id": n + 1, "customer_id": customer,
-                               "billing_date": "2026-11-24T10:00:00+00:00",
-                               "items": [{"product_id": n % 5 + 1, "quantity": 2,
-                                          "unit_price": str(price)}],
-                               "total": str(price * 2)}}
+    return customer, bill_created_event(
+        {"id": n + 1, "customer_id": customer, "billing_date": "2026-11-24T10:00:00+00:00",
+         "items": [{"product_id": n % 5 + 1, "quantity": 2, "unit_price": price}]},
+        occurred_at="2026-11-24T10:00:{:02d}+00:00".format(n % 60))
 
 
 def produce(bootstrap, count):

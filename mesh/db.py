@@ -7,7 +7,7 @@ write again:
   PostgreSQL through psycopg2 made cooperative with ``psycogreen``;
 * tables created and seed data written on the first start of an empty
   database, under a database lock, so two instances starting together seed once;
-* no commit after the caller's RPC deadline (see ``mesh.rpc``): a request
+* no commit after the caller's RPC deadline (see ``mesh.proxy``): a request
   answered 503 never takes effect later.
 
 Schema: tables come from the service's ``DeclarativeBase`` (``create_all`` on
@@ -25,9 +25,9 @@ from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from mesh.config import ROOT
-from mesh.errors import DeadlineExceeded
-from mesh.rpc import DEADLINE_KEY
+from common.config import ROOT
+from contracts.errors import DeadlineExceeded
+from contracts.headers import DEADLINE_KEY
 
 log = logging.getLogger(__name__)
 

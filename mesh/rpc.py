@@ -1,78 +1,27 @@
-"""RPC with deadlines: the mesh's Feign client and its server side.
+"""The mesh's ``@rpc``: nameko's entrypoint, refusing requests whose caller
+has already given up, answering over transient messages.
 
-nameko 2.14's ``RpcProxy`` waits for a reply forever, and a request whose caller
-gave up still runs when a worker gets to it. Here every call has a deadline:
-
-* the caller waits at most ``RPC_TIMEOUT`` seconds (or what is left of its own
-  caller's deadline), then drops the pending reply and raises
-  ``ServiceUnavailable`` (HTTP 503);
-* the request message carries that deadline in its headers (nameko context
-  data, so it flows on to further hops) and a per-message ``expiration``, so
-  RabbitMQ drops it if no instance picks it up in time;
-* the callee refuses a request whose deadline has passed (``rpc`` below) and
-  ``mesh.db`` refuses to commit past it, so a call answered 503 never takes
-  effect later.
-
-The deadline sent is ``RPC_DEADLINE_MARGIN`` seconds before the caller stops
-waiting: work committed just before the deadline still has time to reply.
+Deadlines (see ``mesh.proxy`` for the caller's side): the request carries its
+caller's deadline as nameko context data (``contracts.headers``); a request
+that arrives past it is refused with ``DeadlineExceeded`` instead of run, and
+``mesh.db`` refuses to commit past it, so a call answered 503 never takes
+effect later.
 """
 import logging
-import os
-import socket
 import time
-import uuid
-from contextlib import contextmanager
 
-import eventlet
-from nameko.amqp.publish import Publisher
 from nameko.constants import (
     AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, DEFAULT_SERIALIZER,
-    LOGIN_METHOD_CONFIG_KEY, NON_PERSISTENT, SERIALIZER_CONFIG_KEY,
+    LOGIN_METHOD_CONFIG_KEY, SERIALIZER_CONFIG_KEY,
 )
-from nameko.exceptions import deserialize
-from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR, DependencyProvider
-from nameko.messaging import HeaderEncoder, QueueConsumer
 from nameko.rpc import ReplyListener, Responder, Rpc, RpcConsumer, get_rpc_exchange
 
-from mesh.errors import DeadlineExceeded, MeshError, ServiceUnavailable
-from mesh.registry import CONNECTION_ERRORS, BrokerView, Registry
-from mesh.tracing import Tracing
+from contracts.errors import DeadlineExceeded, MeshError
+from contracts.headers import DEADLINE_KEY, header_name
+from mesh.amqp import FastReconnectQueueConsumer, RpcPublisher
+from mesh.errors import quiet_expected_errors
 
 log = logging.getLogger(__name__)
-
-INSTANCE = "{}:{}".format(socket.gethostname(), os.getpid())
-DEADLINE_KEY = "deadline"  # context data key; travels as the `nameko.deadline` header
-
-
-class FastReconnectQueueConsumer(QueueConsumer):
-    """nameko's consumer, reconnecting every ``BROKER_RECONNECT_INTERVAL`` seconds
-    after the broker goes away (kombu's default backs off 2, 4, 6... seconds, so
-    a broker restart costs a service 10 s or more)."""
-
-    @contextmanager
-    def establish_connection(self):
-        interval = float(self.container.config.get("BROKER_RECONNECT_INTERVAL", 0.5))
-        with self.create_connection() as connection:
-            connection.ensure_connection(
-                self.on_connection_error, self.connect_max_retries,
-                interval_start=interval, interval_step=0, interval_max=interval)
-            yield connection
-
-
-class RpcPublisher(Publisher):
-    """How RPC requests and replies are sent: transient and unconfirmed.
-
-    nameko sends them persistent with publisher confirms, so RabbitMQ writes
-    every request and reply to disk before confirming it. An RPC message lives
-    no longer than its caller's deadline (seconds), so surviving a broker restart
-    buys nothing: the caller has answered 503 by then. Fail-fast needs no
-    confirm either (``MeshRpcProxy`` asks the broker for consumers instead of
-    relying on ``mandatory``). Measured (bench/, GET /customers/1): 330 -> 411
-    requests/s, RabbitMQ's CPU 45% -> 27%. Events stay persistent and confirmed.
-    """
-
-    delivery_mode = NON_PERSISTENT
-    use_confirms = False
 
 
 class MeshResponder(Responder):
@@ -110,8 +59,12 @@ class DeadlineRpc(Rpc):
     def __init__(self, expected_exceptions=(MeshError,), **kwargs):
         super().__init__(expected_exceptions=expected_exceptions, **kwargs)
 
+    def setup(self):
+        super().setup()
+        quiet_expected_errors()
+
     def handle_message(self, body, message):
-        deadline = message.headers.get("nameko." + DEADLINE_KEY)
+        deadline = message.headers.get(header_name(DEADLINE_KEY))
         late = deadline is not None and time.time() > float(deadline)
         if not late:
             return super().handle_message(body, message)
@@ -123,197 +76,3 @@ class DeadlineRpc(Rpc):
 
 
 rpc = DeadlineRpc.decorator
-
-
-class MeshRpcProxy(DependencyProvider):
-    """Declarative client of another service, with a deadline on every call.
-
-        class BillingService:
-            customers = MeshRpcProxy("customers")
-
-            @rpc
-            def create_bill(self, customer_id, items):
-                self.customers.get_customer(customer_id)         # waits <= RPC_TIMEOUT
-                reply = self.inventory.get_products.call_async([1, 2])
-                reply.result()                                     # same deadline
-
-    ``inherit_deadline=False`` gives calls a fresh deadline instead of what is
-    left of the caller's: for compensations that must run after a timeout.
-
-    A call fails at once (503) when no instance consumes the target's queue,
-    instead of waiting out its deadline: callers do not pile up behind a dead
-    service.
-    """
-
-    rpc_reply_listener = MeshReplyListener()
-    broker = BrokerView()
-
-    def __init__(self, target_service, inherit_deadline=True):
-        self.target_service = target_service
-        self.inherit_deadline = inherit_deadline
-
-    def setup(self):
-        config = self.container.config
-        self.timeout = float(config.get("RPC_TIMEOUT", 5))
-        self.margin = float(config.get("RPC_DEADLINE_MARGIN", 0.2))
-        self.exchange = get_rpc_exchange(config)
-        self.publisher = RpcPublisher(
-            config[AMQP_URI_CONFIG_KEY],
-            serializer=config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER),
-            ssl=config.get(AMQP_SSL_CONFIG_KEY),
-            login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
-            # a broker that is away fails the call within its deadline, not after
-            # kombu's default back-off
-            retry_policy={"max_retries": 3, "interval_start": 0.1,
-                          "interval_step": 0.2, "interval_max": 0.5},
-        )
-
-    def get_dependency(self, worker_ctx):
-        return ServiceClient(self, worker_ctx)
-
-
-class ServiceClient:
-    """``client.method(...)`` calls ``target.method`` over RPC."""
-
-    def __init__(self, provider, worker_ctx):
-        self._provider = provider
-        self._worker_ctx = worker_ctx
-
-    def __getattr__(self, method_name):
-        return MethodClient(self._provider, self._worker_ctx, method_name)
-
-
-class MethodClient(HeaderEncoder):
-
-    def __init__(self, provider, worker_ctx, method_name):
-        self.provider = provider
-        self.worker_ctx = worker_ctx
-        self.method_name = method_name
-        self.name = "{}.{}".format(provider.target_service, method_name)
-        self.timeout = provider.timeout
-
-    def within(self, seconds):
-        """This method with a shorter deadline: ``client.ping.within(1.0)()``."""
-        shorter = MethodClient(self.provider, self.worker_ctx, self.method_name)
-        shorter.timeout = min(float(seconds), self.timeout)
-        return shorter
-
-    def __call__(self, *args, **kwargs):
-        return self.call_async(*args, **kwargs).result()
-
-    def _wait_until(self, now):
-        wait_until = now + self.timeout
-        inherited = self.worker_ctx.data.get(DEADLINE_KEY)
-        if self.provider.inherit_deadline and inherited is not None:
-            # our own work must be done by our caller's deadline: wait no longer
-            wait_until = min(wait_until, float(inherited))
-        return wait_until
-
-    def _has_consumers(self):
-        try:
-            return self.provider.broker.consumers(self.provider.target_service) > 0
-        except CONNECTION_ERRORS as exc:
-            raise ServiceUnavailable("broker unreachable: {}".format(exc))
-
-    def call_async(self, *args, **kwargs):
-        """Publish the request now; ``.result()`` waits for the reply."""
-        provider = self.provider
-        now = time.time()
-        wait_until = self._wait_until(now)
-        deadline = wait_until - provider.margin
-        if deadline <= now:
-            raise DeadlineExceeded("no time left to call {}".format(self.name))
-        headers = self.get_message_headers(self.worker_ctx)
-        headers["nameko." + DEADLINE_KEY] = deadline
-        correlation_id = str(uuid.uuid4())
-        listener = provider.rpc_reply_listener
-        reply_event = listener.get_reply_event(correlation_id)
-        reply = Reply(self.name, listener, correlation_id, reply_event, wait_until)
-        try:
-            # sending must not outlive the deadline either (broker away)
-            with eventlet.Timeout(deadline - now):
-                if not self._has_consumers():
-                    reply.abandon()
-                    raise ServiceUnavailable("no instance of {} is running".format(
-                        provider.target_service))
-                provider.publisher.publish(
-                    {"args": args, "kwargs": kwargs},
-                    exchange=provider.exchange,
-                    routing_key=self.name,
-                    reply_to=listener.routing_key,
-                    correlation_id=correlation_id,
-                    extra_headers=headers,
-                    expiration=deadline - now,
-                )
-        except (eventlet.Timeout,) + CONNECTION_ERRORS as exc:
-            reply.abandon()
-            raise ServiceUnavailable("could not send {}: {}".format(
-                self.name, exc or "the broker did not take it in time"))
-        return reply
-
-
-class Reply:
-    """A pending RPC reply that gives up at its deadline."""
-
-    def __init__(self, name, listener, correlation_id, event, wait_until):
-        self.name = name
-        self.listener = listener
-        self.correlation_id = correlation_id
-        self.event = event
-        self.wait_until = wait_until
-        self.body = None
-
-    def abandon(self):
-        # a late reply for a dropped correlation id is discarded by the listener
-        self.listener._reply_events.pop(self.correlation_id, None)
-
-    def result(self):
-        if self.body is None:
-            with eventlet.Timeout(max(self.wait_until - time.time(), 0), False):
-                self.body = self.event.wait()
-        if self.body is None:
-            self.abandon()
-            raise ServiceUnavailable("{} did not answer in time".format(self.name))
-        if self.body.get("error"):
-            raise deserialize(self.body["error"])
-        return self.body["result"]
-
-
-class MeshService:
-    """Mixin of every mesh service: ``ping`` and ``describe`` for ``/health`` and
-    ``/services``, and request tracing in its logs.
-
-    Subclass it as ``mesh.rpc.MeshService``: ``nameko run`` takes every class in a
-    service module that has entrypoints for a service, this one included if it
-    is imported by name.
-    """
-
-    tracing = Tracing()
-    registry = Registry()
-
-    @rpc
-    def ping(self):
-        """Proves this service takes RPC calls, and says which instance answered.
-
-            >>> n.rpc.customers.ping()
-            {'service': 'customers', 'status': 'ok', 'instance': 'host-a:4242'}
-        """
-        return {"service": self.name, "status": "ok", "instance": INSTANCE}
-
-    @rpc
-    def describe(self):
-        """This service's RPC methods, as the registry view shows them.
-
-            >>> n.rpc.customers.describe()
-            {'service': 'customers', 'instance': 'host-a:4242',
-             'methods': ['create_customer', 'delete_customer', ...]}
-        """
-        return {"service": self.name, "instance": INSTANCE,
-                "methods": rpc_methods(type(self))}
-
-
-def rpc_methods(service_cls):
-    """Names of the ``@rpc`` methods of ``service_cls``, mixins included."""
-    return sorted(name for name in dir(service_cls)
-                  if any(isinstance(ext, Rpc) for ext in
-                         getattr(getattr(service_cls, name), ENTRYPOINT_EXTENSIONS_ATTR, ())))

@@ -5,6 +5,10 @@ the response, and puts it in nameko's context data, which travels with every RPC
 call and event the request causes. Each worker keeps it in a greenthread-local,
 and every log record gets it as ``%(request_id)s`` (``-`` outside a request).
 ``Tracing`` also logs one line per RPC handled, like an HTTP access log.
+
+Nothing happens on import: ``Tracing.setup`` (when a service starts) installs
+the log record factory, and config.yaml's formatter (``RequestIdFormatter``)
+prints ``-`` for lines logged before that.
 """
 import logging
 import re
@@ -15,12 +19,12 @@ from eventlet.corolocal import local
 from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc
 
-REQUEST_ID_KEY = "request_id"  # context data key; the `nameko.request_id` header
+from contracts.headers import REQUEST_ID_KEY
+
 VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 log = logging.getLogger("mesh.rpc.access")
 _current = local()
-_make_record = logging.getLogRecordFactory()
 
 
 def current_request_id():
@@ -38,18 +42,37 @@ def request_id_from(header_value):
     return uuid.uuid4().hex
 
 
-def _record_with_request_id(*args, **kwargs):
-    record = _make_record(*args, **kwargs)
-    record.request_id = current_request_id() or "-"
-    return record
+def install_request_id_records():
+    """Give every log record, whatever handler formats it, ``request_id``
+    (once per process; called when a service starts)."""
+    make_record = logging.getLogRecordFactory()
+    if getattr(make_record, "adds_request_id", False):
+        return
+
+    def record_with_request_id(*args, **kwargs):
+        record = make_record(*args, **kwargs)
+        record.request_id = current_request_id() or "-"
+        return record
+
+    record_with_request_id.adds_request_id = True
+    logging.setLogRecordFactory(record_with_request_id)
 
 
-# every record, whatever handler formats it, has %(request_id)s
-logging.setLogRecordFactory(_record_with_request_id)
+class RequestIdFormatter(logging.Formatter):
+    """A formatter for ``%(request_id)s`` that also formats records made before
+    ``install_request_id_records`` ran (``-``): config.yaml's LOGGING uses it."""
+
+    def format(self, record):
+        if not hasattr(record, "request_id"):
+            record.request_id = current_request_id() or "-"
+        return super().format(record)
 
 
 class Tracing(DependencyProvider):
     """Sets the worker's request id for its log lines and logs each RPC handled."""
+
+    def setup(self):
+        install_request_id_records()
 
     def worker_setup(self, worker_ctx):
         set_request_id(worker_ctx.data.get(REQUEST_ID_KEY))

@@ -10,14 +10,14 @@ values in memory, so a new bill shows here as soon as the aggregator counted it.
 """
 from decimal import Decimal
 
-
-import mesh.rpc
-from mesh.kafka import TopicTables
+import mesh.service
+from common.validation import validate
+from contracts.wire import money
+from contracts.services import ANALYTICS
+from contracts.topics import CUSTOMER_STATS_TOPIC, PRODUCT_STATS_TOPIC, REVENUE_WINDOWS_TOPIC
+from mesh.kafka import TopicTables, create_topics
 from mesh.rpc import rpc
-from mesh.wire import money
-from services.kafka_bridge import create_topics
-from services.schemas import WindowsIn, validate
-from streams.topics import CUSTOMER_STATS_TOPIC, PRODUCT_STATS_TOPIC, REVENUE_WINDOWS_TOPIC
+from services.analytics_schemas import WindowsIn
 
 
 def with_money(value, *fields):
@@ -25,8 +25,8 @@ def with_money(value, *fields):
     return dict(value, **{field: money(Decimal(value[field])) for field in fields})
 
 
-class AnalyticsService(mesh.rpc.MeshService):
-    name = "analytics"
+class AnalyticsService(mesh.service.MeshService):
+    name = ANALYTICS
 
     view = TopicTables({
         CUSTOMER_STATS_TOPIC: lambda value: value["customer_id"],

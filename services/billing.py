@@ -12,36 +12,38 @@ evict them.
      'unit_price': Decimal('3200.00'), 'line_total': Decimal('3200.00')}, ...],
      'total': Decimal('9899.00'), ...}
 
-Event: ``bill_created`` (payload in DESIGN.md). It is written to an outbox in
-the bill's own transaction and dispatched right after the commit; a timer marks
-the dispatched ones in the outbox, all in one statement, and re-sends whatever
-was not dispatched (a crash between commit and dispatch, the seeded bills), so
-every bill's event leaves at least once.
+Event: ``bill_created`` (``contracts.events``). It is written to billing's
+outbox (``mesh.outbox``) in the bill's own transaction and dispatched right
+after the commit; a timer marks the dispatched ones, all in one statement, and
+re-sends whatever was not dispatched (a crash between commit and dispatch, the
+seeded bills), so every bill's event leaves at least once.
 """
-import datetime
 import logging
 import uuid
 
 from nameko.timer import timer
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from mesh.cache import ReadCache, evicts_on
-from mesh.db import MeshDatabase
-from mesh.pending import Pending
-from mesh.queries import get_or_raise, page_of
-import mesh.rpc
-from mesh.rpc import MeshRpcProxy, rpc
-from mesh.errors import ServiceUnavailable
-from mesh.wire import money, utc_now
-from services.exceptions import BillNotFound, IdempotencyKeyReused
-from services.events import (
-    CUSTOMER_DELETED, CUSTOMER_UPDATED, CUSTOMERS, BillingEvents, add_bill_created_event,
-    customer_tag,
+import mesh.service
+from common.paging import get_or_raise, page_of
+from common.validation import PageIn, validate
+from contracts.wire import money, utc_now
+from contracts.cache_tags import customer_tag
+from contracts.errors import BillNotFound, IdempotencyKeyReused, ServiceUnavailable
+from contracts.events import (
+    BILL_CREATED, BRIDGE_QUEUE, CUSTOMER_DELETED, CUSTOMER_UPDATED, bill_created_event,
 )
-from services.models import Bill, BillingBase, IdempotencyKey, OutboxEvent, ProductItem
-from services.schemas import BillIn, PageIn, validate
-from services.seed import seed_bills
+from contracts.services import BILLING, CUSTOMERS, INVENTORY
+from mesh.cache import ReadCache
+from mesh.db import MeshDatabase
+from mesh.events import evicts_on
+from mesh.outbox import Outbox
+from mesh.proxy import MeshRpcProxy
+from mesh.rpc import rpc
+from services.billing_models import Bill, BillingBase, IdempotencyKey, OutboxEvent, ProductItem
+from services.billing_schemas import BillIn
+from services.billing_seed import seed_bills
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +51,18 @@ OUTBOX_RELAY_S = 1.0  # how often undispatched events are looked for
 OUTBOX_GRACE_S = 2.0  # younger ones are left to the request that made them
 
 
-class BillingService(mesh.rpc.MeshService):
-    name = "billing"
+class BillingService(mesh.service.MeshService):
+    name = BILLING
 
     db = MeshDatabase(BillingBase, seed=seed_bills)
-    customers = MeshRpcProxy("customers")
-    inventory = MeshRpcProxy("inventory")
+    customers = MeshRpcProxy(CUSTOMERS)
+    inventory = MeshRpcProxy(INVENTORY)
     # gives stock back after a failure, even when the caller's deadline is spent
-    inventory_compensation = MeshRpcProxy("inventory", inherit_deadline=False)
-    dispatch = BillingEvents()
-    # Ids of outbox events dispatched but not yet marked so. Marking each in a
-    # transaction of its own cost every bill a second commit; relay_outbox marks
-    # them all in one statement. Lost if billing stops first: the relay then
-    # sends those events again (at least once; consumers deduplicate).
-    dispatched = Pending()
+    inventory_compensation = MeshRpcProxy(INVENTORY, inherit_deadline=False)
+    # bill_created, to Kafka through the bridge, whose queue must exist before
+    # the bridge first runs
+    outbox = Outbox(OutboxEvent, handler_queues=[(BRIDGE_QUEUE, BILL_CREATED)],
+                    grace_s=OUTBOX_GRACE_S)
     # a call to customers per bill cost the mesh ~3 ms of CPU (its share, the
     # broker's, billing's); answers only, never "not found"
     customer_cache = ReadCache("BILLING_CACHE")
@@ -150,7 +150,7 @@ class BillingService(mesh.rpc.MeshService):
             raise
         products = {line["product"]["id"]: line["product"] for line in reservation["items"]}
         try:
-            self._dispatch(event)
+            self.outbox.dispatch(event)
         except Exception:  # noqa: BLE001  the bill is committed: answer it
             log.warning("bill %s: its event stays in the outbox for the relay", bill["id"],
                         exc_info=True)
@@ -227,36 +227,14 @@ class BillingService(mesh.rpc.MeshService):
                 connection.execute(insert(IdempotencyKey).values(
                     key=request.idempotency_key, bill_id=bill["id"],
                     request_hash=request.fingerprint()))
-            event = add_bill_created_event(connection, bill)
+            event = self.outbox.write(connection, bill_created_event(bill))
             return bill, event  # the commit happens on leaving the block
 
     @timer(interval=OUTBOX_RELAY_S)
     def relay_outbox(self):
         """Mark the events dispatched since the last run, then dispatch those the
-        outbox still holds (older than a grace period, so the request that wrote
-        them has had its chance)."""
-        marked = list(self.dispatched)
-        cutoff = utc_now() - datetime.timedelta(seconds=OUTBOX_GRACE_S)
-        with self.db.get_session() as session:
-            if marked:
-                session.execute(update(OutboxEvent)
-                                .where(OutboxEvent.event_id.in_(marked))
-                                .values(dispatched_at=utc_now()))
-            pending = session.scalars(
-                select(OutboxEvent).where(OutboxEvent.dispatched_at.is_(None),
-                                          OutboxEvent.created_at < cutoff)
-                .order_by(OutboxEvent.created_at).limit(500)).all()
-        self.dispatched.difference_update(marked)
-        pending = [event for event in pending if event.event_id not in self.dispatched]
-        for event in pending:
-            self._dispatch(event.payload)
-        if pending:
-            log.info("relayed %d event(s) from the outbox", len(pending))
-
-    def _dispatch(self, payload):
-        """Send one outbox event; the next ``relay_outbox`` marks it sent."""
-        self.dispatch(payload["type"], payload)
-        self.dispatched.add(payload["event_id"])
+        outbox still holds (``mesh.outbox.OutboxClient.relay``)."""
+        self.outbox.relay(self.db)
 
     def _release(self, reservation_id):
         try:
@@ -264,7 +242,6 @@ class BillingService(mesh.rpc.MeshService):
         except Exception:
             log.exception("could not release reservation %s: its stock stays "
                           "taken until released by hand", reservation_id)
-
 
 
 def full_bill(bill, customer, products):

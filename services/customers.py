@@ -7,22 +7,26 @@
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+import mesh.service
+from common.paging import get_or_raise, page_of
+from common.validation import IdsIn, PageIn, validate
+from contracts.errors import CustomerHasBills, CustomerNotFound, EmailTaken
+from contracts.events import CUSTOMER_DELETED, CUSTOMER_UPDATED, customer_changed
+from contracts.services import BILLING, CUSTOMERS
 from mesh.db import MeshDatabase
-from mesh.queries import get_or_raise, page_of
-import mesh.rpc
-from mesh.rpc import MeshRpcProxy, rpc
-from services.events import CUSTOMER_DELETED, CUSTOMER_UPDATED, ChangeEvents
-from services.exceptions import CustomerHasBills, CustomerNotFound, EmailTaken
-from services.models import Customer, CustomersBase
-from services.schemas import CustomerIn, IdsIn, PageIn, validate
-from services.seed import seed_customers
+from mesh.events import ChangeEvents
+from mesh.proxy import MeshRpcProxy
+from mesh.rpc import rpc
+from services.customers_models import Customer, CustomersBase
+from services.customers_schemas import CustomerIn
+from services.customers_seed import seed_customers
 
 
-class CustomersService(mesh.rpc.MeshService):
-    name = "customers"
+class CustomersService(mesh.service.MeshService):
+    name = CUSTOMERS
 
     db = MeshDatabase(CustomersBase, seed=seed_customers)
-    billing = MeshRpcProxy("billing")
+    billing = MeshRpcProxy(BILLING)
     changes = ChangeEvents()
 
     @rpc
@@ -89,7 +93,7 @@ class CustomersService(mesh.rpc.MeshService):
             row.name, row.email = data.name, data.email
             self._flush_unique_email(session, data.email)
             updated = row.as_dict()
-        self.changes(CUSTOMER_UPDATED, {"customer_id": customer_id})
+        self.changes(CUSTOMER_UPDATED, customer_changed(customer_id))
         return updated
 
     @rpc
@@ -106,9 +110,8 @@ class CustomersService(mesh.rpc.MeshService):
             if bills:
                 raise CustomerHasBills("customer {} has {} bill(s)".format(row.id, bills))
             session.delete(row)
-        self.changes(CUSTOMER_DELETED, {"customer_id": customer_id})
+        self.changes(CUSTOMER_DELETED, customer_changed(customer_id))
         return {"id": customer_id, "deleted": True}
-
 
     @staticmethod
     def _flush_unique_email(session, email):

@@ -1,11 +1,14 @@
-"""gateway: the HTTP contract of DESIGN.md, routed by service name over RPC.
+"""gateway: the HTTP contract (``docs/http.md``), routed by service name over RPC.
 
 Every route is a thin translation: read the request, call one service through
 the broker, answer JSON. Validation lives in the services; errors map to
-statuses in ``mesh.errors``; every call has a deadline (503, never a hang).
-``GET /customers/{id}``, ``/products/{id}`` and ``/bills/{id}/full`` answer from
-a read cache (``mesh.cache``) until the services' change events, or this
-gateway's own writes, evict them (``GATEWAY_CACHE: false`` turns it off).
+statuses in ``mesh.errors.error_body``; every call has a deadline (503, never a
+hang). ``GET /customers/{id}``, ``/products/{id}`` and ``/bills/{id}/full``
+answer from a read cache (``mesh.cache``) until the services' change events, or
+this gateway's own writes, evict them (``GATEWAY_CACHE: false`` turns it off).
+
+The routes, by resource: customers, products, bills, analytics; then the
+operations routes (health, registry, admin RPC); then the cache's event handlers.
 
     nameko run --config config.yaml services.gateway
     curl http://127.0.0.1:8000/bills/1/full
@@ -18,97 +21,39 @@ from nameko.dependency_providers import Config
 from nameko.exceptions import MethodNotFound
 from werkzeug.wrappers import Response
 
-import services.exceptions  # noqa: F401  registers domain errors, so they map to their status
-from mesh.cache import ReadCache, evicts_on
-from mesh.errors import Forbidden, MeshError, NotFound, Unauthorized, error_body
-from mesh.http import http, http_routes, json_response, json_text_response, read_json
-from mesh.registry import Registry
-from mesh.rpc import MeshRpcProxy
-from mesh.tracing import Tracing
-from mesh.wire import to_json
-from services.events import (
-    CUSTOMER_DELETED, CUSTOMER_UPDATED, CUSTOMERS, INVENTORY, PRODUCT_DELETED,
-    PRODUCT_UPDATED, STOCK_CHANGED, customer_tag, product_tag,
+from common.validation import validate
+from contracts.wire import to_json
+from contracts.cache_tags import customer_tag, full_bill_key, product_tag
+from contracts.errors import Forbidden, MeshError, NotFound, Unauthorized
+from contracts.events import (
+    CUSTOMER_DELETED, CUSTOMER_UPDATED, PRODUCT_DELETED, PRODUCT_UPDATED, STOCK_CHANGED,
 )
-from services.schemas import WindowsIn, validate
-
-SERVICES = ("customers", "inventory", "billing")  # the ones /health requires
-OPTIONAL_SERVICES = ("analytics", "kafka_bridge")  # shown in /services too
+from contracts.services import (
+    ANALYTICS, BILLING, CUSTOMERS, GATEWAY, INVENTORY, KAFKA_BRIDGE, REQUIRED_SERVICES,
+    RPC_SERVICES,
+)
+from mesh.cache import ReadCache
+from mesh.errors import error_body
+from mesh.events import evicts_on
+from mesh.http import http, http_routes, json_response, json_text_response, read_json
+from mesh.proxy import MeshRpcProxy
+from mesh.registry import Registry
+from mesh.tracing import Tracing
+from services.gateway_schemas import StreamIn
 
 
 class GatewayService:
-    name = "gateway"
+    name = GATEWAY
 
-    customers = MeshRpcProxy("customers")
-    inventory = MeshRpcProxy("inventory")
-    billing = MeshRpcProxy("billing")
-    analytics = MeshRpcProxy("analytics")
-    kafka_bridge = MeshRpcProxy("kafka_bridge")
+    customers = MeshRpcProxy(CUSTOMERS)
+    inventory = MeshRpcProxy(INVENTORY)
+    billing = MeshRpcProxy(BILLING)
+    analytics = MeshRpcProxy(ANALYTICS)
+    kafka_bridge = MeshRpcProxy(KAFKA_BRIDGE)
     config = Config()
     registry = Registry()
     tracing = Tracing()
     cache = ReadCache()
-
-    # health and discovery ------------------------------------------------
-
-    @http("GET", "/health/live")
-    def liveness(self, request):
-        """The gateway itself answers; asks nobody else (for a load balancer).
-
-            GET /health/live -> 200 {"status": "ok"}
-        """
-        return json_response({"status": "ok"})
-
-    @http("GET", "/services")
-    def list_services(self, request):
-        """Every service of the mesh as the broker and the services see it now:
-        instances consuming its RPC queue, its RPC methods, up or down.
-
-            GET /services -> {"services": [{"name": "inventory", "instances": 2,
-                               "methods": ["get_product", ...], "status": "up"}, ...]}
-        """
-        services = []
-        for name, answer in self._ask_every_service("describe", SERVICES + OPTIONAL_SERVICES).items():
-            services.append({"name": name,
-                             "instances": self.registry.consumers(name, fresh=True),
-                             "methods": answer["methods"] if answer else [],
-                             "status": "down" if answer is None else "up"})
-        services.append({"name": self.name, "instances": 1,
-                         "methods": http_routes(type(self)), "status": "up"})
-        return json_response({"services": services})
-
-    @http("GET", "/health")
-    def health(self, request):
-        """200 when every service answers a ping in time, else 503 naming who is down.
-
-            GET /health -> 200 {"status": "ok", "services": {"customers": "up", ...}}
-        """
-        answers = self._ask_every_service("ping", SERVICES)
-        states = {name: "down" if answer is None else "up" for name, answer in answers.items()}
-        down = sorted(name for name, state in states.items() if state != "up")
-        if not down:
-            return json_response({"status": "ok", "services": states})
-        return json_response({"status": "unavailable", "services": states,
-                              "error": "SERVICE_UNAVAILABLE",
-                              "message": "not answering: " + ", ".join(down)}, 503)
-
-    def _ask_every_service(self, method, services):
-        """``{service: answer, or None if it did not answer}`` for ``method`` of
-        each of ``services``, all calls in flight at once, each within HEALTH_TIMEOUT."""
-        timeout = float(self.config.get("HEALTH_TIMEOUT", 1))
-        replies = {}
-        for name in services:
-            try:
-                replies[name] = getattr(getattr(self, name), method).within(timeout).call_async()
-            except MeshError:  # nobody consumes its queue
-                replies[name] = None
-        answers = {}
-        for name, reply in replies.items():
-            try:
-                answers[name] = reply.result() if reply else None
-            except Exception:  # noqa: BLE001  any failure means: not serving
-                answers[name] = None
-        return answers
 
     # customers -----------------------------------------------------------
 
@@ -121,32 +66,25 @@ class GatewayService:
     def get_customer(self, request, customer_id):
         """GET /customers/1 -> {"id": 1, "name": "Mohamed", "email": "med@gmail.com"}
         (cached until the customer changes)"""
-        tag = customer_tag(customer_id)
-        return json_text_response(self.cache.read(tag, lambda: (
-            to_json(self.customers.get_customer(customer_id)), [tag])))
+        return self._read_cached(customer_tag(customer_id), self.customers.get_customer,
+                                 customer_id)
 
     @http("POST", "/customers")
     def create_customer(self, request):
         """POST /customers {"name": "Ali", "email": "ali@mail.com"} -> 201 + Location"""
-        customer = self.customers.create_customer(read_json(request))
-        return created(customer, "/customers/{}".format(customer["id"]))
+        return self._create(self.customers.create_customer, request, "/customers/{}")
 
     @http("PUT", "/customers/<int:customer_id>")
     def update_customer(self, request, customer_id):
         """PUT /customers/4 {"name": "Ali B", "email": "ali@mail.com"} -> 200"""
-        try:
-            return json_response(self.customers.update_customer(customer_id, read_json(request)))
-        finally:
-            self.cache.evict(customer_tag(customer_id))
+        return self._update(customer_tag(customer_id), self.customers.update_customer,
+                            customer_id, request)
 
     @http("DELETE", "/customers/<int:customer_id>")
     def delete_customer(self, request, customer_id):
         """DELETE /customers/4 -> 204; 409 while bills refer to the customer"""
-        try:
-            self.customers.delete_customer(customer_id)
-        finally:
-            self.cache.evict(customer_tag(customer_id))
-        return Response(status=204)
+        return self._delete(customer_tag(customer_id), self.customers.delete_customer,
+                            customer_id)
 
     # products ------------------------------------------------------------
 
@@ -159,31 +97,47 @@ class GatewayService:
     def get_product(self, request, product_id):
         """GET /products/1 -> {"id": 1, "name": "Computer", "price": "3200.00", "quantity": 11}
         (cached until the product or its stock changes)"""
-        tag = product_tag(product_id)
-        return json_text_response(self.cache.read(tag, lambda: (
-            to_json(self.inventory.get_product(product_id)), [tag])))
+        return self._read_cached(product_tag(product_id), self.inventory.get_product,
+                                 product_id)
 
     @http("POST", "/products")
     def create_product(self, request):
         """POST /products {"name": "Mouse", "price": "19.99", "quantity": 5} -> 201 + Location"""
-        product = self.inventory.create_product(read_json(request))
-        return created(product, "/products/{}".format(product["id"]))
+        return self._create(self.inventory.create_product, request, "/products/{}")
 
     @http("PUT", "/products/<int:product_id>")
     def update_product(self, request, product_id):
         """PUT /products/4 {"name": "Mouse", "price": "17.50", "quantity": 5} -> 200"""
-        try:
-            return json_response(self.inventory.update_product(product_id, read_json(request)))
-        finally:
-            self.cache.evict(product_tag(product_id))
+        return self._update(product_tag(product_id), self.inventory.update_product,
+                            product_id, request)
 
     @http("DELETE", "/products/<int:product_id>")
     def delete_product(self, request, product_id):
         """DELETE /products/4 -> 204; 409 while bills hold the product"""
+        return self._delete(product_tag(product_id), self.inventory.delete_product,
+                            product_id)
+
+    # the forwarding both resources share: a read cached under the entity's
+    # tag, writes that evict it once the service has answered (or failed)
+
+    def _read_cached(self, tag, get, entity_id):
+        return json_text_response(self.cache.read(tag, lambda: (to_json(get(entity_id)), [tag])))
+
+    def _create(self, create, request, location):
+        entity = create(read_json(request))
+        return created(entity, location.format(entity["id"]))
+
+    def _update(self, tag, update, entity_id, request):
         try:
-            self.inventory.delete_product(product_id)
+            return json_response(update(entity_id, read_json(request)))
         finally:
-            self.cache.evict(product_tag(product_id))
+            self.cache.evict(tag)
+
+    def _delete(self, tag, delete, entity_id):
+        try:
+            delete(entity_id)
+        finally:
+            self.cache.evict(tag)
         return Response(status=204)
 
     # bills ---------------------------------------------------------------
@@ -211,7 +165,7 @@ class GatewayService:
                 product_tag(item["product"]["id"]) for item in bill["items"] if item["product"]]
             return to_json(bill), tags
 
-        return json_text_response(self.cache.read("bill:{}:full".format(bill_id), load))
+        return json_text_response(self.cache.read(full_bill_key(bill_id), load))
 
     @http("GET", "/fullBill/<int:bill_id>")
     def get_full_bill_alias(self, request, bill_id):
@@ -235,28 +189,6 @@ class GatewayService:
             # the stock of these products changed (or may have): read it again
             self.cache.evict(*map(product_tag, product_ids_in(items)))
         return created(bill, "/bills/{}".format(bill["id"]))
-
-    # read cache: what others changed ---------------------------------------
-
-    @evicts_on(CUSTOMERS, CUSTOMER_UPDATED)
-    @evicts_on(CUSTOMERS, CUSTOMER_DELETED)
-    def evict_customer(self, event):
-        """A customer changed: forget it, and the full bills that show it.
-
-            customers.customer_updated {"customer_id": 4}
-        """
-        self.cache.evict(customer_tag(event["customer_id"]))
-
-    @evicts_on(INVENTORY, PRODUCT_UPDATED)
-    @evicts_on(INVENTORY, PRODUCT_DELETED)
-    @evicts_on(INVENTORY, STOCK_CHANGED)
-    def evict_products(self, event):
-        """Products or their stock changed: forget them, and the full bills
-        that show them.
-
-            inventory.stock_changed {"product_ids": [1, 2]}
-        """
-        self.cache.evict(*map(product_tag, event["product_ids"]))
 
     # analytics -------------------------------------------------------------
 
@@ -291,7 +223,7 @@ class GatewayService:
 
             GET /analytics/stream -> data: {"items": [{"start", "end", "revenue"}]}
         """
-        args = validate(WindowsIn, query_args(request, "last", "events"))
+        args = validate(StreamIn, query_args(request, "last", "events"))
         self.analytics.list_revenue_windows(last=args.last)  # fail now, as JSON, if down
 
         def events():
@@ -309,7 +241,66 @@ class GatewayService:
         return Response(events(), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache"})
 
-    # dynamic routes --------------------------------------------------------
+    # operations: health, registry, admin ---------------------------------
+
+    @http("GET", "/health/live")
+    def liveness(self, request):
+        """The gateway itself answers; asks nobody else (for a load balancer).
+
+            GET /health/live -> 200 {"status": "ok"}
+        """
+        return json_response({"status": "ok"})
+
+    @http("GET", "/services")
+    def list_services(self, request):
+        """Every service of the mesh as the broker and the services see it now:
+        instances consuming its RPC queue, its RPC methods, up or down.
+
+            GET /services -> {"services": [{"name": "inventory", "instances": 2,
+                               "methods": ["get_product", ...], "status": "up"}, ...]}
+        """
+        services = []
+        for name, answer in self._ask_every_service("describe", RPC_SERVICES).items():
+            services.append({"name": name,
+                             "instances": self.registry.consumers(name, fresh=True),
+                             "methods": answer["methods"] if answer else [],
+                             "status": "down" if answer is None else "up"})
+        services.append({"name": self.name, "instances": 1,
+                         "methods": http_routes(type(self)), "status": "up"})
+        return json_response({"services": services})
+
+    @http("GET", "/health")
+    def health(self, request):
+        """200 when every service answers a ping in time, else 503 naming who is down.
+
+            GET /health -> 200 {"status": "ok", "services": {"customers": "up", ...}}
+        """
+        answers = self._ask_every_service("ping", REQUIRED_SERVICES)
+        states = {name: "down" if answer is None else "up" for name, answer in answers.items()}
+        down = sorted(name for name, state in states.items() if state != "up")
+        if not down:
+            return json_response({"status": "ok", "services": states})
+        return json_response({"status": "unavailable", "services": states,
+                              "error": "SERVICE_UNAVAILABLE",
+                              "message": "not answering: " + ", ".join(down)}, 503)
+
+    def _ask_every_service(self, method, services):
+        """``{service: answer, or None if it did not answer}`` for ``method`` of
+        each of ``services``, all calls in flight at once, each within HEALTH_TIMEOUT."""
+        timeout = float(self.config.get("HEALTH_TIMEOUT", 1))
+        replies = {}
+        for name in services:
+            try:
+                replies[name] = getattr(getattr(self, name), method).within(timeout).call_async()
+            except MeshError:  # nobody consumes its queue
+                replies[name] = None
+        answers = {}
+        for name, reply in replies.items():
+            try:
+                answers[name] = reply.result() if reply else None
+            except Exception:  # noqa: BLE001  any failure means: not serving
+                answers[name] = None
+        return answers
 
     @http("POST", "/rpc/<service>/<method>")
     def call_rpc(self, request, service, method):
@@ -335,13 +326,35 @@ class GatewayService:
         given = request.headers.get("Authorization", "")
         if not hmac.compare_digest(given.encode(), "Bearer {}".format(token).encode()):
             raise Unauthorized("a valid 'Authorization: Bearer <token>' header is required")
-        if service not in SERVICES:
+        if service not in REQUIRED_SERVICES:
             raise NotFound("no service named {}".format(service))
         allowed = str(self.config.get("RPC_ROUTES_ALLOWED") or "").split(",")
         qualified = "{}.{}".format(service, method)
         if not any(fnmatch.fnmatchcase(qualified if "." in pattern else method, pattern.strip())
                    for pattern in allowed if pattern.strip()):
             raise Forbidden("{} is not in RPC_ROUTES_ALLOWED".format(qualified))
+
+    # read cache: what others changed ---------------------------------------
+
+    @evicts_on(CUSTOMERS, CUSTOMER_UPDATED)
+    @evicts_on(CUSTOMERS, CUSTOMER_DELETED)
+    def evict_customer(self, event):
+        """A customer changed: forget it, and the full bills that show it.
+
+            customers.customer_updated {"customer_id": 4}
+        """
+        self.cache.evict(customer_tag(event["customer_id"]))
+
+    @evicts_on(INVENTORY, PRODUCT_UPDATED)
+    @evicts_on(INVENTORY, PRODUCT_DELETED)
+    @evicts_on(INVENTORY, STOCK_CHANGED)
+    def evict_products(self, event):
+        """Products or their stock changed: forget them, and the full bills
+        that show them.
+
+            inventory.stock_changed {"product_ids": [1, 2]}
+        """
+        self.cache.evict(*map(product_tag, event["product_ids"]))
 
 
 def query_args(request, *names):

@@ -20,28 +20,28 @@ from nameko.timer import timer
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+import mesh.service
+from common.paging import get_or_raise, page_of
+from common.validation import IdsIn, ItemsIn, PageIn, validate
+from contracts.errors import (
+    Conflict, InsufficientStock, ProductHasBills, ProductNotFound, ReservationReleased,
+)
+from contracts.events import PRODUCT_DELETED, PRODUCT_UPDATED, STOCK_CHANGED, products_changed
+from contracts.services import BILLING, INVENTORY
 from mesh.db import MeshDatabase
-from mesh.errors import Conflict
+from mesh.events import ChangeEvents
 from mesh.pending import Pending
-from mesh.queries import get_or_raise, page_of
-import mesh.rpc
-from mesh.rpc import MeshRpcProxy, rpc
-from services.events import (
-    PRODUCT_DELETED, PRODUCT_UPDATED, STOCK_CHANGED, ChangeEvents,
-)
-from services.exceptions import (
-    InsufficientStock, ProductHasBills, ProductNotFound, ReservationReleased,
-)
-from services.models import InventoryBase, Product, StockReservation
-from services.schemas import IdsIn, ItemsIn, PageIn, ProductIn, validate
-from services.seed import seed_products
+from mesh.proxy import MeshRpcProxy
+from mesh.rpc import rpc
+from services.inventory_models import InventoryBase, Product, StockReservation
+from services.inventory_schemas import ProductIn
+from services.inventory_seed import seed_products
 
 RESERVED, RELEASED = "reserved", "released"
 
 # Every bill changes stock: one event per bill cost inventory, the broker and
 # each gateway more than the reservation itself. Readers only need "read again".
 STOCK_EVENT_INTERVAL_S = 0.05
-
 
 PRODUCT_COLUMNS = (Product.id, Product.name, Product.price, Product.quantity)
 
@@ -55,11 +55,11 @@ def reservation_answer(reservation_id, lines, products):
         for line in lines]}
 
 
-class InventoryService(mesh.rpc.MeshService):
-    name = "inventory"
+class InventoryService(mesh.service.MeshService):
+    name = INVENTORY
 
     db = MeshDatabase(InventoryBase, seed=seed_products)
-    billing = MeshRpcProxy("billing")
+    billing = MeshRpcProxy(BILLING)
     changes = ChangeEvents()
     stock_changes = Pending()  # products whose stock changed since the last stock_changed
 
@@ -128,7 +128,7 @@ class InventoryService(mesh.rpc.MeshService):
                 setattr(row, field, value)
             session.flush()
             updated = row.as_dict()
-        self.changes(PRODUCT_UPDATED, {"product_ids": [product_id]})
+        self.changes(PRODUCT_UPDATED, products_changed([product_id]))
         return updated
 
     @rpc
@@ -145,7 +145,7 @@ class InventoryService(mesh.rpc.MeshService):
             if bills:
                 raise ProductHasBills("product {} is on {} bill(s)".format(row.id, bills))
             session.delete(row)
-        self.changes(PRODUCT_DELETED, {"product_ids": [product_id]})
+        self.changes(PRODUCT_DELETED, products_changed([product_id]))
         return {"id": product_id, "deleted": True}
 
     @rpc
@@ -227,9 +227,9 @@ class InventoryService(mesh.rpc.MeshService):
             inventory.stock_changed {"product_ids": [1, 2]}
         """
         if self.stock_changes:
-            product_ids = sorted(self.stock_changes)
+            product_ids = list(self.stock_changes)
             self.stock_changes.clear()
-            self.changes(STOCK_CHANGED, {"product_ids": product_ids})
+            self.changes(STOCK_CHANGED, products_changed(product_ids))
 
     @staticmethod
     def _previous_reservation(session, reservation_id):

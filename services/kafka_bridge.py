@@ -1,5 +1,6 @@
 """kafka_bridge: billing's ``bill_created`` events, forwarded to the Kafka topic
-``billing.bills`` (key: the customer id; value: the event's JSON, DESIGN.md).
+``billing.bills`` (key: the customer id; value: the event's JSON, as
+``contracts.events`` describes it).
 
 The AMQP message is settled only after Kafka acknowledged the record. While
 Kafka is away the handler backs off, and after ``KAFKA_RETRY_SECONDS`` gives the
@@ -11,23 +12,17 @@ aggregator deduplicates by ``event_id``.
 """
 import logging
 
-from nameko.events import event_handler
-
-import mesh.rpc
-from mesh.config import as_bool
-from mesh.kafka import KafkaProducer
-from services.events import BILL_CREATED, BILLING, KAFKA_BRIDGE
-from streams.topics import BILLS_TOPIC, ensure_topics
+import mesh.service
+from contracts.events import BILL_CREATED
+from contracts.services import BILLING, KAFKA_BRIDGE
+from contracts.topics import BILLS_TOPIC
+from mesh.events import event_handler
+from mesh.kafka import KafkaProducer, create_topics
 
 log = logging.getLogger(__name__)
 
 
-def create_topics(config):
-    """billing.bills and the aggregator's topics, with the settings they need."""
-    ensure_topics(config["KAFKA_BOOTSTRAP_SERVERS"], tansu=as_bool(config.get("KAFKA_TANSU")))
-
-
-class KafkaBridgeService(mesh.rpc.MeshService):
+class KafkaBridgeService(mesh.service.MeshService):
     name = KAFKA_BRIDGE
 
     kafka = KafkaProducer(prepare=create_topics)
@@ -35,7 +30,7 @@ class KafkaBridgeService(mesh.rpc.MeshService):
     @event_handler(BILLING, BILL_CREATED, requeue_on_error=True)
     def forward_bill_created(self, event):
         """Produce the event to ``billing.bills``; raising gives it back to RabbitMQ.
-        (Its queue is declared by billing too: ``services.events.bridge_queue``.)
+        (Its queue is declared by billing's outbox too: ``contracts.events.BRIDGE_QUEUE``.)
 
             bill_created {"event_id": "...", "bill": {"customer_id": 1, ...}}
             -> billing.bills key "1"

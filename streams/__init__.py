@@ -1,7 +1,7 @@
 """Billing analytics: a quixstreams application (Kafka Streams' model in Python).
 
 It reads ``bill_created`` events from ``billing.bills`` and keeps three running
-aggregates, each written to its own topic (see ``streams/topics.py``):
+aggregates, each written to its own topic (see ``contracts/topics.py``):
 revenue and bill count per customer, units and revenue per product, and revenue
 per tumbling window of ``STREAMS_WINDOW_SECONDS``.
 
@@ -9,7 +9,6 @@ Delivery is at least once, so events already counted (same ``event_id``) are
 dropped first; state lives in quixstreams stores backed by changelog topics, so
 counts and the dedup memory survive a restart. Run it with ``python -m streams``.
 
-- ``topics.py``: topic names and ``ensure_topics()``, shared with producers and readers.
 - ``aggregate.py``: the arithmetic, as pure functions (Decimal money, kept as text).
 - ``app.py``: the wiring (settings, Tansu work-arounds, the dataframe).
 - ``__main__.py``: ``python -m streams``.

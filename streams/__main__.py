@@ -8,9 +8,9 @@ import sys
 
 from kafka.errors import KafkaTimeoutError
 
-from mesh.config import load_config
+from common.config import load_config
 from streams.app import CONSUMER_GROUP, Settings, build_app
-from streams.topics import ALL_TOPICS
+from contracts.topics import ALL_TOPICS
 
 log = logging.getLogger("streams")
 

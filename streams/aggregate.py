@@ -8,9 +8,9 @@ import datetime
 import functools
 from decimal import Decimal
 
-from mesh.wire import money, money_text
+from contracts.wire import money, money_text
+from contracts.events import BILL_CREATED
 
-BILL_CREATED = "bill_created"
 ZERO = "0.00"
 
 

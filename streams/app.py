@@ -33,11 +33,11 @@ import os
 
 from quixstreams import Application
 
-from mesh.config import ROOT, as_bool
+from common.config import ROOT, as_bool
 from streams.aggregate import (add_bill, add_product_line, add_to_window,
                                event_time_ms, first_delivery, is_bill_created,
                                product_lines)
-from streams.topics import (BILLS_TOPIC, CUSTOMER_STATS_TOPIC, PRODUCT_STATS_TOPIC,
+from contracts.topics import (BILLS_TOPIC, CUSTOMER_STATS_TOPIC, PRODUCT_STATS_TOPIC,
                             REVENUE_WINDOWS_TOPIC, ensure_topics)
 
 CONSUMER_GROUP = "billing-analytics"
@@ -58,7 +58,7 @@ CONSUMER_CONFIG = {
 PRODUCER_CONFIG = {"linger.ms": 5}
 
 # --- Tansu work-arounds, all behind KAFKA_TANSU (Settings.tansu) ---------------
-# 1. Topic retention set explicitly: see streams.topics.TANSU_TOPIC_CONFIG.
+# 1. Topic retention set explicitly: see contracts.topics.TANSU_TOPIC_CONFIG.
 # 2. Tansu does not answer a waiting fetch when records arrive: it sits out a good
 #    part of fetch.wait.max.ms (librdkafka's 500 ms gave ~75 ms per bill, 1000 ms
 #    ~200 ms; 25 ms gives 5-20 ms). Apache Kafka answers at once: keep its default.
@@ -82,7 +82,7 @@ class Settings:
 
     @classmethod
     def from_config(cls, config):
-        """From ``mesh.config.load_config()``; a relative state dir is relative
+        """From ``common.config.load_config()``; a relative state dir is relative
         to the repository root, like the SQLite paths."""
         return cls(bootstrap=str(config["KAFKA_BOOTSTRAP_SERVERS"]),
                    tansu=as_bool(config["KAFKA_TANSU"]),

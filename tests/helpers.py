@@ -1,27 +1,80 @@
-"""Helpers shared by the tests (plain functions; fixtures live in conftest.py)."""
+"""Helpers shared by the tests (plain functions and classes; fixtures live in
+the conftest.py files)."""
 import os
-import socket
+import random
 import subprocess
 import sys
 import time
 
 import pytest
+import requests
 
-from mesh.config import ROOT
+from common.config import ROOT
+from contracts.events import bill_created_event
+from contracts.services import BILLING, CUSTOMERS, GATEWAY, INVENTORY
+from mesh.db import bootstrap, database_wrapper, make_engine, session_factory
+from services.inventory_models import Product
+from tools.net import answers, free_port  # noqa: F401  the tests' names for them
+
+# the mesh a test starts unless it names services
+CORE_SERVICES = (CUSTOMERS, INVENTORY, BILLING, GATEWAY)
+# unit prices of the products in test events (streams, analytics)
+PRICES = {1: "19.99", 2: "0.10", 3: "0.20", 4: "3.33", 5: "1250.00", 6: "7.05"}
 
 
-def answers(host, port):
-    try:
-        socket.create_connection((host, port), timeout=2).close()
-        return True
-    except OSError:
-        return False
+def bill_event(customer_id, items, event_id=None):
+    """A ``bill_created`` event (``contracts.events``); ``items`` are
+    ``(product_id, quantity)``, priced from PRICES."""
+    lines = [{"product_id": product, "quantity": quantity,
+              "unit_price": PRICES.get(product, "2.50")} for product, quantity in items]
+    return bill_created_event({"id": random.randint(1, 10**9), "customer_id": customer_id,
+                               "items": lines}, event_id=event_id)
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def seeded_db(tmp_path, base, seed, deadline=None):
+    engine = make_engine("sqlite:///{}/{}.db".format(tmp_path, base.__name__))
+    bootstrap(engine, base.metadata, seed)
+    return engine, database_wrapper(session_factory(engine), deadline)
+
+
+def stock(engine):
+    """``{product id: stock}`` read straight from inventory's database."""
+    with session_factory(engine)() as session:
+        return {p.id: p.quantity for p in session.query(Product)}
+
+
+def sqlite_uris(folder):
+    return {
+        "customers:CustomersBase": "sqlite:///{}/customers.db".format(folder),
+        "inventory:InventoryBase": "sqlite:///{}/inventory.db".format(folder),
+        "billing:BillingBase": "sqlite:///{}/billing.db".format(folder),
+    }
+
+
+class Mesh:
+    """Handle on a running mesh: ``mesh.http("GET", "/customers")``, ``mesh.url``."""
+
+    def __init__(self, config):
+        self.config = config
+        self.url = "http://" + config["WEB_SERVER_ADDRESS"]
+        self.session = requests.Session()
+
+    def http(self, method, path, **kwargs):
+        kwargs.setdefault("timeout", 30)
+        return self.session.request(method, self.url + path, **kwargs)
+
+
+def service_classes(*names):
+    """The service classes named (default: the core mesh), for a runner."""
+    from services.analytics import AnalyticsService
+    from services.billing import BillingService
+    from services.customers import CustomersService
+    from services.gateway import GatewayService
+    from services.inventory import InventoryService
+    from services.kafka_bridge import KafkaBridgeService
+    classes = {cls.name: cls for cls in (CustomersService, InventoryService, BillingService,
+                                          GatewayService, KafkaBridgeService, AnalyticsService)}
+    return [classes[name] for name in names or CORE_SERVICES]
 
 
 def run_service_process(module, config, log_path):

@@ -1,0 +1,57 @@
+"""Loading ``config.yaml`` outside ``nameko run`` (launcher, tests, benchmarks,
+the aggregator).
+
+``${ENV_VAR:default}`` means here what it means to ``nameko run --config
+config.yaml``: the variable's value, else the default, read again as YAML
+(``${MAX_WORKERS:10}`` is the number 10). nameko's own loader changes
+``yaml.SafeLoader`` for the whole process (every later ``yaml.safe_load``
+would expand variables), so this one is a loader class of its own;
+``tests/unit/test_config.py`` checks both read config.yaml alike.
+"""
+import os
+import re
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG_PATH = os.path.join(ROOT, "config.yaml")
+
+ENV_VAR = re.compile(r"\$\{([^}:\s]+):?([^}]+)?\}")
+HAS_ENV_VAR = re.compile(r".*\$\{.*\}.*")
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` plus ``${ENV_VAR:default}`` in plain scalars."""
+
+
+def _expand(match):
+    name, default = match.groups()
+    return os.environ.get(name, default or "")
+
+
+def _env_var_scalar(loader, node):
+    raw = loader.construct_scalar(node)
+    value = ENV_VAR.sub(_expand, raw)
+    return value if value == raw else yaml.safe_load(value)
+
+
+ConfigLoader.add_constructor("!env_var", _env_var_scalar)
+ConfigLoader.add_implicit_resolver("!env_var", HAS_ENV_VAR, None)
+
+
+def load_config(path=CONFIG_PATH):
+    """Return the config as ``nameko run`` would see it with today's environment.
+
+        >>> load_config()["AMQP_URI"]
+        'pyamqp://guest:guest@127.0.0.1:5672/'
+    """
+    with open(path) as handle:
+        return yaml.load(handle, Loader=ConfigLoader)  # noqa: S506  a SafeLoader
+
+
+def as_bool(value):
+    """A flag from config: YAML gives ``true``/``false`` as bool, an environment
+    override may give text (``"false"``, ``"0"``)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)

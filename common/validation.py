@@ -1,0 +1,76 @@
+"""Input validation with pydantic: the field types every service shares, and
+``validate``, which turns pydantic's errors into ``InvalidInput`` (400).
+
+``validate(CustomerIn, data)`` returns the model or raises ``InvalidInput``
+whose message names the field: ``"email: value is not a valid email address: ..."``.
+Each service's own models are in ``services/<service>_schemas.py``.
+"""
+from decimal import Decimal
+from typing import Annotated, List, Optional
+
+from pydantic import (
+    BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator,
+)
+
+from contracts.errors import InvalidInput
+
+MAX_PAGE_SIZE = 100
+
+Id = Annotated[StrictInt, Field(gt=0)]
+Name = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+# a price may come as a number or a string ("19.99"); never more than 2 decimals
+Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2,
+                                 allow_inf_nan=False)]
+
+
+class Body(BaseModel):
+    """A JSON object from a caller: unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ItemIn(Body):
+    """One line of a bill or a reservation: ``{"product_id": 2, "quantity": 3}``."""
+
+    product_id: Id
+    quantity: Annotated[StrictInt, Field(gt=0)]
+
+
+class ItemsIn(Body):
+    """The lines of a bill or a reservation: 1 to 100, each product once."""
+
+    items: Annotated[List[ItemIn], Field(min_length=1, max_length=100)]
+
+    @field_validator("items")
+    @classmethod
+    def each_product_once(cls, items):
+        seen = set()
+        for item in items:
+            if item.product_id in seen:
+                raise ValueError("product {} is listed twice".format(item.product_id))
+            seen.add(item.product_id)
+        return items
+
+
+class PageIn(BaseModel):
+    """Query parameters arrive as text: lax ints here (``"2"`` is 2)."""
+
+    page: Annotated[int, Field(ge=0)] = 0
+    size: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = 20
+    customer_id: Optional[Annotated[int, Field(gt=0)]] = None
+
+
+class IdsIn(BaseModel):
+    ids: Annotated[List[Id], Field(max_length=1000)]
+
+
+def validate(model, data):
+    """``model`` built from ``data``, or ``InvalidInput`` naming each bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]) or "body"
+            problems.append("{}: {}".format(field, error["msg"]))
+        raise InvalidInput("; ".join(problems))

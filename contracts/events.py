@@ -1,0 +1,85 @@
+"""The mesh's events: who sends them, their names and their payloads.
+
+``billing.bill_created``: one per committed bill, through billing's outbox, at
+least once (consumers deduplicate by ``event_id``); forwarded to Kafka by
+``kafka_bridge`` (topic ``billing.bills``, see ``contracts.topics``)::
+
+    {"event_id": "<uuid4>", "type": "bill_created", "occurred_at": "<ISO 8601 UTC>",
+     "bill": {"id": 4, "customer_id": 1, "billing_date": "<ISO 8601 UTC>",
+              "items": [{"product_id": 2, "quantity": 3, "unit_price": "1299.00"}],
+              "total": "3897.00"}}
+
+Change events, for the read caches of the gateway and billing, sent after the
+change committed, transient (a hint: "read it again"; nobody is harmed if one
+is lost while no cache listens)::
+
+    customers.customer_updated / customer_deleted   {"customer_id": 4}
+    inventory.product_updated / product_deleted     {"product_ids": [4]}
+    inventory.stock_changed                         {"product_ids": [1, 2]}
+
+``stock_changed`` is gathered: at most one per 50 ms, naming every product
+changed meanwhile.
+"""
+import uuid
+from decimal import Decimal
+
+from contracts.wire import money_text, utc_now
+from contracts.services import BILLING, CUSTOMERS, INVENTORY, KAFKA_BRIDGE
+
+BILL_CREATED = "bill_created"
+CUSTOMER_UPDATED, CUSTOMER_DELETED = "customer_updated", "customer_deleted"
+PRODUCT_UPDATED, PRODUCT_DELETED = "product_updated", "product_deleted"
+STOCK_CHANGED = "stock_changed"
+
+# (source service, event type) of every event the mesh sends
+EVENTS = (
+    (BILLING, BILL_CREATED),
+    (CUSTOMERS, CUSTOMER_UPDATED), (CUSTOMERS, CUSTOMER_DELETED),
+    (INVENTORY, PRODUCT_UPDATED), (INVENTORY, PRODUCT_DELETED), (INVENTORY, STOCK_CHANGED),
+)
+
+# kafka_bridge's handler of bill_created; billing declares its queue too, so
+# events wait in RabbitMQ before the bridge first starts
+BRIDGE_HANDLER = "forward_bill_created"
+
+
+def handler_queue_name(source_service, event_type, service, method):
+    """The queue of ``service.method`` handling ``source_service.event_type``,
+    named as nameko names a service-pool event handler's queue."""
+    return "evt-{}-{}--{}.{}".format(source_service, event_type, service, method)
+
+
+BRIDGE_QUEUE = handler_queue_name(BILLING, BILL_CREATED, KAFKA_BRIDGE, BRIDGE_HANDLER)
+
+
+def bill_created_event(bill, event_id=None, occurred_at=None):
+    """The ``bill_created`` payload of ``bill``: ``{"id", "customer_id",
+    "billing_date", "items": [{"product_id", "quantity", "unit_price"}]}``, as
+    ``billing.get_bill`` answers it (``Decimal`` prices, ``datetime`` date) or as
+    text. Plain JSON out: money with two decimals, times ISO 8601 UTC.
+
+        >>> bill_created_event({"id": 4, "customer_id": 1, "billing_date": "2026-11-24T10:00:00+00:00",
+        ...                     "items": [{"product_id": 2, "quantity": 3, "unit_price": "1299"}]})["bill"]["total"]
+        '3897.00'
+    """
+    occurred_at = occurred_at or utc_now().isoformat()
+    billing_date = bill.get("billing_date") or occurred_at
+    items = [{"product_id": item["product_id"], "quantity": item["quantity"],
+              "unit_price": money_text(item["unit_price"])} for item in bill["items"]]
+    total = sum((Decimal(item["unit_price"]) * item["quantity"] for item in items), Decimal(0))
+    return {"event_id": event_id or str(uuid.uuid4()), "type": BILL_CREATED,
+            "occurred_at": occurred_at,
+            "bill": {"id": bill["id"], "customer_id": bill["customer_id"],
+                     "billing_date": billing_date if isinstance(billing_date, str)
+                     else billing_date.isoformat(),
+                     "items": items, "total": money_text(total)}}
+
+
+def customer_changed(customer_id):
+    """The payload of ``customer_updated`` and ``customer_deleted``."""
+    return {"customer_id": customer_id}
+
+
+def products_changed(product_ids):
+    """The payload of ``product_updated``, ``product_deleted`` and ``stock_changed``."""
+    return {"product_ids": sorted(product_ids)}

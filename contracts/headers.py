@@ -1,0 +1,12 @@
+"""Context data that travels with every RPC call and event, as nameko headers
+(``nameko.<key>``), so it flows on through every further hop."""
+
+# the caller's deadline (epoch seconds): the callee refuses work past it
+DEADLINE_KEY = "deadline"
+# the X-Request-ID of the HTTP request that caused the call
+REQUEST_ID_KEY = "request_id"
+
+
+def header_name(key):
+    """``"deadline"`` -> ``"nameko.deadline"``: how nameko sends context data."""
+    return "nameko." + key

@@ -1,0 +1,54 @@
+"""Events the mesh's way: handlers on the fast-reconnect consumer, change
+events sent transient.
+
+* ``event_handler``: nameko's ``@event_handler`` on ``FastReconnectQueueConsumer``
+  (the stock one brings a second AMQP consumer with kombu's slow back-off:
+  nameko shares extensions by class).
+* ``evicts_on``: a change event for every instance of the service (``BROADCAST``:
+  each has its own queue, gone with it), for read caches (``mesh.cache``).
+* ``ChangeEvents``: the dispatcher of change events (``contracts.events``).
+"""
+from nameko.constants import NON_PERSISTENT
+from nameko.events import BROADCAST, EventDispatcher
+from nameko.events import EventHandler as NamekoEventHandler
+
+from contracts.errors import MeshError
+from mesh.amqp import FastReconnectQueueConsumer
+from mesh.errors import quiet_expected_errors
+
+
+class EventHandler(NamekoEventHandler):
+    """``@event_handler(source_service, event_type, ...)``, as nameko's."""
+
+    queue_consumer = FastReconnectQueueConsumer()
+
+    def __init__(self, source_service, event_type, expected_exceptions=(MeshError,), **kwargs):
+        super().__init__(source_service, event_type,
+                         expected_exceptions=expected_exceptions, **kwargs)
+
+    def setup(self):
+        super().setup()
+        quiet_expected_errors()
+
+
+event_handler = EventHandler.decorator
+
+
+class EvictionHandler(EventHandler):
+    """Every instance gets the event, none keeps it: a hint to read again."""
+
+    def __init__(self, source_service, event_type, **kwargs):
+        super().__init__(source_service, event_type, handler_type=BROADCAST,
+                         reliable_delivery=False, **kwargs)
+
+
+evicts_on = EvictionHandler.decorator
+
+
+class ChangeEvents(EventDispatcher):
+    """Change events: transient and unconfirmed, like RPC messages
+    (``mesh.amqp.RpcPublisher``), so a write does not wait on a disk write for a
+    hint. ``self.changes(PRODUCT_UPDATED, products_changed([4]))``."""
+
+    def __init__(self, **options):
+        super().__init__(use_confirms=False, delivery_mode=NON_PERSISTENT, **options)

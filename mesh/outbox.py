@@ -1,0 +1,133 @@
+"""``Outbox``: events written in the same transaction as the change they are
+about, then dispatched; a committed change is a change whose event leaves, at
+least once, even if the service dies right after the commit.
+
+    class OutboxEvent(OutboxColumns, BillingBase):
+        __tablename__ = "outbox_events"
+
+    class BillingService:
+        outbox = Outbox(OutboxEvent, handler_queues=[(BRIDGE_QUEUE, BILL_CREATED)])
+
+        def create_bill(...):
+            with self.db.get_session() as session:
+                ...
+                event = self.outbox.write(session, bill_created_event(bill))
+            self.outbox.dispatch(event)          # after the commit
+
+        @timer(interval=1)
+        def relay_outbox(self):
+            self.outbox.relay(self.db)           # marks, and re-sends what is left
+
+Dispatching marks nothing at once: marking each event in a transaction of its
+own cost every bill a second commit. ``relay`` marks all events dispatched since
+its last run in one statement, then dispatches what the table still holds
+(older than ``grace_s``, so the request that wrote it has had its chance). The
+set of dispatched ids lives in memory: lost if the service stops first, and
+then the relay sends those events again (consumers deduplicate by ``event_id``).
+
+nameko drops an event when no queue is bound to its exchange yet, so
+``handler_queues`` names the queues of the handlers that must not miss one; the
+outbox declares them (exactly as the handler's own ``@event_handler`` does),
+and events wait in RabbitMQ before those handlers first start.
+"""
+import datetime
+import logging
+
+from kombu import Queue
+from nameko.events import EventDispatcher
+from nameko.standalone.events import get_event_exchange
+from sqlalchemy import JSON, String, insert, select, update
+from sqlalchemy.orm import Mapped, mapped_column
+
+from common.columns import UtcDateTime
+from contracts.wire import utc_now
+
+log = logging.getLogger(__name__)
+
+RELAY_BATCH = 500
+
+
+class OutboxColumns:
+    """The columns of a service's outbox table (a declarative mixin)."""
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(50))
+    payload: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime.datetime] = mapped_column(UtcDateTime, default=utc_now, index=True)
+    dispatched_at: Mapped[datetime.datetime] = mapped_column(UtcDateTime, nullable=True)
+
+
+def write_event(db, model, payload):
+    """Add ``payload`` (with ``event_id`` and ``type``) to the outbox table
+    ``model`` through ``db``, the session or connection of the change's own
+    transaction; return it."""
+    db.execute(insert(model).values(
+        event_id=payload["event_id"], event_type=payload["type"], payload=payload))
+    return payload
+
+
+class OutboxClient:
+    """What ``self.outbox`` is in a worker. ``publish(event_type, payload)``
+    sends one event; tests pass their own."""
+
+    def __init__(self, model, publish, dispatched=None, grace_s=2.0):
+        self.model = model
+        self.publish = publish
+        self.dispatched = set() if dispatched is None else dispatched
+        self.grace_s = grace_s
+
+    def write(self, db, payload):
+        """``write_event`` into this outbox, in ``db``'s transaction."""
+        return write_event(db, self.model, payload)
+
+    def dispatch(self, payload):
+        """Send one event after its transaction committed; the next ``relay``
+        marks it sent."""
+        self.publish(payload["type"], payload)
+        self.dispatched.add(payload["event_id"])
+
+    def relay(self, database):
+        """Mark the events dispatched since the last run, then dispatch those the
+        outbox still holds; ``database`` is the service's ``self.db``."""
+        model = self.model
+        marked = list(self.dispatched)
+        cutoff = utc_now() - datetime.timedelta(seconds=self.grace_s)
+        with database.get_session() as session:
+            if marked:
+                session.execute(update(model).where(model.event_id.in_(marked))
+                                .values(dispatched_at=utc_now()))
+            pending = session.scalars(
+                select(model).where(model.dispatched_at.is_(None), model.created_at < cutoff)
+                .order_by(model.created_at).limit(RELAY_BATCH)).all()
+        self.dispatched.difference_update(marked)
+        pending = [event for event in pending if event.event_id not in self.dispatched]
+        for event in pending:
+            self.dispatch(event.payload)
+        if pending:
+            log.info("relayed %d event(s) from the outbox", len(pending))
+        return len(pending)
+
+
+class Outbox(EventDispatcher):
+    """The outbox of a service: its events' table, the queues that must exist,
+    and nameko's event dispatcher (persistent, confirmed) to send them."""
+
+    def __init__(self, model, handler_queues=(), grace_s=2.0, **options):
+        super().__init__(**options)
+        self.model = model
+        self.handler_queues = tuple(handler_queues)  # (queue name, event type)
+        self.grace_s = grace_s
+
+    def setup(self):
+        exchange = get_event_exchange(self.container.service_name, self.container.config)
+        for name, event_type in self.handler_queues:
+            # as nameko's EventHandler declares a SERVICE_POOL handler's queue:
+            # any difference is an AMQP error when the handler starts
+            self.declare.append(Queue(name, exchange=exchange, routing_key=event_type,
+                                      durable=True, auto_delete=False, exclusive=False))
+        super().setup()  # declares the exchange too, and makes the publisher
+        self.dispatched = set()
+
+    def get_dependency(self, worker_ctx):
+        return OutboxClient(self.model, super().get_dependency(worker_ctx),
+                            self.dispatched, self.grace_s)

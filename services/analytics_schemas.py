@@ -1,0 +1,12 @@
+"""What analytics' RPC methods accept."""
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+MAX_WINDOWS = 1000
+
+
+class WindowsIn(BaseModel):
+    """``last`` revenue windows (query text: lax int)."""
+
+    last: Annotated[int, Field(ge=1, le=MAX_WINDOWS)] = 12

@@ -1,0 +1,66 @@
+"""billing's tables, on its own ``DeclarativeBase`` (so its own database)."""
+import datetime
+from decimal import Decimal
+
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from common.columns import MoneyType, UtcDateTime
+from contracts.wire import utc_now
+from mesh.outbox import OutboxColumns
+
+
+class BillingBase(DeclarativeBase):
+    pass
+
+
+class Bill(BillingBase):
+    __tablename__ = "bills"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    billing_date: Mapped[datetime.datetime] = mapped_column(UtcDateTime, default=utc_now)
+    customer_id: Mapped[int] = mapped_column(Integer, index=True)
+    reservation_id: Mapped[str] = mapped_column(String(36), unique=True, nullable=True)
+    items: Mapped[list["ProductItem"]] = relationship(
+        back_populates="bill", cascade="all, delete-orphan", order_by="ProductItem.id",
+        lazy="selectin")
+
+    def as_dict(self):
+        return {"id": self.id, "billing_date": self.billing_date,
+                "customer_id": self.customer_id,
+                "items": [item.as_dict() for item in self.items]}
+
+
+class ProductItem(BillingBase):
+    __tablename__ = "product_items"
+    __table_args__ = (CheckConstraint("quantity > 0", name="item_quantity_positive"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bill_id: Mapped[int] = mapped_column(ForeignKey("bills.id"), index=True)
+    product_id: Mapped[int] = mapped_column(Integer, index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[Decimal] = mapped_column(MoneyType)
+    bill: Mapped[Bill] = relationship(back_populates="items")
+
+    def as_dict(self):
+        return {"id": self.id, "product_id": self.product_id,
+                "quantity": self.quantity, "unit_price": self.unit_price}
+
+
+class IdempotencyKey(BillingBase):
+    """A client's ``Idempotency-Key`` for ``POST /bills``, the request it came
+    with (a SHA-256 fingerprint) and the bill it made. Stored in the bill's own
+    transaction, so a key exists exactly when its bill does."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    bill_id: Mapped[int] = mapped_column(ForeignKey("bills.id"))
+
+
+class OutboxEvent(OutboxColumns, BillingBase):
+    """billing's outbox (``mesh.outbox``): each bill's ``bill_created``, written
+    in the bill's own transaction. Seeded bills get theirs too."""
+
+    __tablename__ = "outbox_events"

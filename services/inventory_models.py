@@ -1,0 +1,42 @@
+"""inventory's tables, on its own ``DeclarativeBase`` (so its own database)."""
+import datetime
+from decimal import Decimal
+
+from sqlalchemy import JSON, CheckConstraint, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from common.columns import MoneyType, UtcDateTime
+from contracts.wire import utc_now
+
+
+class InventoryBase(DeclarativeBase):
+    pass
+
+
+class Product(InventoryBase):
+    __tablename__ = "products"
+    __table_args__ = (
+        CheckConstraint("quantity >= 0", name="stock_never_negative"),
+        CheckConstraint("price >= 0", name="price_never_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    price: Mapped[Decimal] = mapped_column(MoneyType)
+    quantity: Mapped[int] = mapped_column(Integer)
+
+    def as_dict(self):
+        return {"id": self.id, "name": self.name, "price": self.price,
+                "quantity": self.quantity}
+
+
+class StockReservation(InventoryBase):
+    """Stock taken for one bill. Released reservations stay as tombstones, so a
+    reservation request arriving after its release is refused."""
+
+    __tablename__ = "stock_reservations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    status: Mapped[str] = mapped_column(String(10))  # "reserved" | "released"
+    items: Mapped[list] = mapped_column(JSON)  # [{"product_id", "quantity"}]
+    created_at: Mapped[datetime.datetime] = mapped_column(UtcDateTime, default=utc_now)

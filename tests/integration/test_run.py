@@ -1,0 +1,116 @@
+"""What a user does: ``make run`` (its launcher, ``python -m tools.run``) and
+``nameko shell --config config.yaml``, as real processes."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+
+import pytest
+
+from helpers import config_env, free_port, wait_for
+from common.config import ROOT
+
+
+def processes_with(marker):
+    """pids whose environment holds ``marker`` (every process the launcher started)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/{}/environ".format(pid), "rb") as handle:
+                if marker.encode() in handle.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def is_nameko_run_of(pid, module):
+    """True for the ``nameko run ... module`` process itself (not honcho's ``sh -c``)."""
+    with open("/proc/{}/cmdline".format(pid), "rb") as handle:
+        argv = handle.read().decode().split("\0")
+    return module in argv and any(arg.endswith("nameko") for arg in argv[:2])
+
+
+def test_launcher_reaches_a_healthy_gateway_and_stops_cleanly(mesh_config, tmp_path):
+    marker = "MESH_TEST_RUN=" + uuid.uuid4().hex
+    env = dict(os.environ, **config_env(mesh_config))
+    env["MESH_LOG_DIR"] = str(tmp_path / "log")
+    env["INSTANCES"] = "2"
+    env["HTTP_ACCESS_LOG"] = "true"  # so the gateway's line is in the trace below
+    # its own Kafka (the launcher starts Tansu there) and aggregator state
+    env["KAFKA_BOOTSTRAP_SERVERS"] = "127.0.0.1:{}".format(free_port())
+    env["STREAMS_STATE_DIR"] = str(tmp_path / "streams")
+    env[marker.split("=")[0]] = marker.split("=")[1]
+    launcher = subprocess.Popen([sys.executable, "-m", "tools.run"], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(launcher.stdout), daemon=True)
+    reader.start()
+    url = "http://" + mesh_config["WEB_SERVER_ADDRESS"]
+    try:
+        wait_for(lambda: any("billing-mesh is up: " + url in line for line in lines), 90,
+                 "the launcher announcing a healthy gateway")
+        import requests
+        assert requests.get(url + "/health", timeout=10).status_code == 200
+        assert requests.get(url + "/bills/1/full", timeout=10).json()["total"] == "9899.00"
+        assert len(processes_with(marker)) >= 8, "launcher, two of each domain service, gateway"
+        expected = {"customers": 2, "inventory": 2, "billing": 2, "gateway": 1,
+                    "analytics": 2, "kafka_bridge": 2}
+
+        seen = []
+
+        def registry():
+            found = requests.get(url + "/services", timeout=10).json()["services"]
+            seen.append({s["name"]: (s["instances"], s["status"]) for s in found})
+            return {s["name"]: s["instances"] for s in found}
+        # /health needs the core services only: the others may still be starting
+        try:
+            wait_for(lambda: registry() == expected, 30, "/services showing all")
+        except pytest.fail.Exception:
+            pytest.fail("/services never showed {}; last seen (instances, status): {}".format(
+                expected, seen[-1:]))
+
+        # one grep follows a bill through every process it touched
+        made = requests.post(url + "/bills", timeout=10, headers={"X-Request-ID": "grep-me-42"},
+                             json={"customer_id": 3, "items": [{"product_id": 1, "quantity": 1}]})
+        assert made.status_code == 201, made.text
+        logs = tmp_path / "log"
+
+        def traced():
+            hits = {path.name.split(".")[0] for path in logs.glob("*.log")
+                    if "grep-me-42" in path.read_text()}
+            return {"gateway", "billing", "customers", "inventory", "kafka_bridge"} <= hits
+        # the bridge logs it too: the bill_created event carries the request's context
+        wait_for(traced, 10, "the request id in the logs of every service it passed")
+
+        # a dead instance stays dead and visible; the rest of the mesh keeps serving
+        billing_pids = [pid for pid in processes_with(marker)
+                        if is_nameko_run_of(pid, "services.billing")]
+        assert len(billing_pids) == 2, billing_pids
+        os.kill(billing_pids[0], signal.SIGKILL)
+
+        def one_billing_left():
+            found = requests.get(url + "/services", timeout=10).json()["services"]
+            return {s["name"]: s["instances"] for s in found}["billing"] == 1
+        wait_for(one_billing_left, 10, "/services showing one billing instance left")
+        assert launcher.poll() is None, "the launcher stopped the mesh when one process died"
+        assert requests.get(url + "/bills/2/full", timeout=10).status_code == 200
+    finally:
+        launcher.send_signal(signal.SIGTERM)
+        launcher.wait(timeout=30)
+    reader.join(timeout=5)
+    wait_for(lambda: processes_with(marker) == [], 15, "every mesh process gone after SIGTERM")
+
+
+def test_nameko_shell_calls_services(mesh, mesh_config):
+    env = dict(os.environ, **config_env(mesh_config))
+    script = ("print('customer', n.rpc.customers.get_customer(1)['email'])\n"
+              "print('total', n.rpc.billing.get_full_bill(1)['total'])\n")
+    shell = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "nameko"), "shell",
+         "--config", "config.yaml"],
+        cwd=ROOT, env=env, input=script, capture_output=True, text=True, timeout=60)
+    assert "customer med@gmail.com" in shell.stdout, shell.stdout + shell.stderr
+    assert "total 9899.00" in shell.stdout, shell.stdout + shell.stderr

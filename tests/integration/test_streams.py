@@ -1,0 +1,329 @@
+"""The billing aggregator (streams/), the real thing:
+``python -m streams`` as a subprocess against a fresh Tansu broker per test
+(the ``kafka`` fixture). Expected results are computed here straight from the
+produced events with Decimal, independently of streams.aggregate.
+"""
+import datetime
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+from common.config import ROOT
+from contracts.topics import (ALL_TOPICS, BILLS_TOPIC, CUSTOMER_STATS_TOPIC,
+                            PRODUCT_STATS_TOPIC, REVENUE_WINDOWS_TOPIC, ensure_topics)
+from helpers import bill_event, wait_for
+
+MARKER_CUSTOMER = 999  # the last event of a run: once it shows, all before it did
+MARKER_PRODUCT = 99
+
+
+def some_events(count, seed):
+    """``count`` bills over 5 customers and 6 products (shared between customers;
+    some bills list one product twice)."""
+    rng = random.Random(seed)
+    events = []
+    for _ in range(count):
+        items = [(rng.randint(1, 6), rng.randint(1, 4)) for _ in range(rng.randint(1, 3))]
+        events.append(bill_event(rng.randint(1, 5), items))
+    return events
+
+
+def marker_event():
+    return bill_event(MARKER_CUSTOMER, [(MARKER_PRODUCT, 1)])
+
+
+def expected_results(events):
+    """What the three topics must say, computed directly from the events
+    (each event_id once)."""
+    customers, products, revenue = {}, {}, Decimal(0)
+    for event in {event["event_id"]: event for event in events}.values():
+        bill = event["bill"]
+        customer = customers.setdefault(str(bill["customer_id"]), {
+            "customer_id": bill["customer_id"], "revenue": Decimal(0), "bills": 0})
+        customer["revenue"] += Decimal(bill["total"])
+        customer["bills"] += 1
+        revenue += Decimal(bill["total"])
+        for item in bill["items"]:
+            product = products.setdefault(str(item["product_id"]), {
+                "product_id": item["product_id"], "units": 0, "revenue": Decimal(0)})
+            product["units"] += item["quantity"]
+            product["revenue"] += Decimal(item["unit_price"]) * item["quantity"]
+    for stats in list(customers.values()) + list(products.values()):
+        stats["revenue"] = "{:.2f}".format(stats["revenue"])
+    return customers, products, revenue
+
+
+class Producer:
+    def __init__(self, bootstrap):
+        self.client = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+
+    def send(self, *events):
+        for event in events:
+            self.client.send(BILLS_TOPIC, key=str(event["bill"]["customer_id"]).encode(),
+                             value=json.dumps(event).encode())
+        self.client.flush(timeout=10)
+
+    def close(self):
+        self.client.close(timeout=5)
+
+
+class Latest:
+    """The latest value per key of one output topic, read from its beginning."""
+
+    def __init__(self, bootstrap, topic):
+        self.values = {}
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20,
+            key_deserializer=bytes.decode, value_deserializer=json.loads)
+        partition = TopicPartition(topic, 0)
+        self.consumer.assign([partition])
+        self.consumer.seek_to_beginning(partition)
+
+    def poll(self, timeout_ms=20):
+        for records in self.consumer.poll(timeout_ms=timeout_ms).values():
+            for record in records:
+                self.values[record.key] = record.value
+        return self.values
+
+    def close(self):
+        self.consumer.close()
+
+
+class Outputs:
+    """The three result topics, kept up to date by ``poll()``."""
+
+    def __init__(self, bootstrap):
+        self.customers = Latest(bootstrap, CUSTOMER_STATS_TOPIC)
+        self.products = Latest(bootstrap, PRODUCT_STATS_TOPIC)
+        self.windows = Latest(bootstrap, REVENUE_WINDOWS_TOPIC)
+
+    def poll(self):
+        for latest in (self.customers, self.products, self.windows):
+            latest.poll()
+        return self
+
+    def close(self):
+        for latest in (self.customers, self.products, self.windows):
+            latest.close()
+
+    def window_revenue(self):
+        return sum((Decimal(window["revenue"]) for window in self.windows.values.values()),
+                   Decimal(0))
+
+    def assert_match(self, aggregator, events):
+        """The outputs equal what ``events`` add up to. The last event must be a
+        ``marker_event()``: once its totals show, every earlier event has been
+        processed (one partition, in order)."""
+        customers, products, revenue = expected_results(events)
+
+        def marker_counted():
+            aggregator.check_alive()
+            self.poll()
+            marker = str(MARKER_CUSTOMER), str(MARKER_PRODUCT)
+            return (self.customers.values.get(marker[0]) == customers[marker[0]]
+                    and self.products.values.get(marker[1]) == products[marker[1]])
+        wait_for(marker_counted, 30, "the last event in customer-stats and product-stats")
+        assert self.customers.values == customers
+        assert self.products.values == products
+        # window results are produced with the others; allow them a moment to land
+        wait_for(lambda: self.poll().window_revenue() == revenue, 5,
+                 "revenue windows adding up to {}".format(revenue))
+        for window in self.windows.values.values():
+            start = datetime.datetime.fromisoformat(window["start"])
+            end = datetime.datetime.fromisoformat(window["end"])
+            assert end - start == datetime.timedelta(seconds=5), window
+            assert start.utcoffset() == datetime.timedelta(0), window
+
+
+class Aggregator:
+    """``python -m streams`` in a subprocess, logging to ``log_path``."""
+
+    def __init__(self, bootstrap, state_dir, log_path):
+        self.env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap, KAFKA_TANSU="true",
+                        STREAMS_STATE_DIR=str(state_dir), STREAMS_WINDOW_SECONDS="5")
+        self.log_path = log_path
+        self.process = None
+
+    def start(self):
+        """Start it and wait for its start line (the topics exist by then)."""
+        starts = self.log_text().count("billing analytics: broker")
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "streams"], cwd=ROOT,
+                                            env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+        def started():
+            self.check_alive()
+            return self.log_text().count("billing analytics: broker") > starts
+        wait_for(started, 60, "`python -m streams` to log its start line")
+
+    def log_text(self):
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def check_alive(self):
+        if self.process.poll() is not None:
+            pytest.fail("`python -m streams` exited with {}:\n{}".format(
+                self.process.returncode, self.log_text()[-3000:]), pytrace=False)
+
+    def kill(self):
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def stop(self):
+        """SIGTERM, as a supervisor would: it must exit cleanly and soon."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process and self.process.returncode
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            return "killed after SIGTERM was ignored for 20 s"
+
+
+@pytest.fixture
+def clients(kafka):
+    """``producer = clients(Producer(...))``: closed before the broker stops."""
+    made = []
+
+    def keep(client):
+        made.append(client)
+        return client
+    yield keep
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def aggregator(kafka, tmp_path):
+    agg = Aggregator(kafka.bootstrap, tmp_path / "state", tmp_path / "streams.log")
+    yield agg
+    code = agg.stop()
+    print("--- streams.log (exit {})\n{}".format(code, agg.log_text()[-3000:]))
+    assert code in (None, 0, -signal.SIGKILL), "the aggregator did not stop cleanly on SIGTERM"
+
+
+# --- the broker -----------------------------------------------------------------------
+
+def test_ensure_topics_is_repeatable_and_sets_retention_on_tansu(kafka):
+    """Twice in a row is fine, and a topic a producer created first (Tansu creates
+    it without settings) gets the retention settings quixstreams needs."""
+    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap)
+    producer.send(BILLS_TOPIC, b"{}").get(timeout=10)  # auto-created, no settings
+    producer.close()
+    ensure_topics(kafka.bootstrap, tansu=True)
+    ensure_topics(kafka.bootstrap, tansu=True)
+    admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+    try:
+        assert set(ALL_TOPICS) <= set(admin.list_topics())
+        described = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in ALL_TOPICS],
+            config_filter="all")["topic"]
+    finally:
+        admin.close()
+    for name in ALL_TOPICS:
+        configs = {key: entry["value"] for key, entry in described[name].items()}
+        assert configs.get("retention.ms") == "-1", (name, configs)
+        assert configs.get("retention.bytes") == "-1", (name, configs)
+
+
+# --- the running aggregator -----------------------------------------------------------
+
+def test_totals_match_the_events(kafka, aggregator, clients):
+    aggregator.start()
+    outputs = clients(Outputs(kafka.bootstrap))
+    events = some_events(30, seed=1) + [marker_event()]
+    clients(Producer(kafka.bootstrap)).send(*events)
+    outputs.assert_match(aggregator, events)
+    # the events reach all 5 customers and 6 products (plus the marker's)
+    assert len(outputs.customers.values) == 6 and len(outputs.products.values) == 7
+
+
+def test_a_repeated_event_counts_once(kafka, aggregator, clients):
+    aggregator.start()
+    outputs = clients(Outputs(kafka.bootstrap))
+    repeated = bill_event(42, [(1, 2), (6, 1)])
+    others = some_events(6, seed=2)
+    # the same event_id three times, around other events (and its own key each time)
+    events = [repeated] + others[:3] + [repeated] + others[3:] + [repeated, marker_event()]
+    clients(Producer(kafka.bootstrap)).send(*events)
+    outputs.assert_match(aggregator, events)
+    assert outputs.customers.values["42"] == {"customer_id": 42, "revenue": "47.03", "bills": 1}
+
+
+def test_restart_after_kill_loses_nothing_and_counts_nothing_twice(kafka, aggregator, clients):
+    """SIGKILL while bills are flowing (work done since the last checkpoint is
+    then processed again), start again on the same state dir, then more bills,
+    including repeats of bills counted before the kill."""
+    aggregator.start()
+    producer = clients(Producer(kafka.bootstrap))
+    outputs = clients(Outputs(kafka.bootstrap))
+    before, during, after = some_events(10, 3), some_events(40, 4), some_events(10, 5)
+    producer.send(*before)
+    customers, _, _ = expected_results(before)
+    wait_for(lambda: outputs.poll().customers.values == customers, 30,
+             "the first 10 bills in customer-stats")
+
+    seen_at_kill = None
+    for number, event in enumerate(during):
+        producer.send(event)
+        time.sleep(0.02)  # a steady stream, so the kill lands mid-way
+        if seen_at_kill is None and number >= 5 and outputs.poll().customers.values != customers:
+            aggregator.kill()
+            seen_at_kill = number + 1
+    assert seen_at_kill, "the aggregator never reflected the second batch before the kill"
+    print("killed after {} of {} bills of the second batch were sent".format(
+        seen_at_kill, len(during)))
+
+    aggregator.start()
+    events = before + during + after + [before[0], during[0], marker_event()]
+    producer.send(*after, before[0], during[0], marker_event())
+    outputs.assert_match(aggregator, events)
+
+
+def test_restart_after_a_clean_stop_keeps_the_totals(kafka, aggregator, clients):
+    """SIGTERM: a clean exit with state and offsets committed. The next start
+    still has the totals and knows which events it counted (on Tansu its local
+    state is rebuilt from the changelogs: starting on it fails there with
+    InvalidStoreChangelogOffset, Tansu's ListOffsets being wrong)."""
+    aggregator.start()
+    producer = clients(Producer(kafka.bootstrap))
+    outputs = clients(Outputs(kafka.bootstrap))
+    first = some_events(20, 6) + [marker_event()]
+    producer.send(*first)
+    outputs.assert_match(aggregator, first)
+    assert aggregator.stop() == 0, "SIGTERM must end the aggregator with exit code 0"
+
+    aggregator.start()
+    second = some_events(10, 7) + [first[0], first[7], marker_event()]
+    producer.send(*second)
+    outputs.assert_match(aggregator, first + second)
+
+
+def test_a_new_bill_shows_within_a_second(kafka, aggregator, clients):
+    aggregator.start()
+    outputs = clients(Outputs(kafka.bootstrap))
+    producer = clients(Producer(kafka.bootstrap))
+    producer.send(bill_event(1, [(1, 1)]))  # warm up: running, assigned and caught up
+    wait_for(lambda: "1" in outputs.poll().customers.values, 30,
+             "the first bill in customer-stats")
+    latencies = []
+    for customer in range(2, 7):
+        started = time.monotonic()
+        producer.send(bill_event(customer, [(2, 1)]))
+        while str(customer) not in outputs.customers.poll(timeout_ms=5):
+            assert time.monotonic() - started < 5, "bill of customer {} not shown in 5 s".format(
+                customer)
+        latencies.append(time.monotonic() - started)
+    print("produce -> customer-stats readable: {} s".format(
+        ", ".join("{:.3f}".format(latency) for latency in latencies)))
+    assert max(latencies) < 1.0

@@ -1,0 +1,111 @@
+"""The aggregator's arithmetic (``streams.aggregate``) and settings, no broker."""
+import os
+
+from common.config import ROOT
+from helpers import bill_event
+from streams import aggregate
+from streams.app import Settings
+
+
+class FakeState(dict):
+    def exists(self, key):
+        return key in self
+
+    def set(self, key, value):
+        self[key] = value
+
+
+def test_first_delivery_counts_each_event_id_once():
+    state = FakeState()
+    assert aggregate.first_delivery(state, "a") is True
+    assert aggregate.first_delivery(state, "a") is False
+    assert aggregate.first_delivery(state, "b") is True
+    assert aggregate.first_delivery(state, "a") is False
+
+
+def test_add_bill_keeps_exact_money_and_counts():
+    stats = None
+    for _ in range(3):
+        stats = aggregate.add_bill(stats, bill_event(7, [(2, 1)]))  # 0.10 each
+    assert stats == {"customer_id": 7, "revenue": "0.30", "bills": 3}  # 0.1*3 != 0.3 in floats
+    stats = aggregate.add_bill(stats, bill_event(7, [(5, 2)]))
+    assert stats == {"customer_id": 7, "revenue": "2500.30", "bills": 4}
+
+
+def test_product_lines_explode_a_bill_and_merge_repeated_products():
+    event = bill_event(1, [(1, 3), (2, 1), (1, 2)])
+    lines = sorted(aggregate.product_lines(event), key=lambda line: line["product_id"])
+    assert lines == [{"product_id": 1, "units": 5, "revenue": "99.95"},
+                     {"product_id": 2, "units": 1, "revenue": "0.10"}]
+
+
+def test_add_product_line_accumulates():
+    first = {"product_id": 3, "units": 2, "revenue": "0.40"}
+    second = {"product_id": 3, "units": 1, "revenue": "0.20"}
+    stats = aggregate.add_product_line(aggregate.add_product_line(None, first), second)
+    assert stats == {"product_id": 3, "units": 3, "revenue": "0.60"}
+
+
+def test_window_sum_and_record():
+    revenue = aggregate.ZERO
+    for product in (2, 3, 4):  # 0.10 + 0.20 + 3.33
+        revenue = aggregate.add_revenue(revenue, bill_event(1, [(product, 1)]))
+    assert revenue == "3.63"
+    assert aggregate.window_record({"start": 5000, "end": 10000, "value": revenue}) == {
+        "start": "1970-01-01T00:00:05+00:00", "end": "1970-01-01T00:00:10+00:00",
+        "revenue": "3.63"}
+
+
+class DictState(dict):
+    """The part of quixstreams' ``State`` the windows use."""
+
+    def set(self, key, value):
+        self[key] = value
+
+    def delete(self, key):
+        del self[key]
+
+
+def test_tumbling_windows_by_event_time_with_grace():
+    state, one = DictState(), bill_event(1, [(2, 1)])  # 0.10 each
+
+    def add(at_ms):
+        return aggregate.add_to_window(state, one, at_ms, window_ms=5000, grace_ms=10000)
+
+    assert add(6000) == {"start": "1970-01-01T00:00:05+00:00",
+                         "end": "1970-01-01T00:00:10+00:00", "revenue": "0.10"}
+    assert add(9999)["revenue"] == "0.20"  # same window
+    assert add(10000)["start"] == "1970-01-01T00:00:10+00:00"  # the next one
+    assert add(19999)["revenue"] == "0.10"  # 10 s past the first window's end: still open
+    assert add(7000)["revenue"] == "0.30"  # a late bill within grace counts in its window
+    assert add(20000)["start"] == "1970-01-01T00:00:20+00:00"  # first window now closed
+    assert add(5000) is None  # too late: counts in no window
+    assert state["clock"] == {"newest": 20000, "open": [10000, 15000, 20000]}
+    # closed windows leave the state
+    assert {key: value for key, value in state.items() if key.startswith("window:")} == {
+        "window:10000": "0.10", "window:15000": "0.10", "window:20000": "0.10"}
+
+
+def test_event_time_is_occurred_at():
+    event = {"occurred_at": "2026-01-02T03:04:05.678000+00:00"}
+    assert aggregate.event_time_ms(event) == 1767323045678
+    assert aggregate.event_time_ms({"occurred_at": "2026-01-02T03:04:05.678"}) == 1767323045678
+    assert aggregate.event_time_ms({"occurred_at": "2026-01-02T04:04:05.678+01:00"}) == \
+        1767323045678
+
+
+def test_other_event_types_are_skipped():
+    assert aggregate.is_bill_created(bill_event(1, [(1, 1)]))
+    assert not aggregate.is_bill_created({"type": "bill_cancelled"})
+
+
+def test_settings_from_config():
+    config = {"KAFKA_BOOTSTRAP_SERVERS": "kafka:9092", "KAFKA_TANSU": "false",
+              "STREAMS_WINDOW_SECONDS": 5, "STREAMS_STATE_DIR": "var/streams"}
+    settings = Settings.from_config(config)
+    assert settings == Settings("kafka:9092", False, 5.0, os.path.join(ROOT, "var/streams"))
+    config.update(KAFKA_TANSU=True, STREAMS_STATE_DIR="/data/streams")
+    assert Settings.from_config(config).tansu is True
+    assert Settings.from_config(config).state_dir == "/data/streams"
+
+

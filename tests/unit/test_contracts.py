@@ -1,0 +1,42 @@
+"""The contracts package: what crosses a process boundary, defined once."""
+import datetime
+from decimal import Decimal
+
+from contracts import errors, events, services, topics
+from contracts.events import BRIDGE_HANDLER, BRIDGE_QUEUE, bill_created_event
+from services.kafka_bridge import KafkaBridgeService
+
+
+def test_bill_created_payload():
+    bill = {"id": 4, "customer_id": 1,
+            "billing_date": datetime.datetime(2026, 11, 24, 10, 0, tzinfo=datetime.timezone.utc),
+            "items": [{"id": 9, "product_id": 2, "quantity": 3, "unit_price": Decimal("1299.00")},
+                      {"id": 10, "product_id": 3, "quantity": 1, "unit_price": Decimal("0.10")}]}
+    event = bill_created_event(bill, event_id="e-1", occurred_at="2026-11-24T10:00:01+00:00")
+    assert event == {
+        "event_id": "e-1", "type": "bill_created", "occurred_at": "2026-11-24T10:00:01+00:00",
+        "bill": {"id": 4, "customer_id": 1, "billing_date": "2026-11-24T10:00:00+00:00",
+                 "items": [{"product_id": 2, "quantity": 3, "unit_price": "1299.00"},
+                           {"product_id": 3, "quantity": 1, "unit_price": "0.10"}],
+                 "total": "3897.10"}}
+    assert len(bill_created_event(bill)["event_id"]) == 36
+
+
+def test_the_bridge_queue_is_the_bridge_handlers_queue():
+    """billing's outbox declares the queue nameko derives from the bridge's
+    handler: the names must agree."""
+    assert KafkaBridgeService.forward_bill_created.__name__ == BRIDGE_HANDLER
+    assert BRIDGE_QUEUE == "evt-billing-bill_created--kafka_bridge.forward_bill_created"
+
+
+def test_every_error_code_is_unique_and_has_a_status():
+    codes = [cls.code for cls in errors.all_errors()]
+    assert len(codes) == len(set(codes)), codes
+    assert all(cls.status in (400, 401, 403, 404, 409, 500, 503) for cls in errors.all_errors())
+    assert errors.CustomerNotFound("x").status == 404
+
+
+def test_names_are_consistent():
+    assert set(services.REQUIRED_SERVICES) <= set(services.RPC_SERVICES)
+    assert {source for source, _ in events.EVENTS} <= set(services.RPC_SERVICES)
+    assert topics.ALL_TOPICS[0] == topics.BILLS_TOPIC

@@ -1,0 +1,50 @@
+"""One way to write a service: every service consumes through the mesh's one
+fast-reconnect consumer, and its entrypoints take domain errors as answers."""
+import logging
+import sys
+
+import pytest
+from nameko.containers import ServiceContainer
+from nameko.messaging import QueueConsumer
+from nameko.timer import Timer
+
+from contracts.errors import MeshError
+from helpers import service_classes
+from mesh.amqp import FastReconnectQueueConsumer
+from mesh.errors import WithoutTraceback
+from mesh.events import EventHandler
+from mesh.http import JsonHttpEntrypoint
+from mesh.rpc import DeadlineRpc
+
+ALL_SERVICES = ("customers", "inventory", "billing", "gateway", "kafka_bridge", "analytics")
+
+
+@pytest.mark.parametrize("service_cls", service_classes(*ALL_SERVICES),
+                         ids=lambda cls: cls.name)
+def test_services_consume_through_the_fast_reconnect_consumer_only(service_cls):
+    # binding the extensions reads no config and opens no connection
+    container = ServiceContainer(service_cls, {"AMQP_URI": "memory://"})
+    consumers = {type(ext) for ext in container.extensions if isinstance(ext, QueueConsumer)}
+    assert consumers <= {FastReconnectQueueConsumer}, consumers
+    for entrypoint in container.entrypoints:
+        # the mesh's own, or nameko's timer (no caller to answer)
+        assert isinstance(entrypoint, (DeadlineRpc, JsonHttpEntrypoint, EventHandler, Timer)), \
+            entrypoint
+        if not isinstance(entrypoint, Timer):
+            assert issubclass(MeshError, entrypoint.expected_exceptions), entrypoint
+
+
+def record(message, exc_info):
+    return logging.LogRecord("nameko.containers", logging.WARNING, __file__, 1, message,
+                             ("worker", "customer 7 does not exist"), exc_info)
+
+
+def test_expected_errors_are_one_line_without_traceback():
+    try:
+        raise MeshError("customer 7 does not exist")
+    except MeshError:
+        exc_info = sys.exc_info()
+    expected = record("(expected) error handling worker %s: %s", exc_info)
+    assert WithoutTraceback().filter(expected) and expected.exc_info is None
+    crash = record("error handling worker %s: %s", exc_info)
+    assert WithoutTraceback().filter(crash) and crash.exc_info is exc_info

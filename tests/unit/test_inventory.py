@@ -1,0 +1,69 @@
+"""inventory alone (``worker_factory``, SQLite, billing mocked)."""
+from decimal import Decimal
+from unittest.mock import call
+
+import pytest
+
+from helpers import stock
+from contracts.errors import InsufficientStock, InvalidInput, ProductNotFound, ReservationReleased
+
+
+def test_reserve_stock_is_all_or_nothing(inventory, inventory_db):
+    engine = inventory_db[0]
+    with pytest.raises(InsufficientStock, match=r"product 3 \(Smart Phone\): 9 requested, 8 in stock"):
+        inventory.reserve_stock([{"product_id": 1, "quantity": 5}, {"product_id": 3, "quantity": 9}])
+    with pytest.raises(ProductNotFound, match="product 7"):
+        inventory.reserve_stock([{"product_id": 1, "quantity": 5}, {"product_id": 7, "quantity": 1}])
+    assert stock(engine) == {1: 11, 2: 10, 3: 8}
+
+    reservation = inventory.reserve_stock(
+        [{"product_id": 3, "quantity": 8}, {"product_id": 1, "quantity": 1}], "r-1")
+    assert [(line["product"]["id"], line["quantity"], line["unit_price"])
+            for line in reservation["items"]] == [(3, 8, Decimal("5400.00")), (1, 1, Decimal("3200.00"))]
+    assert stock(engine) == {1: 10, 2: 10, 3: 0}
+
+
+def test_reserve_stock_repeated_id_takes_stock_once(inventory, inventory_db):
+    first = inventory.reserve_stock([{"product_id": 2, "quantity": 4}], "r-2")
+    again = inventory.reserve_stock([{"product_id": 2, "quantity": 4}], "r-2")
+    assert again["reservation_id"] == first["reservation_id"] == "r-2"
+    assert stock(inventory_db[0])[2] == 6
+
+
+def test_release_stock_gives_back_once_and_blocks_late_reservations(inventory, inventory_db):
+    engine = inventory_db[0]
+    inventory.reserve_stock([{"product_id": 2, "quantity": 4}], "r-3")
+    assert inventory.release_stock("r-3")["restocked"] is True
+    assert inventory.release_stock("r-3")["restocked"] is False
+    assert stock(engine)[2] == 10
+    with pytest.raises(ReservationReleased):
+        inventory.reserve_stock([{"product_id": 2, "quantity": 4}], "r-3")
+
+    # released before it was ever made (the reservation request was late)
+    assert inventory.release_stock("r-late")["restocked"] is False
+    with pytest.raises(ReservationReleased):
+        inventory.reserve_stock([{"product_id": 1, "quantity": 1}], "r-late")
+    assert stock(engine) == {1: 11, 2: 10, 3: 8}
+
+
+def test_stock_changes_leave_as_one_event_naming_every_product(inventory):
+    inventory.reserve_stock([{"product_id": 2, "quantity": 1}], "r-a")
+    inventory.reserve_stock([{"product_id": 1, "quantity": 1}, {"product_id": 2, "quantity": 1}])
+    inventory.release_stock("r-a")
+    inventory.changes.assert_not_called()  # nothing yet: the timer sends them
+    inventory.publish_stock_changes()
+    inventory.changes.assert_called_once_with("stock_changed", {"product_ids": [1, 2]})
+    inventory.publish_stock_changes()  # nothing changed since: nothing sent
+    assert inventory.changes.call_count == 1
+    inventory.reserve_stock([{"product_id": 3, "quantity": 1}])
+    inventory.publish_stock_changes()
+    assert inventory.changes.call_args == call("stock_changed", {"product_ids": [3]})
+
+
+def test_product_validation(inventory):
+    with pytest.raises(InvalidInput, match="price"):
+        inventory.create_product({"name": "X", "price": "-0.01", "quantity": 1})
+    with pytest.raises(InvalidInput, match="quantity"):
+        inventory.create_product({"name": "X", "price": "1", "quantity": True})
+    product = inventory.create_product({"name": "X", "price": "0.1", "quantity": 0})
+    assert product["price"] == Decimal("0.10")

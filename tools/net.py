@@ -1,0 +1,54 @@
+"""Ports and health: what the launcher, the tests and the benchmarks all wait on."""
+import socket
+import time
+import urllib.error
+import urllib.request
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def answers(host, port, timeout=1.0):
+    """Whether something accepts TCP connections at ``host:port``."""
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def split_address(address, default_host="127.0.0.1"):
+    """``"127.0.0.1:9092"`` -> ``("127.0.0.1", 9092)`` (the first one of a
+    comma-separated list, as Kafka's bootstrap servers are given)."""
+    host, _, port = address.split(",")[0].strip().rpartition(":")
+    return host or default_host, int(port)
+
+
+def health_status(url, timeout=3):
+    """``(status, body)`` of ``GET url/health``; ``(None, reason)`` without an answer."""
+    try:
+        with urllib.request.urlopen(url + "/health", timeout=timeout) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+    except (OSError, ValueError) as exc:
+        return None, str(exc)
+
+
+def wait_until_healthy(url, seconds, give_up=lambda: False, interval=0.2):
+    """Poll ``GET url/health`` until it answers 200 (True), ``seconds`` pass or
+    ``give_up()`` is true (False). The last answer is in ``wait_until_healthy.last``."""
+    deadline = time.time() + seconds
+    last = "no answer yet"
+    while time.time() < deadline and not give_up():
+        status, body = health_status(url)
+        if status == 200:
+            return True
+        last = body
+        time.sleep(interval)
+    wait_until_healthy.last = last
+    return False

@@ -1,0 +1,122 @@
+"""``make run``: start the whole mesh, wait until it is healthy, stop it cleanly.
+
+    python -m tools.run            # what `make run` calls
+    INSTANCES=2 python -m tools.run
+
+Processes come from the ``Procfile`` and are run by honcho (one ``nameko run``
+each, output prefixed with its name). On top of honcho this adds what a user
+needs from one command: each process's output also goes to ``var/log/<name>.log``,
+``INSTANCES`` instances of each domain service, and a line with the gateway's
+URL once ``GET /health`` answers 200. Ctrl-C or SIGTERM stops everything.
+
+When nothing answers at ``KAFKA_BOOTSTRAP_SERVERS``, it first starts the local
+Tansu broker (memory only, ``var/log/kafka.log``) and stops it at the end.
+
+A process that dies is not restarted, and does not take the others down (honcho
+would): the failure stays visible in ``/health`` and ``/services``, and bringing
+it back is the orchestrator's job (``restart:`` in docker-compose.yml).
+"""
+import os
+import sys
+import threading
+
+from honcho.environ import parse_procfile
+from honcho.manager import Manager
+from honcho.printer import Printer
+
+from common.config import ROOT, load_config
+from contracts.services import SINGLE_INSTANCE
+from tools.local_kafka import KafkaNotStarted, start_unless_running
+from tools.net import wait_until_healthy
+
+LOG_DIR = os.environ.get("MESH_LOG_DIR", os.path.join(ROOT, "var", "log"))
+HEALTH_WAIT_S = float(os.environ.get("MESH_HEALTH_WAIT", 120))
+
+
+class LogFilePrinter(Printer):
+    """Honcho's printer, also appending each process's lines to its log file."""
+
+    def __init__(self, log_dir):
+        super().__init__(sys.stdout)
+        os.makedirs(log_dir, exist_ok=True)
+        self.log_dir = log_dir
+        self.files = {}
+
+    def write(self, message):
+        super().write(message)
+        if message.name not in self.files:
+            path = os.path.join(self.log_dir, "{}.log".format(message.name))
+            self.files[message.name] = open(path, "a", buffering=1)
+        data = message.data
+        if isinstance(data, bytes):
+            data = data.decode("utf-8", "replace")
+        self.files[message.name].write(data)
+
+
+class MeshManager(Manager):
+    """honcho's Manager, except that one process stopping leaves the others
+    running; everything stops on Ctrl-C or SIGTERM, or once all have stopped."""
+
+    def _any_stopped(self):
+        # honcho's loop terminates everything as soon as this is true
+        return self._terminating and super()._any_stopped()
+
+
+def gateway_url(config):
+    address = str(config.get("WEB_SERVER_ADDRESS", "0.0.0.0:8000"))
+    host, _, port = address.rpartition(":")
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return "http://{}:{}".format(host, port)
+
+
+def announce_when_healthy(url, manager):
+    """Print the gateway's URL once ``/health`` answers 200; stop everything if
+    it does not within ``MESH_HEALTH_WAIT`` seconds."""
+    if wait_until_healthy(url, HEALTH_WAIT_S, give_up=lambda: manager._terminating, interval=0.5):
+        print("billing-mesh is up: {}  (logs in {}; Ctrl-C stops it)".format(
+            url, os.path.relpath(LOG_DIR, ROOT)), flush=True)
+    elif not manager._terminating:
+        print("billing-mesh did not become healthy within {:.0f} s ({}); see {}".format(
+            HEALTH_WAIT_S, wait_until_healthy.last, LOG_DIR), flush=True)
+        manager.terminate()
+
+
+def main():
+    instances = int(os.environ.get("INSTANCES", "1"))
+    config = load_config()
+    bootstrap = config["KAFKA_BOOTSTRAP_SERVERS"]
+    try:
+        broker = start_unless_running(bootstrap, os.path.join(LOG_DIR, "kafka.log"))
+    except KafkaNotStarted as exc:
+        sys.exit(str(exc))
+    if broker is not None:
+        print("started the local Kafka broker (Tansu, memory only) at {}".format(bootstrap),
+              flush=True)
+    with open(os.path.join(ROOT, "Procfile")) as handle:
+        procfile = parse_procfile(handle.read())
+    env = dict(os.environ)
+    # the venv's `nameko` first, whatever PATH the user has
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+
+    manager = MeshManager(printer=LogFilePrinter(LOG_DIR))
+    for name, entry in procfile.processes.items():
+        count = 1 if name in SINGLE_INSTANCE else instances
+        for number in range(1, count + 1):
+            label = name if count == 1 else "{}.{}".format(name, number)
+            manager.add_process(label, entry, env=env, cwd=ROOT)
+
+    watcher = threading.Thread(target=announce_when_healthy,
+                               args=(gateway_url(config), manager), daemon=True)
+    watcher.start()
+    try:
+        manager.loop()
+    finally:
+        if broker is not None:
+            broker.stop()
+    sys.exit(manager.returncode)
+
+
+if __name__ == "__main__":
+    main()
