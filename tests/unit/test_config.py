@@ -36,8 +36,16 @@ def test_reads_config_yaml_as_nameko_run_does(monkeypatch):
 
 
 def test_leaves_yaml_safe_loader_alone():
+    """(``nameko test`` itself changes SafeLoader before the tests run: compare.)"""
+    def state():
+        return (dict(yaml.SafeLoader.yaml_implicit_resolvers),
+                dict(yaml.SafeLoader.yaml_constructors))
+    before = state()
     load_config()
-    assert yaml.safe_load("a: ${HOME:x}") == {"a": "${HOME:x}"}
+    assert state() == before
+    fresh = run_python("import yaml, common.config\ncommon.config.load_config()\n"
+                       "print(yaml.safe_load('a: ${HOME:x}'))")
+    assert fresh.strip() == "{'a': '${HOME:x}'}"
 
 
 def test_importing_the_project_changes_no_global_state():
