@@ -18,7 +18,7 @@ import requests
 
 from common.config import ROOT, load_config
 from tools.local_kafka import KafkaNotStarted, LocalKafka
-from tools.net import free_port, wait_until_healthy
+from tools.net import free_port, wait_until_ok
 
 RABBIT_API = os.environ.get("RABBIT_API_URI", "http://guest:guest@127.0.0.1:15672")
 REPORT_LUA = os.path.join(ROOT, "bench", "wrk", "report.lua")
@@ -108,7 +108,9 @@ class BenchMesh:
         return self
 
     def wait_healthy(self, url, seconds=120):
-        if wait_until_healthy(url, seconds, give_up=lambda: self.process.poll() is not None):
+        healthy, _ = wait_until_ok(url + "/health", seconds,
+                                   give_up=lambda: self.process.poll() is not None)
+        if healthy:
             return
         self.__exit__()
         sys.exit("the mesh did not become healthy at {}; see {}".format(url, self.folder))

@@ -39,6 +39,7 @@ from bench.harness import (
     ROOT, BenchMesh, free_port, peak_rss_mb, percentile, start_tansu, stop, wrk,
 )
 from bench.stream_bench import aggregator_throughput, bill_latency
+from tools.net import wait_until_ok
 
 RESULTS = os.path.join(ROOT, "bench", "results.json")
 BILLS_LUA = os.path.join(ROOT, "bench", "wrk", "bills.lua")
@@ -95,13 +96,9 @@ def require_no_errors(name, figures):
 def start_process(command, env, folder, name, ready_url):
     process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.STDOUT,
                                stdout=open(os.path.join(folder, name + ".log"), "ab"))
-    deadline = time.time() + 60
-    while time.time() < deadline and process.poll() is None:
-        try:
-            if requests.get(ready_url, timeout=2).status_code == 200:
-                return process
-        except requests.RequestException:
-            time.sleep(0.2)
+    ready, _ = wait_until_ok(ready_url, 60, give_up=lambda: process.poll() is not None)
+    if ready:
+        return process
     stop(process)
     sys.exit("{} did not start; see {}/{}.log".format(name, folder, name))
 

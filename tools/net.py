@@ -28,10 +28,10 @@ def split_address(address, default_host="127.0.0.1"):
     return host or default_host, int(port)
 
 
-def health_status(url, timeout=3):
-    """``(status, body)`` of ``GET url/health``; ``(None, reason)`` without an answer."""
+def http_status(url, timeout=3):
+    """``(status, body)`` of ``GET url``; ``(None, reason)`` without an answer."""
     try:
-        with urllib.request.urlopen(url + "/health", timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.status, response.read().decode(errors="replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode(errors="replace")
@@ -39,16 +39,16 @@ def health_status(url, timeout=3):
         return None, str(exc)
 
 
-def wait_until_healthy(url, seconds, give_up=lambda: False, interval=0.2):
-    """Poll ``GET url/health`` until it answers 200 (True), ``seconds`` pass or
-    ``give_up()`` is true (False). The last answer is in ``wait_until_healthy.last``."""
+def wait_until_ok(url, seconds, give_up=lambda: False, interval=0.2):
+    """Poll ``GET url`` until it answers 200, ``seconds`` pass or ``give_up()``
+    is true: ``(True, body)``, or ``(False, the last answer or error)``. The
+    launcher and the benchmarks wait on ``<gateway>/health`` with it."""
     deadline = time.time() + seconds
     last = "no answer yet"
     while time.time() < deadline and not give_up():
-        status, body = health_status(url)
+        status, body = http_status(url)
         if status == 200:
-            return True
+            return True, body
         last = body
         time.sleep(interval)
-    wait_until_healthy.last = last
-    return False
+    return False, last

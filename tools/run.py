@@ -27,7 +27,7 @@ from honcho.printer import Printer
 from common.config import ROOT, load_config
 from contracts.services import SINGLE_INSTANCE
 from tools.local_kafka import KafkaNotStarted, start_unless_running
-from tools.net import wait_until_healthy
+from tools.net import wait_until_ok
 
 LOG_DIR = os.environ.get("MESH_LOG_DIR", os.path.join(ROOT, "var", "log"))
 HEALTH_WAIT_S = float(os.environ.get("MESH_HEALTH_WAIT", 120))
@@ -73,12 +73,14 @@ def gateway_url(config):
 def announce_when_healthy(url, manager):
     """Print the gateway's URL once ``/health`` answers 200; stop everything if
     it does not within ``MESH_HEALTH_WAIT`` seconds."""
-    if wait_until_healthy(url, HEALTH_WAIT_S, give_up=lambda: manager._terminating, interval=0.5):
+    healthy, last = wait_until_ok(url + "/health", HEALTH_WAIT_S,
+                                  give_up=lambda: manager._terminating, interval=0.5)
+    if healthy:
         print("billing-mesh is up: {}  (logs in {}; Ctrl-C stops it)".format(
             url, os.path.relpath(LOG_DIR, ROOT)), flush=True)
     elif not manager._terminating:
         print("billing-mesh did not become healthy within {:.0f} s ({}); see {}".format(
-            HEALTH_WAIT_S, wait_until_healthy.last, LOG_DIR), flush=True)
+            HEALTH_WAIT_S, last, LOG_DIR), flush=True)
         manager.terminate()
 
 

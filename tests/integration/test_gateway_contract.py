@@ -1,4 +1,4 @@
-"""The HTTP contract of DESIGN.md, through the real gateway, over the real broker,
+"""The HTTP contract (docs/http.md), through the real gateway, over the real broker,
 with every service running (in this process, one nameko container each)."""
 from decimal import Decimal
 

@@ -183,7 +183,7 @@ def test_each_service_gets_only_its_own_database(services, nameko_services, conf
 
 
 def test_each_service_has_a_database_of_its_own(services, nameko_services):
-    """DESIGN.md: each service owns its own database, created by the init script."""
+    """Each service owns its own database (docs/architecture.md), created by the init script."""
     created = set(re.findall(r"CREATE DATABASE (\w+)", read(os.path.join(ROOT, "docker", "postgres-init.sql"))))
     mounts = " ".join(services["postgres"].get("volumes", []))
     assert "postgres-init.sql:/docker-entrypoint-initdb.d/" in mounts, \

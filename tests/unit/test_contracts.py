@@ -1,7 +1,11 @@
 """The contracts package: what crosses a process boundary, defined once."""
 import datetime
+import os
 from decimal import Decimal
 
+from honcho.environ import parse_procfile
+
+from common.config import ROOT
 from contracts import errors, events, services, topics
 from contracts.events import BRIDGE_HANDLER, BRIDGE_QUEUE, bill_created_event
 from services.kafka_bridge import KafkaBridgeService
@@ -40,3 +44,11 @@ def test_names_are_consistent():
     assert set(services.REQUIRED_SERVICES) <= set(services.RPC_SERVICES)
     assert {source for source, _ in events.EVENTS} <= set(services.RPC_SERVICES)
     assert topics.ALL_TOPICS[0] == topics.BILLS_TOPIC
+
+
+def test_the_procfile_runs_every_named_process():
+    """The Procfile (and so docker-compose.yml, tests/unit/test_compose.py) names
+    processes as contracts.services does."""
+    with open(os.path.join(ROOT, "Procfile")) as handle:
+        processes = set(parse_procfile(handle.read()).processes)
+    assert processes == set(services.RPC_SERVICES) | {services.GATEWAY, services.STREAMS}
