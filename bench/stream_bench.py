@@ -8,13 +8,13 @@
    fresh local Tansu broker; a plain kafka-python consumer summing revenue per
    customer into a dict, then the quixstreams aggregator (``python -m streams``,
    fresh state), each read all of them. Both figures come from the same run.
-2. Latency: the whole mesh (``python -m mesh.run`` in its own RabbitMQ vhost, ports
+2. Latency: the whole mesh (``python -m tools.run`` in its own RabbitMQ vhost, ports
    and data folder) takes ``--rate`` bills/s through the gateway for ``--seconds``;
    a poller reads ``/analytics/customers`` every 50 ms and notes when each bill
    became visible. Prints p50/p99 of bill (POST sent) -> visible: the POST's own
    time included, so an upper bound.
 
-Prints a table; exits non-zero only if something failed to run. Targets (issue 3):
+Prints a table; exits non-zero only if something failed to run. Targets:
 aggregator >= 0.4x the plain consumer, p99 < 1 s.
 """
 import argparse

@@ -6,7 +6,7 @@ The aggregator writes the other three, each the latest value per key:
 
 - ``billing.customer-stats``, key customer id: ``{"customer_id", "revenue", "bills"}``;
 - ``billing.product-stats``, key product id: ``{"product_id", "units", "revenue"}``;
-- ``billing.revenue-windows``, key the window's start (epoch ms):
+- ``billing.revenue-windows``, key the window's start (ISO 8601 text):
   ``{"start", "end", "revenue"}`` (ISO 8601 UTC, money as text).
 
 The analytics service follows those three. kafka-python's admin client creates

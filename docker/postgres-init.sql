@@ -1,4 +1,4 @@
--- One database per service (DESIGN.md: no service reads another's tables).
+-- One database per service (docs/architecture.md: no service reads another's tables).
 -- Run once by the postgres image on its first start (docker-entrypoint-initdb.d).
 CREATE DATABASE customers;
 CREATE DATABASE inventory;
