@@ -9,7 +9,7 @@ which is why ``services/`` may not use them (ruff's banned-api, pyproject.toml).
 from contextlib import contextmanager
 
 from nameko.amqp.publish import Publisher
-from nameko.constants import NON_PERSISTENT
+from nameko.constants import DEFAULT_TRANSPORT_OPTIONS, NON_PERSISTENT
 from nameko.messaging import QueueConsumer
 
 
@@ -28,7 +28,23 @@ class FastReconnectQueueConsumer(QueueConsumer):
             yield connection
 
 
-class RpcPublisher(Publisher):
+class MeshPublisher(Publisher):
+    """nameko's publisher with transport options of its own.
+
+    nameko's ``Publisher.publish`` writes ``confirm_publish`` into
+    ``transport_options``, a class attribute: one dict for every publisher of
+    the process, which kombu's pooled connections keep a reference to. With
+    unconfirmed publishers (RPC, change events) beside confirmed ones
+    (``bill_created``), a connection (re)made at the wrong moment would publish
+    events unconfirmed. Every publisher of the mesh is this class.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.transport_options = dict(DEFAULT_TRANSPORT_OPTIONS)
+
+
+class RpcPublisher(MeshPublisher):
     """How RPC requests and replies are sent: transient and unconfirmed.
 
     nameko sends them persistent with publisher confirms, so RabbitMQ writes

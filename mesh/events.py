@@ -13,7 +13,7 @@ from nameko.events import BROADCAST, EventDispatcher
 from nameko.events import EventHandler as NamekoEventHandler
 
 from contracts.errors import MeshError
-from mesh.amqp import FastReconnectQueueConsumer
+from mesh.amqp import FastReconnectQueueConsumer, MeshPublisher
 from mesh.errors import quiet_expected_errors
 
 
@@ -49,6 +49,8 @@ class ChangeEvents(EventDispatcher):
     """Change events: transient and unconfirmed, like RPC messages
     (``mesh.amqp.RpcPublisher``), so a write does not wait on a disk write for a
     hint. ``self.changes(PRODUCT_UPDATED, products_changed([4]))``."""
+
+    publisher_cls = MeshPublisher
 
     def __init__(self, **options):
         super().__init__(use_confirms=False, delivery_mode=NON_PERSISTENT, **options)

@@ -41,6 +41,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from common.columns import UtcDateTime
 from contracts.wire import utc_now
+from mesh.amqp import MeshPublisher
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,8 @@ class OutboxClient:
 class Outbox(EventDispatcher):
     """The outbox of a service: its events' table, the queues that must exist,
     and nameko's event dispatcher (persistent, confirmed) to send them."""
+
+    publisher_cls = MeshPublisher
 
     def __init__(self, model, handler_queues=(), grace_s=2.0, **options):
         super().__init__(**options)
