@@ -13,11 +13,16 @@ from pydantic import (
 )
 
 from contracts.errors import InvalidInput
+from contracts.limits import (
+    MAX_ID, MAX_IDS_PER_CALL, MAX_ITEMS_PER_BILL, MAX_NAME_LENGTH, MAX_PAGE, MAX_PAGE_SIZE,
+    MAX_QUANTITY,
+)
 
-MAX_PAGE_SIZE = 100
-
-Id = Annotated[StrictInt, Field(gt=0)]
-Name = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+Id = Annotated[StrictInt, Field(gt=0, le=MAX_ID)]
+# no NUL: PostgreSQL cannot store it in text
+Name = Annotated[StrictStr, Field(min_length=1, max_length=MAX_NAME_LENGTH,
+                                  pattern=r"^[^\x00]*$")]
+Quantity = Annotated[StrictInt, Field(ge=0, le=MAX_QUANTITY)]
 # a price may come as a number or a string ("19.99"); never more than 2 decimals
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2,
                                  allow_inf_nan=False)]
@@ -33,13 +38,13 @@ class ItemIn(Body):
     """One line of a bill or a reservation: ``{"product_id": 2, "quantity": 3}``."""
 
     product_id: Id
-    quantity: Annotated[StrictInt, Field(gt=0)]
+    quantity: Annotated[StrictInt, Field(gt=0, le=MAX_QUANTITY)]
 
 
 class ItemsIn(Body):
     """The lines of a bill or a reservation: 1 to 100, each product once."""
 
-    items: Annotated[List[ItemIn], Field(min_length=1, max_length=100)]
+    items: Annotated[List[ItemIn], Field(min_length=1, max_length=MAX_ITEMS_PER_BILL)]
 
     @field_validator("items")
     @classmethod
@@ -55,13 +60,13 @@ class ItemsIn(Body):
 class PageIn(BaseModel):
     """Query parameters arrive as text: lax ints here (``"2"`` is 2)."""
 
-    page: Annotated[int, Field(ge=0)] = 0
+    page: Annotated[int, Field(ge=0, le=MAX_PAGE)] = 0
     size: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = 20
-    customer_id: Optional[Annotated[int, Field(gt=0)]] = None
+    customer_id: Optional[Annotated[int, Field(gt=0, le=MAX_ID)]] = None
 
 
 class IdsIn(BaseModel):
-    ids: Annotated[List[Id], Field(max_length=1000)]
+    ids: Annotated[List[Id], Field(max_length=MAX_IDS_PER_CALL)]
 
 
 def validate(model, data):

@@ -45,9 +45,30 @@ class NotFound(MeshError):
     code = "NOT_FOUND"
 
 
+class MethodNotAllowed(MeshError):
+    """The route exists, the method does not: the answer carries ``Allow``."""
+
+    status = 405
+    code = "METHOD_NOT_ALLOWED"
+
+
 class Conflict(MeshError):
     status = 409
     code = "CONFLICT"
+
+
+class PayloadTooLarge(MeshError):
+    """The body is larger than ``MAX_BODY_BYTES``."""
+
+    status = 413
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class UnsupportedMediaType(MeshError):
+    """A body that is not ``Content-Type: application/json``."""
+
+    status = 415
+    code = "UNSUPPORTED_MEDIA_TYPE"
 
 
 class ServiceUnavailable(MeshError):

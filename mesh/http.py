@@ -6,10 +6,29 @@ werkzeug HTML pages; here every answer, errors included, is JSON of the shape
 Money (``Decimal``) leaves as a string with two decimals, times as ISO 8601.
 Every answer carries the request's ``X-Request-ID`` (see ``mesh.tracing``).
 A ``MeshError`` (404, 409, ...) is an answer: one warning line, no traceback.
+
+A route declares what it takes and answers, and the edge enforces it before
+the route runs (``mesh.openapi`` documents the same declaration)::
+
+    @http("POST", "/customers", body=CustomerBody, answers={201: Customer},
+          errors={409: ["EMAIL_TAKEN"]})
+    def create_customer(self, request):
+        request.body  # a CustomerBody: valid, or the caller already has its 400
+
+Every class of bad input has its answer, never a 500: a body over
+``MAX_BODY_BYTES`` is 413; a body with a ``Content-Type`` other than
+``application/json`` is 415 (no ``Content-Type`` is read as JSON); malformed
+JSON, an invalid field, or a query parameter out of range is 400; an id in a
+path beyond ``contracts.limits.MAX_ID`` is 404; a wrong method is 405 with
+``Allow``. ``HEAD`` works wherever ``GET`` does, ``OPTIONS`` answers 204 with
+``Allow``, and CORS (``CORS_ALLOWED_ORIGINS``) is answered here too.
 """
+import dataclasses
+import hmac
 import json
 import logging
 from decimal import Decimal
+from typing import Any, Dict, Optional, Sequence
 
 from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 from nameko.web.handlers import HttpRequestHandler
@@ -19,13 +38,20 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from common.config import as_bool
-from contracts.wire import to_json
-from contracts.errors import InvalidInput, MeshError
+from common.validation import validate
+from contracts.errors import (
+    InvalidInput, MeshError, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType,
+)
 from contracts.headers import REQUEST_ID_KEY
+from contracts.limits import MAX_ID
+from contracts.wire import to_json
 from mesh.errors import error_body, quiet_expected_errors
 from mesh.tracing import request_id_from, set_request_id
 
 log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+CORS_ALLOWED_HEADERS = "Content-Type, Authorization, Idempotency-Key, X-Request-ID"
 
 
 def json_response(payload, status=200, headers=None):
@@ -44,21 +70,52 @@ def error_response(exc, headers=None):
     return json_response(body, status, headers)
 
 
-def read_json(request):
-    """The request body as a JSON object; numbers with a fraction become
+def parse_json_object(data):
+    """``data`` (bytes) as a JSON object; numbers with a fraction become
     ``Decimal`` so money never passes through a float."""
     try:
-        body = json.loads(request.get_data(as_text=True) or "null",
-                          parse_float=Decimal)
-    except ValueError as exc:
-        raise InvalidInput("body: malformed JSON ({})".format(exc))
+        body = json.loads(data.decode("utf-8") or "null", parse_float=Decimal)
+        # lone surrogates ("\\ud800") parse, but no database can store them
+        json.dumps(body, ensure_ascii=False, default=str).encode("utf-8")
+    except (ValueError, RecursionError) as exc:  # UnicodeError is a ValueError
+        raise InvalidInput("body: malformed JSON ({})".format(
+            "nested too deeply" if isinstance(exc, RecursionError) else exc))
     if not isinstance(body, dict):
         raise InvalidInput("body: expected a JSON object")
     return body
 
 
+@dataclasses.dataclass(frozen=True)
+class RouteSpec:
+    """What a route takes and answers: enforced by the edge, documented by
+    ``mesh.openapi``. ``answers``: status -> answer model, a media type (text),
+    or None (no body); ``errors``: status -> the error codes the route's own
+    work can answer (the edge adds what it answers itself)."""
+
+    query: Optional[type] = None
+    body: Optional[type] = None
+    answers: Dict[int, Any] = dataclasses.field(default_factory=dict)
+    errors: Dict[int, Sequence[str]] = dataclasses.field(default_factory=dict)
+    headers: Dict[str, str] = dataclasses.field(default_factory=dict)  # name -> description
+    descriptions: Dict[int, str] = dataclasses.field(default_factory=dict)
+    tag: Optional[str] = None
+    calls_services: bool = True  # may answer 503 when a service does not
+    auth: bool = False  # needs "Authorization: Bearer <ADMIN_TOKEN>" (off without one)
+    media_type: str = "application/json"
+
+
 class JsonWsgiApp(WsgiApp):
-    """Routes like nameko's, but unknown routes and wrong methods answer JSON."""
+    """Routes like nameko's, but every answer is JSON, and requests are checked
+    against their route's spec before any worker runs."""
+
+    def __init__(self, server):
+        super().__init__(server)
+        config = server.container.config
+        self.max_body_bytes = int(config.get("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
+        origins = str(config.get("CORS_ALLOWED_ORIGINS") or "")
+        self.cors_origins = {origin.strip() for origin in origins.split(",") if origin.strip()}
+        self.cors_max_age = str(config.get("CORS_MAX_AGE", 600))
+        self.admin_token = str(config.get("ADMIN_TOKEN") or "")
 
     def __call__(self, environ, start_response):
         request = Request(environ, shallow=True)
@@ -67,15 +124,22 @@ class JsonWsgiApp(WsgiApp):
         set_request_id(request.request_id)
         adapter = self.url_map.bind_to_environ(environ)
         try:
-            provider, values = adapter.match()
-            request.path_values = values
-            response = provider.handle_request(request)
+            if request.method == "OPTIONS":
+                response = self.options(adapter, request)
+            else:
+                provider, values = adapter.match()
+                request.path_values = values
+                self.check_request(provider, request)
+                response = provider.handle_request(request)
+        except MeshError as exc:
+            log.info("%s %s refused: %s %s", request.method, request.path, exc.status, exc)
+            response = error_response(exc)
         except MethodNotAllowed as exc:
             response = json_response(
                 {"error": "METHOD_NOT_ALLOWED",
                  "message": "{} is not allowed on {}".format(
                      request.method, request.path)},
-                405, headers={"Allow": ", ".join(exc.valid_methods or ())})
+                405, headers={"Allow": ", ".join(sorted(allowed_methods(exc.valid_methods)))})
         except HTTPException as exc:
             if exc.code < 400:  # routing redirects (trailing slash) stay as they are
                 response = exc.get_response(environ)
@@ -84,8 +148,90 @@ class JsonWsgiApp(WsgiApp):
                     {"error": exc.name.upper().replace(" ", "_"),
                      "message": "no route for {} {}".format(
                          request.method, request.path)}, exc.code)
+        except Exception as exc:  # noqa: BLE001  a bug: logged, answered as JSON
+            response = error_response(exc)
         response.headers["X-Request-ID"] = request.request_id
+        self.add_cors_headers(request, response)
         return response(environ, start_response)
+
+    def options(self, adapter, request):
+        """204 with ``Allow`` (and, for an allowed origin, CORS's preflight headers)."""
+        methods = adapter.allowed_methods()
+        if not methods:
+            raise NotFound("no route for OPTIONS {}".format(request.path))
+        response = Response(status=204)
+        response.headers["Allow"] = ", ".join(sorted(allowed_methods(methods)))
+        if self.cors_origin(request) and "Access-Control-Request-Method" in request.headers:
+            response.headers["Access-Control-Allow-Methods"] = response.headers["Allow"]
+            response.headers["Access-Control-Allow-Headers"] = CORS_ALLOWED_HEADERS
+            response.headers["Access-Control-Max-Age"] = self.cors_max_age
+        return response
+
+    def cors_origin(self, request):
+        origin = request.headers.get("Origin")
+        if origin and ("*" in self.cors_origins or origin in self.cors_origins):
+            return origin
+        return None
+
+    def add_cors_headers(self, request, response):
+        if not self.cors_origins:
+            return
+        response.vary.add("Origin")
+        origin = self.cors_origin(request)
+        if origin:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Expose-Headers"] = "X-Request-ID, Location"
+
+    def check_request(self, provider, request):
+        """Refuse what the route's spec does not take, before any worker runs:
+        nothing a refused request carries reaches a service."""
+        for name, value in request.path_values.items():
+            if isinstance(value, int) and value > MAX_ID:
+                raise NotFound("{} {} does not exist".format(name, value))
+        spec = getattr(provider, "spec", None)
+        if spec is None:
+            return
+        if spec.auth:
+            self.check_admin_token(request)
+        if spec.query is not None:
+            request.query = validate(spec.query, request.args.to_dict())
+        if spec.body is not None:
+            request.body = validate(spec.body, self.read_body(request))
+
+    def check_admin_token(self, request):
+        """Admin routes: off (404) while no ``ADMIN_TOKEN`` is configured, else
+        ``Authorization: Bearer <ADMIN_TOKEN>`` (401), before the body is read."""
+        if not self.admin_token:
+            raise NotFound("no route for {} {} (ADMIN_TOKEN is not set)".format(
+                request.method, request.path))
+        given = request.headers.get("Authorization", "")
+        expected = "Bearer {}".format(self.admin_token)
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise Unauthorized("a valid 'Authorization: Bearer <token>' header is required")
+
+    def read_body(self, request):
+        content_type = request.mimetype
+        if content_type and content_type != "application/json":
+            raise UnsupportedMediaType(
+                "send the body as JSON, with Content-Type: application/json (not {})".format(
+                    content_type))
+        length = request.content_length
+        if length is not None and length > self.max_body_bytes:
+            raise PayloadTooLarge("the body is {} bytes; at most {} are taken".format(
+                length, self.max_body_bytes))
+        request.shallow = False  # nameko's handle_request would allow reading too
+        data = request.stream.read(self.max_body_bytes + 1)
+        if len(data) > self.max_body_bytes:
+            raise PayloadTooLarge("the body is over {} bytes".format(self.max_body_bytes))
+        return parse_json_object(data)
+
+
+def allowed_methods(methods):
+    """What ``Allow`` lists: the route's methods, ``HEAD`` with ``GET``, and ``OPTIONS``."""
+    allowed = set(methods or ()) | {"OPTIONS"}
+    if "GET" in allowed:
+        allowed.add("HEAD")
+    return allowed
 
 
 class JsonWebServer(WebServer):
@@ -106,8 +252,9 @@ class JsonWebServer(WebServer):
 class JsonHttpEntrypoint(HttpRequestHandler):
     server = JsonWebServer()
 
-    def __init__(self, method, url, expected_exceptions=(MeshError,), **kwargs):
+    def __init__(self, method, url, spec=None, expected_exceptions=(MeshError,), **kwargs):
         super().__init__(method, url, expected_exceptions=expected_exceptions, **kwargs)
+        self.spec = spec
 
     def setup(self):
         super().setup()
@@ -126,7 +273,25 @@ class JsonHttpEntrypoint(HttpRequestHandler):
         return error_response(exc)
 
 
-http = JsonHttpEntrypoint.decorator
+def http(method, url, *, query=None, body=None, answers=None, errors=None, headers=None,
+         descriptions=None, tag=None, calls_services=True, auth=False):
+    """``@http("GET", "/customers", query=PageQuery, answers={200: CustomerPage})``:
+    a route, its spec (``RouteSpec``) checked on every request."""
+    spec = RouteSpec(query=query, body=body, answers=dict(answers or {200: None}),
+                     errors=dict(errors or {}), headers=dict(headers or {}),
+                     descriptions=dict(descriptions or {}), tag=tag,
+                     calls_services=calls_services, auth=auth)
+    return JsonHttpEntrypoint.decorator(method, url, spec=spec)
+
+
+def declared_routes(service_cls):
+    """``[(method name, entrypoint)]`` of a service class's routes, by path."""
+    routes = []
+    for name in dir(service_cls):
+        for ext in getattr(getattr(service_cls, name), ENTRYPOINT_EXTENSIONS_ATTR, ()):
+            if isinstance(ext, JsonHttpEntrypoint):
+                routes.append((name, ext))
+    return sorted(routes, key=lambda route: (route[1].url, route[1].method))
 
 
 def http_routes(service_cls):

@@ -3,7 +3,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-MAX_WINDOWS = 1000
+from contracts.limits import MAX_WINDOWS
 
 
 class WindowsIn(BaseModel):

@@ -14,17 +14,17 @@ operations routes (health, registry, admin RPC); then the cache's event handlers
     curl http://127.0.0.1:8000/bills/1/full
 """
 import fnmatch
-import hmac
+import functools
+import os
+from importlib.metadata import version
 
 import eventlet
 from nameko.dependency_providers import Config
 from nameko.exceptions import MethodNotFound
 from werkzeug.wrappers import Response
 
-from common.validation import validate
-from contracts.wire import to_json
 from contracts.cache_tags import customer_tag, full_bill_key, product_tag
-from contracts.errors import Forbidden, MeshError, NotFound, Unauthorized
+from contracts.errors import Forbidden, MeshError, NotFound
 from contracts.events import (
     CUSTOMER_DELETED, CUSTOMER_UPDATED, PRODUCT_DELETED, PRODUCT_UPDATED, STOCK_CHANGED,
 )
@@ -35,11 +35,22 @@ from contracts.services import (
 from mesh.cache import ReadCache
 from mesh.errors import error_body
 from mesh.events import evicts_on
-from mesh.http import http, http_routes, json_response, json_text_response, read_json
+from contracts.wire import to_json
+from mesh.http import http, http_routes, json_response, json_text_response
+from mesh.openapi import openapi_document
 from mesh.proxy import MeshRpcProxy
 from mesh.registry import Registry
 from mesh.tracing import Tracing
-from services.gateway_schemas import StreamIn
+from services.gateway_schemas import (
+    Bill, BillBody, BillPage, BillsQuery, Customer, CustomerBody, CustomerPage,
+    CustomerStats, CustomerStatsList, FullBill, Health, HealthDown, Liveness, PageQuery,
+    Product, ProductBody, ProductPage, ProductStatsList, RevenueWindows, RpcAnswer,
+    RpcArguments, Services, StreamQuery, WindowsQuery,
+)
+
+STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gateway_static")
+STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html",
+                ".png": "image/png", ".svg": "image/svg+xml"}
 
 
 class GatewayService:
@@ -57,30 +68,34 @@ class GatewayService:
 
     # customers -----------------------------------------------------------
 
-    @http("GET", "/customers")
+    @http("GET", "/customers", query=PageQuery, answers={200: CustomerPage}, tag="customers")
     def list_customers(self, request):
         """GET /customers?page=0&size=20 -> {"items": [...], "page": {...}}"""
-        return json_response(self.customers.list_customers(**page_args(request)))
+        return json_response(self.customers.list_customers(**request.query.model_dump()))
 
-    @http("GET", "/customers/<int:customer_id>")
+    @http("GET", "/customers/<int:customer_id>", answers={200: Customer},
+          errors={404: ["CUSTOMER_NOT_FOUND"]}, tag="customers")
     def get_customer(self, request, customer_id):
         """GET /customers/1 -> {"id": 1, "name": "Mohamed", "email": "med@gmail.com"}
         (cached until the customer changes)"""
         return self._read_cached(customer_tag(customer_id), self.customers.get_customer,
                                  customer_id)
 
-    @http("POST", "/customers")
+    @http("POST", "/customers", body=CustomerBody, answers={201: Customer},
+          errors={409: ["EMAIL_TAKEN"]}, tag="customers")
     def create_customer(self, request):
         """POST /customers {"name": "Ali", "email": "ali@mail.com"} -> 201 + Location"""
         return self._create(self.customers.create_customer, request, "/customers/{}")
 
-    @http("PUT", "/customers/<int:customer_id>")
+    @http("PUT", "/customers/<int:customer_id>", body=CustomerBody, answers={200: Customer},
+          errors={404: ["CUSTOMER_NOT_FOUND"], 409: ["EMAIL_TAKEN"]}, tag="customers")
     def update_customer(self, request, customer_id):
         """PUT /customers/4 {"name": "Ali B", "email": "ali@mail.com"} -> 200"""
         return self._update(customer_tag(customer_id), self.customers.update_customer,
                             customer_id, request)
 
-    @http("DELETE", "/customers/<int:customer_id>")
+    @http("DELETE", "/customers/<int:customer_id>", answers={204: None},
+          errors={404: ["CUSTOMER_NOT_FOUND"], 409: ["CUSTOMER_HAS_BILLS"]}, tag="customers")
     def delete_customer(self, request, customer_id):
         """DELETE /customers/4 -> 204; 409 while bills refer to the customer"""
         return self._delete(customer_tag(customer_id), self.customers.delete_customer,
@@ -88,30 +103,33 @@ class GatewayService:
 
     # products ------------------------------------------------------------
 
-    @http("GET", "/products")
+    @http("GET", "/products", query=PageQuery, answers={200: ProductPage}, tag="products")
     def list_products(self, request):
         """GET /products?page=0&size=20 -> {"items": [...], "page": {...}}"""
-        return json_response(self.inventory.list_products(**page_args(request)))
+        return json_response(self.inventory.list_products(**request.query.model_dump()))
 
-    @http("GET", "/products/<int:product_id>")
+    @http("GET", "/products/<int:product_id>", answers={200: Product},
+          errors={404: ["PRODUCT_NOT_FOUND"]}, tag="products")
     def get_product(self, request, product_id):
         """GET /products/1 -> {"id": 1, "name": "Computer", "price": "3200.00", "quantity": 11}
         (cached until the product or its stock changes)"""
         return self._read_cached(product_tag(product_id), self.inventory.get_product,
                                  product_id)
 
-    @http("POST", "/products")
+    @http("POST", "/products", body=ProductBody, answers={201: Product}, tag="products")
     def create_product(self, request):
         """POST /products {"name": "Mouse", "price": "19.99", "quantity": 5} -> 201 + Location"""
         return self._create(self.inventory.create_product, request, "/products/{}")
 
-    @http("PUT", "/products/<int:product_id>")
+    @http("PUT", "/products/<int:product_id>", body=ProductBody, answers={200: Product},
+          errors={404: ["PRODUCT_NOT_FOUND"]}, tag="products")
     def update_product(self, request, product_id):
         """PUT /products/4 {"name": "Mouse", "price": "17.50", "quantity": 5} -> 200"""
         return self._update(product_tag(product_id), self.inventory.update_product,
                             product_id, request)
 
-    @http("DELETE", "/products/<int:product_id>")
+    @http("DELETE", "/products/<int:product_id>", answers={204: None},
+          errors={404: ["PRODUCT_NOT_FOUND"], 409: ["PRODUCT_HAS_BILLS"]}, tag="products")
     def delete_product(self, request, product_id):
         """DELETE /products/4 -> 204; 409 while bills hold the product"""
         return self._delete(product_tag(product_id), self.inventory.delete_product,
@@ -124,12 +142,12 @@ class GatewayService:
         return json_text_response(self.cache.read(tag, lambda: (to_json(get(entity_id)), [tag])))
 
     def _create(self, create, request, location):
-        entity = create(read_json(request))
+        entity = create(request.body.model_dump())
         return created(entity, location.format(entity["id"]))
 
     def _update(self, tag, update, entity_id, request):
         try:
-            return json_response(update(entity_id, read_json(request)))
+            return json_response(update(entity_id, request.body.model_dump()))
         finally:
             self.cache.evict(tag)
 
@@ -142,20 +160,19 @@ class GatewayService:
 
     # bills ---------------------------------------------------------------
 
-    @http("GET", "/bills")
+    @http("GET", "/bills", query=BillsQuery, answers={200: BillPage}, tag="bills")
     def list_bills(self, request):
         """GET /bills?customer_id=1&page=0&size=20 -> {"items": [...], "page": {...}}"""
-        args = page_args(request)
-        if "customer_id" in request.args:
-            args["customer_id"] = request.args["customer_id"]
-        return json_response(self.billing.list_bills(**args))
+        return json_response(self.billing.list_bills(**request.query.model_dump(exclude_none=True)))
 
-    @http("GET", "/bills/<int:bill_id>")
+    @http("GET", "/bills/<int:bill_id>", answers={200: Bill}, errors={404: ["BILL_NOT_FOUND"]},
+          tag="bills")
     def get_bill(self, request, bill_id):
         """GET /bills/1 -> {"id": 1, "customer_id": 1, "items": [{"id": 1, "product_id": 1, ...}]}"""
         return json_response(self.billing.get_bill(bill_id))
 
-    @http("GET", "/bills/<int:bill_id>/full")
+    @http("GET", "/bills/<int:bill_id>/full", answers={200: FullBill},
+          errors={404: ["BILL_NOT_FOUND", "CUSTOMER_NOT_FOUND"]}, tag="bills")
     def get_full_bill(self, request, bill_id):
         """GET /bills/1/full -> the bill with customer, products, line totals and total
         (cached until its customer or one of its products changes; bills never do)"""
@@ -167,55 +184,62 @@ class GatewayService:
 
         return json_text_response(self.cache.read(full_bill_key(bill_id), load))
 
-    @http("GET", "/fullBill/<int:bill_id>")
+    @http("GET", "/fullBill/<int:bill_id>", answers={200: FullBill},
+          errors={404: ["BILL_NOT_FOUND", "CUSTOMER_NOT_FOUND"]}, tag="bills")
     def get_full_bill_alias(self, request, bill_id):
         """GET /fullBill/1: the original course's path for /bills/1/full"""
         return self.get_full_bill(request, bill_id)
 
-    @http("POST", "/bills")
+    @http("POST", "/bills", body=BillBody, answers={201: FullBill},
+          errors={404: ["CUSTOMER_NOT_FOUND", "PRODUCT_NOT_FOUND"],
+                  409: ["INSUFFICIENT_STOCK", "IDEMPOTENCY_KEY_REUSED", "CONFLICT"]},
+          headers={"Idempotency-Key": "repeating a request with the same key answers the "
+                                      "first bill again and creates nothing"},
+          tag="bills")
     def create_bill(self, request):
         """POST /bills {"customer_id": 1, "items": [{"product_id": 2, "quantity": 3}]}
         -> 201 with the full bill; 409 INSUFFICIENT_STOCK when stock is short.
         With an ``Idempotency-Key`` header, repeating the request answers the
         first bill again and creates nothing (the same key with another body: 409)."""
-        body = read_json(request)
-        if "Idempotency-Key" in request.headers:
-            body["idempotency_key"] = request.headers["Idempotency-Key"]
-        items = body.pop("items", None)
+        body = request.body
+        items = [item.model_dump() for item in body.items]
         try:
-            bill = self.billing.create_bill(customer_id=body.pop("customer_id", None),
-                                            items=items, **body)
+            bill = self.billing.create_bill(
+                customer_id=body.customer_id, items=items,
+                idempotency_key=request.headers.get("Idempotency-Key") or None)
         finally:
             # the stock of these products changed (or may have): read it again
-            self.cache.evict(*map(product_tag, product_ids_in(items)))
+            self.cache.evict(*(product_tag(item["product_id"]) for item in items))
         return created(bill, "/bills/{}".format(bill["id"]))
 
     # analytics -------------------------------------------------------------
 
-    @http("GET", "/analytics/customers")
+    @http("GET", "/analytics/customers", answers={200: CustomerStatsList}, tag="analytics")
     def list_customer_stats(self, request):
         """GET /analytics/customers -> {"items": [{"customer_id", "revenue", "bills"}, ...]},
         highest revenue first"""
         return json_response(self.analytics.list_customer_stats())
 
-    @http("GET", "/analytics/customers/<int:customer_id>")
+    @http("GET", "/analytics/customers/<int:customer_id>", answers={200: CustomerStats},
+          tag="analytics")
     def get_customer_stats(self, request, customer_id):
         """GET /analytics/customers/1 -> {"customer_id": 1, "revenue": "9899.00", "bills": 1}"""
         return json_response(self.analytics.get_customer_stats(customer_id))
 
-    @http("GET", "/analytics/products")
+    @http("GET", "/analytics/products", answers={200: ProductStatsList}, tag="analytics")
     def list_product_stats(self, request):
         """GET /analytics/products -> {"items": [{"product_id", "units", "revenue"}, ...]}"""
         return json_response(self.analytics.list_product_stats())
 
-    @http("GET", "/analytics/revenue")
+    @http("GET", "/analytics/revenue", query=WindowsQuery, answers={200: RevenueWindows},
+          tag="analytics")
     def list_revenue_windows(self, request):
         """GET /analytics/revenue?last=12 -> {"items": [{"start", "end", "revenue"}, ...]},
         the latest windows oldest first, the open one included"""
-        return json_response(self.analytics.list_revenue_windows(
-            **query_args(request, "last")))
+        return json_response(self.analytics.list_revenue_windows(last=request.query.last))
 
-    @http("GET", "/analytics/stream")
+    @http("GET", "/analytics/stream", query=StreamQuery, answers={200: "text/event-stream"},
+          tag="analytics")
     def stream_revenue_windows(self, request):
         """Server-sent events: every second, the latest revenue windows (the
         course's live chart). ``?last=N`` windows per event; ``?events=N`` ends
@@ -223,7 +247,7 @@ class GatewayService:
 
             GET /analytics/stream -> data: {"items": [{"start", "end", "revenue"}]}
         """
-        args = validate(StreamIn, query_args(request, "last", "events"))
+        args = request.query
         self.analytics.list_revenue_windows(last=args.last)  # fail now, as JSON, if down
 
         def events():
@@ -243,7 +267,8 @@ class GatewayService:
 
     # operations: health, registry, admin ---------------------------------
 
-    @http("GET", "/health/live")
+    @http("GET", "/health/live", answers={200: Liveness}, calls_services=False,
+          tag="operations")
     def liveness(self, request):
         """The gateway itself answers; asks nobody else (for a load balancer).
 
@@ -251,7 +276,8 @@ class GatewayService:
         """
         return json_response({"status": "ok"})
 
-    @http("GET", "/services")
+    @http("GET", "/services", answers={200: Services}, calls_services=False,
+          tag="operations")
     def list_services(self, request):
         """Every service of the mesh as the broker and the services see it now:
         instances consuming its RPC queue, its RPC methods, up or down.
@@ -269,7 +295,8 @@ class GatewayService:
                          "methods": http_routes(type(self)), "status": "up"})
         return json_response({"services": services})
 
-    @http("GET", "/health")
+    @http("GET", "/health", answers={200: Health, 503: HealthDown}, calls_services=False,
+          descriptions={503: "a required service does not answer"}, tag="operations")
     def health(self, request):
         """200 when every service answers a ping in time, else 503 naming who is down.
 
@@ -283,6 +310,33 @@ class GatewayService:
         return json_response({"status": "unavailable", "services": states,
                               "error": "SERVICE_UNAVAILABLE",
                               "message": "not answering: " + ", ".join(down)}, 503)
+
+    @http("GET", "/openapi.json", answers={200: "application/json"}, calls_services=False,
+          tag="operations")
+    def get_openapi(self, request):
+        """This gateway's HTTP contract as OpenAPI 3.1, generated from the routes'
+        own models (``mesh.openapi``).
+
+            GET /openapi.json -> {"openapi": "3.1.0", "paths": {"/customers": ...}}
+        """
+        return json_text_response(openapi_json())
+
+    @http("GET", "/docs", answers={200: "text/html"}, calls_services=False, tag="operations")
+    def get_docs(self, request):
+        """The HTTP contract for people: /openapi.json rendered offline (ReDoc, vendored).
+
+            GET /docs -> text/html
+        """
+        return static_file("docs.html")
+
+    @http("GET", "/static/<name>", answers={200: "application/octet-stream"},
+          errors={404: ["NOT_FOUND"]}, calls_services=False, tag="operations")
+    def get_static(self, request, name):
+        """A vendored file of the pages (services/gateway_static/).
+
+            GET /static/redoc.standalone.js -> text/javascript
+        """
+        return static_file(name)
 
     def _ask_every_service(self, method, services):
         """``{service: answer, or None if it did not answer}`` for ``method`` of
@@ -302,7 +356,9 @@ class GatewayService:
                 answers[name] = None
         return answers
 
-    @http("POST", "/rpc/<service>/<method>")
+    @http("POST", "/rpc/<service>/<method>", body=RpcArguments, answers={200: RpcAnswer},
+          errors={401: ["UNAUTHORIZED"], 403: ["FORBIDDEN"], 404: ["NOT_FOUND"]},
+          auth=True, tag="operations")
     def call_rpc(self, request, service, method):
         """Call any allowed service method through the broker, with a JSON object
         of arguments; needs ``Authorization: Bearer <ADMIN_TOKEN>``. Off while no
@@ -312,7 +368,7 @@ class GatewayService:
             POST /rpc/customers/get_customers {"ids": [1, 2]} -> 200 {"items": [...]}
         """
         self._authorize_rpc(request, service, method)
-        arguments = read_json(request)
+        arguments = request.body.root
         try:
             result = getattr(getattr(self, service), method)(**arguments)
         except MethodNotFound:
@@ -320,12 +376,7 @@ class GatewayService:
         return json_response(result)
 
     def _authorize_rpc(self, request, service, method):
-        token = self.config.get("ADMIN_TOKEN")
-        if not token:
-            raise NotFound("no route for POST {} (ADMIN_TOKEN is not set)".format(request.path))
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), "Bearer {}".format(token).encode()):
-            raise Unauthorized("a valid 'Authorization: Bearer <token>' header is required")
+        """(The edge has checked the token: ``auth=True``, ``mesh.http``.)"""
         if service not in REQUIRED_SERVICES:
             raise NotFound("no service named {}".format(service))
         allowed = str(self.config.get("RPC_ROUTES_ALLOWED") or "").split(",")
@@ -357,25 +408,27 @@ class GatewayService:
         self.cache.evict(*map(product_tag, event["product_ids"]))
 
 
-def query_args(request, *names):
-    """The query parameters ``names`` that were given, as text; whoever takes them
-    validates them (400 naming the field)."""
-    return {name: request.args[name] for name in names if name in request.args}
-
-
-def page_args(request):
-    return query_args(request, "page", "size")
-
-
-def product_ids_in(items):
-    """The product ids a (not yet validated) bill request names."""
-    ids = []
-    for item in items if isinstance(items, list) else []:
-        product_id = item.get("product_id") if isinstance(item, dict) else None
-        if isinstance(product_id, int) or (isinstance(product_id, str) and product_id.isdigit()):
-            ids.append(int(product_id))
-    return ids
-
-
 def created(payload, location):
     return json_response(payload, 201, headers={"Location": location})
+
+
+@functools.lru_cache(maxsize=1)
+def openapi_json():
+    """The document, made once per process (the routes do not change)."""
+    return to_json(openapi_document(
+        GatewayService, title="billing-mesh", version=version("billing-mesh"),
+        description="The gateway of billing-mesh: customers, products, bills and their "
+                    "analytics, over the services' RPC. Errors are "
+                    '{"error": CODE, "message": text}; money is a string with two '
+                    "decimals, times ISO 8601 UTC."))
+
+
+def static_file(name):
+    """A file of ``STATIC_DIR`` (no subfolders), cached by the browser for a day."""
+    kind = STATIC_TYPES.get(os.path.splitext(name)[1])
+    path = os.path.join(STATIC_DIR, name)
+    if kind is None or os.sep in name or not os.path.isfile(path):
+        raise NotFound("no file {}".format(name))
+    with open(path, "rb") as handle:
+        return Response(handle.read(), mimetype=kind,
+                        headers={"Cache-Control": "public, max-age=86400"})

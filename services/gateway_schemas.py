@@ -1,14 +1,192 @@
-"""What the gateway validates itself: only what it does not forward (the
-services validate what they are sent, 400 naming the field)."""
-from typing import Annotated, Optional
+"""The gateway's HTTP models: what each route accepts (``mesh.http`` validates
+query and body against them before the route runs, 400 naming the field) and
+what it answers. ``GET /openapi.json`` is generated from them (``mesh.openapi``).
 
-from pydantic import BaseModel, Field
+Their fields are the shared types of ``common.validation``, the ones the
+services check their RPC arguments with, so the bounds are written once.
+Unknown query parameters are ignored; unknown body fields are refused.
+"""
+import datetime
+from typing import Annotated, Any, Dict, List, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, RootModel
+
+from common.validation import Body, Id, ItemsIn, Money, Name, Quantity
+from contracts.limits import MAX_ID, MAX_PAGE, MAX_PAGE_SIZE, MAX_WINDOWS
+
+# --- requests -----------------------------------------------------------------
 
 
-class StreamIn(BaseModel):
-    """``GET /analytics/stream``: ``last`` windows per event (as analytics'
-    ``list_revenue_windows`` takes it), ``events`` ends the stream after that
-    many (query text: lax ints)."""
+class Query(BaseModel):
+    """Query parameters arrive as text: lax ints (``"2"`` is 2); others ignored."""
 
-    last: Annotated[int, Field(ge=1, le=1000)] = 12
-    events: Optional[Annotated[int, Field(ge=1)]] = None
+    model_config = ConfigDict(extra="ignore")
+
+
+class PageQuery(Query):
+    page: Annotated[int, Field(ge=0, le=MAX_PAGE)] = 0
+    size: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = 20
+
+
+class BillsQuery(PageQuery):
+    customer_id: Optional[Annotated[int, Field(ge=1, le=MAX_ID)]] = None
+
+
+class WindowsQuery(Query):
+    last: Annotated[int, Field(ge=1, le=MAX_WINDOWS)] = 12
+
+
+class StreamQuery(WindowsQuery):
+    """``events`` ends the stream after that many events."""
+
+    events: Optional[Annotated[int, Field(ge=1, le=MAX_WINDOWS)]] = None
+
+
+class CustomerBody(Body):
+    name: Name
+    email: EmailStr
+
+
+class ProductBody(Body):
+    name: Name
+    price: Money
+    quantity: Quantity
+
+
+class BillBody(ItemsIn):
+    customer_id: Id
+
+
+class RpcArguments(RootModel[Dict[str, Any]]):
+    """The keyword arguments of the RPC method, as a JSON object."""
+
+
+# --- answers ------------------------------------------------------------------
+
+MoneyText = Annotated[str, Field(pattern=r"^-?[0-9]+\.[0-9]{2}$", examples=["3200.00"])]
+
+
+class PageInfo(BaseModel):
+    number: int
+    size: int
+    total_items: int
+    total_pages: int
+
+
+class Customer(BaseModel):
+    id: int
+    name: str
+    email: str
+
+
+class CustomerPage(BaseModel):
+    items: List[Customer]
+    page: PageInfo
+
+
+class Product(BaseModel):
+    id: int
+    name: str
+    price: MoneyText
+    quantity: int
+
+
+class ProductPage(BaseModel):
+    items: List[Product]
+    page: PageInfo
+
+
+class BillItem(BaseModel):
+    id: int
+    product_id: int
+    quantity: int
+    unit_price: MoneyText
+
+
+class Bill(BaseModel):
+    id: int
+    billing_date: datetime.datetime
+    customer_id: int
+    items: List[BillItem]
+
+
+class BillPage(BaseModel):
+    items: List[Bill]
+    page: PageInfo
+
+
+class FullBillItem(BaseModel):
+    id: int
+    product: Optional[Product]  # None once the product was deleted
+    quantity: int
+    unit_price: MoneyText
+    line_total: MoneyText
+
+
+class FullBill(BaseModel):
+    id: int
+    billing_date: datetime.datetime
+    customer: Customer
+    items: List[FullBillItem]
+    total: MoneyText
+
+
+class CustomerStats(BaseModel):
+    customer_id: int
+    revenue: MoneyText
+    bills: int
+
+
+class CustomerStatsList(BaseModel):
+    items: List[CustomerStats]
+
+
+class ProductStats(BaseModel):
+    product_id: int
+    units: int
+    revenue: MoneyText
+
+
+class ProductStatsList(BaseModel):
+    items: List[ProductStats]
+
+
+class RevenueWindow(BaseModel):
+    start: datetime.datetime
+    end: datetime.datetime
+    revenue: MoneyText
+
+
+class RevenueWindows(BaseModel):
+    items: List[RevenueWindow]
+
+
+class Liveness(BaseModel):
+    status: Literal["ok"]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    services: Dict[str, Literal["up", "down"]]
+
+
+class HealthDown(BaseModel):
+    status: Literal["unavailable"]
+    services: Dict[str, Literal["up", "down"]]
+    error: Literal["SERVICE_UNAVAILABLE"]
+    message: str
+
+
+class ServiceEntry(BaseModel):
+    name: str
+    instances: int
+    methods: List[str]
+    status: Literal["up", "down"]
+
+
+class Services(BaseModel):
+    services: List[ServiceEntry]
+
+
+class RpcAnswer(RootModel[Any]):
+    """Whatever the method answered, as JSON."""

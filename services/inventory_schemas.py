@@ -1,13 +1,9 @@
 """What inventory's RPC methods accept (validated by the service itself).
 Reservations take ``common.validation.ItemsIn``, the lines of a bill."""
-from typing import Annotated
-
-from pydantic import Field, StrictInt
-
-from common.validation import Body, Money, Name
+from common.validation import Body, Money, Name, Quantity
 
 
 class ProductIn(Body):
     name: Name
     price: Money
-    quantity: Annotated[StrictInt, Field(ge=0)]
+    quantity: Quantity

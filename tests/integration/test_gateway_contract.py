@@ -4,6 +4,8 @@ from decimal import Decimal
 
 import pytest
 
+JSON_TYPE = {"Content-Type": "application/json"}
+
 
 def stock(mesh, product_id):
     return mesh.http("GET", "/products/{}".format(product_id)).json()["quantity"]
@@ -90,7 +92,8 @@ def test_customer_errors_change_nothing(mesh):
                  400, "INVALID_INPUT", "name")
     assert_error(mesh.http("POST", "/customers", json={"name": 5, "email": "x@mail.com"}),
                  400, "INVALID_INPUT", "name")
-    assert_error(mesh.http("POST", "/customers", data="{not json"), 400, "INVALID_INPUT", "JSON")
+    assert_error(mesh.http("POST", "/customers", data="{not json", headers=JSON_TYPE),
+                 400, "INVALID_INPUT", "JSON")
     assert_error(mesh.http("DELETE", "/customers/1"), 409, "CUSTOMER_HAS_BILLS")
     assert mesh.http("GET", "/customers").json() == before
 
@@ -194,7 +197,8 @@ def test_failed_bill_changes_nothing(mesh, body, status, code, field):
 
 def test_malformed_bill_bodies(mesh):
     for data in ("{", "[1, 2]", "", "null"):
-        assert_error(mesh.http("POST", "/bills", data=data), 400, "INVALID_INPUT", "body")
+        assert_error(mesh.http("POST", "/bills", data=data, headers=JSON_TYPE),
+                     400, "INVALID_INPUT", "body")
     assert bill_count(mesh) == 3
 
 

@@ -36,7 +36,8 @@ def test_the_bridge_queue_is_the_bridge_handlers_queue():
 def test_every_error_code_is_unique_and_has_a_status():
     codes = [cls.code for cls in errors.all_errors()]
     assert len(codes) == len(set(codes)), codes
-    assert all(cls.status in (400, 401, 403, 404, 409, 500, 503) for cls in errors.all_errors())
+    assert all(cls.status in (400, 401, 403, 404, 405, 409, 413, 415, 500, 503)
+               for cls in errors.all_errors())
     assert errors.CustomerNotFound("x").status == 404
 
 
