@@ -7,12 +7,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit lint setup rabbitmq postgres wrk shell services bench bench-stream clean
+.PHONY: run test test-unit lint fuzz openapi setup rabbitmq postgres wrk chromium shell services bench bench-stream clean
 
 run: setup rabbitmq
 	$(BIN)/python -m tools.run
 
-test: setup lint rabbitmq postgres wrk
+test: setup lint rabbitmq postgres wrk chromium
 	bash scripts/ensure-rabbitmq.sh --management
 	$(BIN)/nameko test
 
@@ -23,6 +23,15 @@ test-unit: setup lint
 # services/ use only the mesh's entrypoints and proxies (pyproject.toml: banned-api)
 lint: setup
 	$(BIN)/ruff check --quiet .
+
+# the API fuzzer, longer than in make test and with a new seed (printed; FUZZ_SEED=... repeats it)
+fuzz: setup rabbitmq
+	bash scripts/ensure-rabbitmq.sh --management
+	@seed=$${FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
+	echo "fuzz seed: $$seed (repeat with FUZZ_SEED=$$seed make fuzz)"; \
+	FUZZ_SEED=$$seed FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} FUZZ_TIMEOUT=$${FUZZ_TIMEOUT:-1800} \
+	  $(BIN)/nameko test -s tests/integration/test_fuzz.py; \
+	status=$$?; echo "fuzz seed: $$seed"; exit $$status
 
 setup: $(STAMP)
 
@@ -42,6 +51,16 @@ postgres:
 # the HTTP load generator of the benchmarks (and of their smoke test)
 wrk:
 	@command -v wrk >/dev/null || bash scripts/ensure-wrk.sh
+
+# docs/openapi.json, the gateway's HTTP contract as generated (tests/unit/test_docs.py
+# fails when it is older than the code)
+openapi: setup
+	$(BIN)/python -W ignore -c 'from services.gateway import openapi_json; print(openapi_json())' \
+	  | $(BIN)/python -m json.tool --indent 1 > docs/openapi.json
+
+# the browser of the page tests (Debian's chromium, driven by Playwright)
+chromium:
+	@command -v chromium >/dev/null || bash scripts/ensure-chromium.sh
 
 # interactive RPC: n.rpc.customers.get_customer(1)
 shell: setup rabbitmq

@@ -9,7 +9,8 @@ from decimal import Decimal
 from typing import Annotated, List, Optional
 
 from pydantic import (
-    BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator,
+    BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, ValidationError,
+    field_validator,
 )
 
 from contracts.errors import InvalidInput
@@ -18,11 +19,28 @@ from contracts.limits import (
     MAX_QUANTITY,
 )
 
-Id = Annotated[StrictInt, Field(gt=0, le=MAX_ID)]
+
+
+def whole_number(value):
+    """JSON's ``3.0`` is an integer too (JSON Schema says so); it arrives as
+    ``Decimal("3.0")`` (money never passes through a float). Strings and
+    booleans stay refused."""
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return int(value)
+    return value
+
+
+def whole(*constraints):
+    """A strict int within ``constraints`` (``Field(...)``), ``3.0`` taken as 3.
+    The converter goes last, so the JSON schema keeps the bounds."""
+    return Annotated[StrictInt, *constraints, BeforeValidator(whole_number)]
+
+
+Id = whole(Field(gt=0, le=MAX_ID))
 # no NUL: PostgreSQL cannot store it in text
 Name = Annotated[StrictStr, Field(min_length=1, max_length=MAX_NAME_LENGTH,
                                   pattern=r"^[^\x00]*$")]
-Quantity = Annotated[StrictInt, Field(ge=0, le=MAX_QUANTITY)]
+Quantity = whole(Field(ge=0, le=MAX_QUANTITY))
 # a price may come as a number or a string ("19.99"); never more than 2 decimals
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2,
                                  allow_inf_nan=False)]
@@ -38,7 +56,7 @@ class ItemIn(Body):
     """One line of a bill or a reservation: ``{"product_id": 2, "quantity": 3}``."""
 
     product_id: Id
-    quantity: Annotated[StrictInt, Field(gt=0, le=MAX_QUANTITY)]
+    quantity: whole(Field(gt=0, le=MAX_QUANTITY))
 
 
 class ItemsIn(Body):

@@ -16,8 +16,8 @@ the route runs (``mesh.openapi`` documents the same declaration)::
         request.body  # a CustomerBody: valid, or the caller already has its 400
 
 Every class of bad input has its answer, never a 500: a body over
-``MAX_BODY_BYTES`` is 413; a body with a ``Content-Type`` other than
-``application/json`` is 415 (no ``Content-Type`` is read as JSON); malformed
+``MAX_BODY_BYTES`` is 413; a body without ``Content-Type: application/json`` is
+415 (eventlet's server reports a missing one as ``text/plain``); malformed
 JSON, an invalid field, or a query parameter out of range is 400; an id in a
 path beyond ``contracts.limits.MAX_ID`` is 404; a wrong method is 405 with
 ``Allow``. ``HEAD`` works wherever ``GET`` does, ``OPTIONS`` answers 204 with
@@ -51,6 +51,7 @@ from mesh.tracing import request_id_from, set_request_id
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
+MAX_HEADER_LENGTH = 200  # of the headers a route declares (Idempotency-Key)
 CORS_ALLOWED_HEADERS = "Content-Type, Authorization, Idempotency-Key, X-Request-ID"
 
 
@@ -193,6 +194,10 @@ class JsonWsgiApp(WsgiApp):
             return
         if spec.auth:
             self.check_admin_token(request)
+        for name in spec.headers:
+            value = request.headers.get(name)
+            if value is not None and not 1 <= len(value) <= MAX_HEADER_LENGTH:
+                raise InvalidInput("{}: 1 to {} characters".format(name, MAX_HEADER_LENGTH))
         if spec.query is not None:
             request.query = validate(spec.query, request.args.to_dict())
         if spec.body is not None:
@@ -211,16 +216,21 @@ class JsonWsgiApp(WsgiApp):
 
     def read_body(self, request):
         content_type = request.mimetype
-        if content_type and content_type != "application/json":
+        if content_type != "application/json":
             raise UnsupportedMediaType(
                 "send the body as JSON, with Content-Type: application/json (not {})".format(
-                    content_type))
+                    content_type or "none"))
         length = request.content_length
         if length is not None and length > self.max_body_bytes:
             raise PayloadTooLarge("the body is {} bytes; at most {} are taken".format(
                 length, self.max_body_bytes))
         request.shallow = False  # nameko's handle_request would allow reading too
-        data = request.stream.read(self.max_body_bytes + 1)
+        if length is None and "chunked" in request.headers.get("Transfer-Encoding", ""):
+            # werkzeug reads nothing without a length; eventlet's input decodes chunks
+            stream = request.environ["wsgi.input"]
+        else:
+            stream = request.stream
+        data = stream.read(self.max_body_bytes + 1)
         if len(data) > self.max_body_bytes:
             raise PayloadTooLarge("the body is over {} bytes".format(self.max_body_bytes))
         return parse_json_object(data)

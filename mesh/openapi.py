@@ -17,9 +17,14 @@ from contracts.errors import (
     Unauthorized, UnsupportedMediaType,
 )
 from contracts.limits import MAX_ID
+from mesh.http import MAX_HEADER_LENGTH, JsonHttpEntrypoint, declared_routes
 
 PATH_VARIABLE = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 REF = "#/components/schemas/{model}"
+# one server-sent event, as a client's EventSource parses it; data is JSON text
+SSE_EVENT = {"type": "object", "required": ["data"], "properties": {
+    "data": {"type": "string", "contentMediaType": "application/json"},
+    "event": {"type": "string"}, "id": {"type": "string"}, "retry": {"type": "integer"}}}
 
 
 def openapi_path(url):
@@ -90,8 +95,6 @@ def describe(method_fn):
 def openapi_document(service_cls, title, version, description=""):
     """The document for every ``@http`` route of ``service_cls`` that declares
     a spec (``mesh.http.RouteSpec``)."""
-    from mesh.http import JsonHttpEntrypoint, declared_routes
-
     routes = declared_routes(service_cls)
     models = set()
     for _name, entrypoint in routes:
@@ -118,7 +121,7 @@ def openapi_document(service_cls, title, version, description=""):
             parameters += query_parameters(spec.query, schemas)
         parameters += [{"name": name, "in": "header", "required": False,
                         "description": text, "schema": {"type": "string", "minLength": 1,
-                                                        "maxLength": 200}}
+                                                        "maxLength": MAX_HEADER_LENGTH}}
                        for name, text in sorted(spec.headers.items())]
         if spec.auth:
             operation["security"] = [{"adminToken": []}]
@@ -131,6 +134,10 @@ def openapi_document(service_cls, title, version, description=""):
             response = {"description": spec.descriptions.get(status, "OK")}
             if answer is None:
                 pass  # no body (204)
+            elif answer == "text/event-stream":
+                response["content"] = {answer: {"schema": SSE_EVENT}}
+            elif answer == "application/json":  # a JSON document of its own (OpenAPI's)
+                response["content"] = {answer: {"schema": {"type": "object"}}}
             elif isinstance(answer, str):
                 response["content"] = {answer: {"schema": {"type": "string"}}}
             else:

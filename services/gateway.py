@@ -262,6 +262,9 @@ class GatewayService:
                 if args.events is None or sent < args.events:
                     eventlet.sleep(1)
 
+        # eventlet's server holds written chunks until 4 KB have gathered: an
+        # event must leave when it is made (eventlet's documented per-request key)
+        request.environ["eventlet.minimum_write_chunk_size"] = 0
         return Response(events(), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache"})
 
@@ -424,11 +427,12 @@ def openapi_json():
 
 
 def static_file(name):
-    """A file of ``STATIC_DIR`` (no subfolders), cached by the browser for a day."""
+    """A file of ``STATIC_DIR`` (no subfolders). Vendored files are kept by the
+    browser for a day; pages are asked for again each time."""
     kind = STATIC_TYPES.get(os.path.splitext(name)[1])
     path = os.path.join(STATIC_DIR, name)
     if kind is None or os.sep in name or not os.path.isfile(path):
         raise NotFound("no file {}".format(name))
     with open(path, "rb") as handle:
-        return Response(handle.read(), mimetype=kind,
-                        headers={"Cache-Control": "public, max-age=86400"})
+        cache = "no-cache" if kind == "text/html" else "public, max-age=86400"
+        return Response(handle.read(), mimetype=kind, headers={"Cache-Control": cache})

@@ -9,9 +9,11 @@ Unknown query parameters are ignored; unknown body fields are refused.
 import datetime
 from typing import Annotated, Any, Dict, List, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, RootModel
+from decimal import Decimal
 
-from common.validation import Body, Id, ItemsIn, Money, Name, Quantity
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, RootModel
+
+from common.validation import Body, Id, ItemsIn, Name, Quantity
 from contracts.limits import MAX_ID, MAX_PAGE, MAX_PAGE_SIZE, MAX_WINDOWS
 
 # --- requests -----------------------------------------------------------------
@@ -42,6 +44,12 @@ class StreamQuery(WindowsQuery):
     events: Optional[Annotated[int, Field(ge=1, le=MAX_WINDOWS)]] = None
 
 
+# Money over HTTP is text, never a JSON number (a float on most clients): at
+# most 12 digits before the point and 2 after. It reaches the services as Decimal.
+MoneyIn = Annotated[str, Field(pattern=r"^[0-9]{1,12}(\.[0-9]{1,2})?$", examples=["19.99"]),
+                    AfterValidator(Decimal)]
+
+
 class CustomerBody(Body):
     name: Name
     email: EmailStr
@@ -49,7 +57,7 @@ class CustomerBody(Body):
 
 class ProductBody(Body):
     name: Name
-    price: Money
+    price: MoneyIn
     quantity: Quantity
 
 

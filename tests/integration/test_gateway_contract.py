@@ -121,7 +121,7 @@ def test_product_lifecycle_and_errors(mesh):
     assert_error(mesh.http("GET", "/products/999"), 404, "PRODUCT_NOT_FOUND")
     assert mesh.http("GET", "/products").json() == before
 
-    updated = mesh.http("PUT", path, json={"name": "Mouse", "price": 17.5, "quantity": 7})
+    updated = mesh.http("PUT", path, json={"name": "Mouse", "price": "17.5", "quantity": 7})
     assert updated.json() == {"id": product["id"], "name": "Mouse", "price": "17.50", "quantity": 7}
     assert mesh.http("DELETE", path).status_code == 204
     assert_error(mesh.http("GET", path), 404, "PRODUCT_NOT_FOUND")
