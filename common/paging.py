@@ -3,6 +3,8 @@ import math
 
 from sqlalchemy import func, select
 
+from contracts.limits import MAX_ID
+
 
 def page_of(session, statement, page, size):
     """``{"items": [row.as_dict(), ...], "page": {"number", "size", "total_items",
@@ -18,7 +20,9 @@ def get_or_raise(session, model, row_id, not_found):
     """The ``model`` row with id ``row_id``, or ``not_found`` raised naming it:
     ``get_or_raise(session, Customer, 7, CustomerNotFound)`` ->
     ``CustomerNotFound("customer 7 does not exist")``."""
-    row = session.get(model, row_id) if isinstance(row_id, int) else None
+    # an id beyond any INTEGER column cannot exist (and PostgreSQL refuses it)
+    fits = isinstance(row_id, int) and not isinstance(row_id, bool) and 0 < row_id <= MAX_ID
+    row = session.get(model, row_id) if fits else None
     if row is None:
         raise not_found("{} {} does not exist".format(model.__name__.lower(), row_id))
     return row

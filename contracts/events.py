@@ -19,24 +19,36 @@ is lost while no cache listens)::
 
 ``stock_changed`` is gathered: at most one per 50 ms, naming every product
 changed meanwhile.
+
+``<service>.heartbeat``, from every instance of every RPC service every
+``HEARTBEAT_INTERVAL_S`` (transient, like Eureka's lease renewals): the
+gateway's registry lists an instance while its heartbeats arrive::
+
+    {"service": "customers", "instance": "host-a:4242", "host": "host-a", "pid": 4242,
+     "python": "3.11.9", "started_at": "<ISO 8601 UTC>",
+     "metrics": {"calls": 12, "errors": 1, "seconds": 0.084, "busy": 0}}
 """
 import uuid
 from decimal import Decimal
 
 from contracts.wire import money_text, utc_now
-from contracts.services import BILLING, CUSTOMERS, INVENTORY, KAFKA_BRIDGE
+from contracts.services import BILLING, CUSTOMERS, INVENTORY, KAFKA_BRIDGE, RPC_SERVICES
 
 BILL_CREATED = "bill_created"
 CUSTOMER_UPDATED, CUSTOMER_DELETED = "customer_updated", "customer_deleted"
 PRODUCT_UPDATED, PRODUCT_DELETED = "product_updated", "product_deleted"
 STOCK_CHANGED = "stock_changed"
+HEARTBEAT = "heartbeat"
+HEARTBEAT_INTERVAL_S = 2.0
+# an instance silent for this long has left the registry
+HEARTBEAT_EXPIRY_S = 3 * HEARTBEAT_INTERVAL_S
 
 # (source service, event type) of every event the mesh sends
 EVENTS = (
     (BILLING, BILL_CREATED),
     (CUSTOMERS, CUSTOMER_UPDATED), (CUSTOMERS, CUSTOMER_DELETED),
     (INVENTORY, PRODUCT_UPDATED), (INVENTORY, PRODUCT_DELETED), (INVENTORY, STOCK_CHANGED),
-)
+) + tuple((service, HEARTBEAT) for service in RPC_SERVICES)
 
 # kafka_bridge's handler of bill_created; billing declares its queue too, so
 # events wait in RabbitMQ before the bridge first starts
@@ -73,6 +85,12 @@ def bill_created_event(bill, event_id=None, occurred_at=None):
                      "billing_date": billing_date if isinstance(billing_date, str)
                      else billing_date.isoformat(),
                      "items": items, "total": money_text(total)}}
+
+
+def heartbeat(service, instance, host, pid, python, started_at, metrics):
+    """The payload of ``<service>.heartbeat`` (``started_at``: ISO 8601 UTC)."""
+    return {"service": service, "instance": instance, "host": host, "pid": pid,
+            "python": python, "started_at": started_at, "metrics": dict(metrics)}
 
 
 def customer_changed(customer_id):

@@ -11,5 +11,7 @@ MAX_PAGE = 2**31 - 1
 MAX_ITEMS_PER_BILL = 100
 MAX_IDS_PER_CALL = 1000
 MAX_NAME_LENGTH = 200
+# an Idempotency-Key, and any header a route declares
+MAX_KEY_LENGTH = 200
 # revenue windows per answer, and events per stream
 MAX_WINDOWS = 1000

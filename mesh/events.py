@@ -4,8 +4,9 @@ events sent transient.
 * ``event_handler``: nameko's ``@event_handler`` on ``FastReconnectQueueConsumer``
   (the stock one brings a second AMQP consumer with kombu's slow back-off:
   nameko shares extensions by class).
-* ``evicts_on``: a change event for every instance of the service (``BROADCAST``:
-  each has its own queue, gone with it), for read caches (``mesh.cache``).
+* ``broadcast_handler`` (and ``evicts_on``, for read caches: ``mesh.cache``): an
+  event for every instance of the service (``BROADCAST``: each has its own
+  queue, gone with it).
 * ``ChangeEvents``: the dispatcher of change events (``contracts.events``).
 """
 from nameko.constants import NON_PERSISTENT
@@ -34,15 +35,18 @@ class EventHandler(NamekoEventHandler):
 event_handler = EventHandler.decorator
 
 
-class EvictionHandler(EventHandler):
-    """Every instance gets the event, none keeps it: a hint to read again."""
+class BroadcastHandler(EventHandler):
+    """Every instance gets the event, none keeps it: a hint to read again, a
+    line for a live view."""
 
     def __init__(self, source_service, event_type, **kwargs):
         super().__init__(source_service, event_type, handler_type=BROADCAST,
                          reliable_delivery=False, **kwargs)
 
 
-evicts_on = EvictionHandler.decorator
+broadcast_handler = BroadcastHandler.decorator
+# the same, named for what read caches do with it
+evicts_on = BroadcastHandler.decorator
 
 
 class ChangeEvents(EventDispatcher):

@@ -22,36 +22,43 @@ JSON, an invalid field, or a query parameter out of range is 400; an id in a
 path beyond ``contracts.limits.MAX_ID`` is 404; a wrong method is 405 with
 ``Allow``. ``HEAD`` works wherever ``GET`` does, ``OPTIONS`` answers 204 with
 ``Allow``, and CORS (``CORS_ALLOWED_ORIGINS``) is answered here too.
+
+Every answer, refusals included, is counted and timed by route pattern in
+``mesh.metrics`` (``mesh_http_requests_total``, ``mesh_http_duration_seconds``).
 """
 import dataclasses
 import hmac
 import json
 import logging
+import time
 from decimal import Decimal
 from typing import Any, Dict, Optional, Sequence
 
 from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+import werkzeug.exceptions
+from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from common.config import as_bool
 from common.validation import validate
 from contracts.errors import (
-    InvalidInput, MeshError, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType,
+    InvalidInput, MeshError, MethodNotAllowed, NotFound, PayloadTooLarge, Unauthorized,
+    UnsupportedMediaType,
 )
 from contracts.headers import REQUEST_ID_KEY
-from contracts.limits import MAX_ID
+from contracts.limits import MAX_ID, MAX_KEY_LENGTH
 from contracts.wire import to_json
 from mesh.errors import error_body, quiet_expected_errors
+from mesh.metrics import observe_http
 from mesh.tracing import request_id_from, set_request_id
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
-MAX_HEADER_LENGTH = 200  # of the headers a route declares (Idempotency-Key)
+MAX_HEADER_LENGTH = MAX_KEY_LENGTH  # of the headers a route declares (Idempotency-Key)
 CORS_ALLOWED_HEADERS = "Content-Type, Authorization, Idempotency-Key, X-Request-ID"
 
 
@@ -119,28 +126,29 @@ class JsonWsgiApp(WsgiApp):
         self.admin_token = str(config.get("ADMIN_TOKEN") or "")
 
     def __call__(self, environ, start_response):
+        started = time.perf_counter()  # for mesh.metrics, below
         request = Request(environ, shallow=True)
         # this greenthread also writes the access log line: give it the id too
         request.request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
         set_request_id(request.request_id)
         adapter = self.url_map.bind_to_environ(environ)
+        rule = None
         try:
             if request.method == "OPTIONS":
                 response = self.options(adapter, request)
             else:
-                provider, values = adapter.match()
+                rule, values = adapter.match(return_rule=True)  # the rule: for metrics
+                provider = rule.endpoint
                 request.path_values = values
                 self.check_request(provider, request)
                 response = provider.handle_request(request)
         except MeshError as exc:
             log.info("%s %s refused: %s %s", request.method, request.path, exc.status, exc)
             response = error_response(exc)
-        except MethodNotAllowed as exc:
-            response = json_response(
-                {"error": "METHOD_NOT_ALLOWED",
-                 "message": "{} is not allowed on {}".format(
-                     request.method, request.path)},
-                405, headers={"Allow": ", ".join(sorted(allowed_methods(exc.valid_methods)))})
+        except werkzeug.exceptions.MethodNotAllowed as exc:
+            response = error_response(
+                MethodNotAllowed("{} is not allowed on {}".format(request.method, request.path)),
+                headers={"Allow": ", ".join(sorted(allowed_methods(exc.valid_methods)))})
         except HTTPException as exc:
             if exc.code < 400:  # routing redirects (trailing slash) stay as they are
                 response = exc.get_response(environ)
@@ -153,6 +161,10 @@ class JsonWsgiApp(WsgiApp):
             response = error_response(exc)
         response.headers["X-Request-ID"] = request.request_id
         self.add_cors_headers(request, response)
+        # metrics, refusals included; timed until the answer is ready, so a
+        # streamed body (text/event-stream) is written after this, never timed
+        observe_http(rule.rule if rule is not None else None, request.method,
+                     response.status_code, time.perf_counter() - started)
         return response(environ, start_response)
 
     def options(self, adapter, request):

@@ -24,6 +24,8 @@ its last run in one statement, then dispatches what the table still holds
 (older than ``grace_s``, so the request that wrote it has had its chance). The
 set of dispatched ids lives in memory: lost if the service stops first, and
 then the relay sends those events again (consumers deduplicate by ``event_id``).
+Each run also sets ``mesh_outbox_backlog{service}`` (``mesh.metrics``): the
+events still undispatched past the grace period, 0 while all is well.
 
 nameko drops an event when no queue is bound to its exchange yet, so
 ``handler_queues`` names the queues of the handlers that must not miss one; the
@@ -36,12 +38,13 @@ import logging
 from kombu import Queue
 from nameko.events import EventDispatcher
 from nameko.standalone.events import get_event_exchange
-from sqlalchemy import JSON, String, insert, select, update
+from sqlalchemy import JSON, String, func, insert, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.columns import UtcDateTime
 from contracts.wire import utc_now
 from mesh.amqp import MeshPublisher
+from mesh.metrics import set_outbox_backlog
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +72,15 @@ def write_event(db, model, payload):
 
 class OutboxClient:
     """What ``self.outbox`` is in a worker. ``publish(event_type, payload)``
-    sends one event; tests pass their own."""
+    sends one event; tests pass their own. ``service`` labels the backlog
+    gauge (None: not recorded)."""
 
-    def __init__(self, model, publish, dispatched=None, grace_s=2.0):
+    def __init__(self, model, publish, dispatched=None, grace_s=2.0, service=None):
         self.model = model
         self.publish = publish
         self.dispatched = set() if dispatched is None else dispatched
         self.grace_s = grace_s
+        self.service = service
 
     def write(self, db, payload):
         """``write_event`` into this outbox, in ``db``'s transaction."""
@@ -97,9 +102,17 @@ class OutboxClient:
             if marked:
                 session.execute(update(model).where(model.event_id.in_(marked))
                                 .values(dispatched_at=utc_now()))
+            undispatched = (model.dispatched_at.is_(None), model.created_at < cutoff)
             pending = session.scalars(
-                select(model).where(model.dispatched_at.is_(None), model.created_at < cutoff)
+                select(model).where(*undispatched)
                 .order_by(model.created_at).limit(RELAY_BATCH)).all()
+            # the backlog is the batch unless the batch is full: a COUNT only then
+            backlog = len(pending)
+            if backlog == RELAY_BATCH and self.service is not None:
+                backlog = session.scalar(select(func.count()).select_from(model)
+                                         .where(*undispatched))
+        if self.service is not None:
+            set_outbox_backlog(self.service, backlog)
         self.dispatched.difference_update(marked)
         pending = [event for event in pending if event.event_id not in self.dispatched]
         for event in pending:
@@ -133,4 +146,4 @@ class Outbox(EventDispatcher):
 
     def get_dependency(self, worker_ctx):
         return OutboxClient(self.model, super().get_dependency(worker_ctx),
-                            self.dispatched, self.grace_s)
+                            self.dispatched, self.grace_s, self.container.service_name)

@@ -6,6 +6,7 @@ it consumes ``rpc-<service>``. The count comes from a passive queue declare (no
 management API needed), cached briefly because every RPC call consults it to
 fail fast when nobody would answer.
 """
+import datetime
 import logging
 import time
 
@@ -16,6 +17,8 @@ from nameko.amqp.publish import get_connection
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.extensions import DependencyProvider, SharedExtension
 from nameko.rpc import RPC_QUEUE_TEMPLATE
+
+from contracts.events import HEARTBEAT_EXPIRY_S
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +63,27 @@ class BrokerView(SharedExtension):
 
 def queue_consumers(amqp_uri, queue):
     """Consumers of ``queue`` right now, as the broker counts them (0: no queue)."""
+    return queue_counts(amqp_uri, queue)[1]
+
+
+def queue_depth(amqp_uri, queue):
+    """Messages waiting in ``queue`` right now (0: no queue)."""
+    return queue_counts(amqp_uri, queue)[0]
+
+
+def queue_counts(amqp_uri, queue):
+    """``(messages, consumers)`` of ``queue``, by a passive declare; ``(0, 0)``
+    when no instance ever declared it."""
     with get_connection(amqp_uri, transport_options=dict(FAIL_FAST)) as connection:
         # the pool may hand back a connection the broker closed (restart)
         connection.ensure_connection(**FAIL_FAST)
         channel = connection.channel()
         try:
-            _, _, count = channel.queue_declare(queue, passive=True)
-            return count
+            _, messages, consumers = channel.queue_declare(queue, passive=True)
+            return messages, consumers
         except NotFound:  # no instance ever started: no queue
             # caught here: an error leaving the pool's block closes its connection
-            return 0
+            return 0, 0
         finally:
             if channel.is_open:
                 channel.close()
@@ -82,3 +96,35 @@ class Registry(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.broker
+
+
+class Instances(DependencyProvider):
+    """The instances whose heartbeats arrive (``contracts.events.heartbeat``):
+    the registry view's instance list, like Eureka's. ``record(payload)`` from
+    a heartbeat handler; ``live(service)`` those heard from within
+    ``HEARTBEAT_EXPIRY_S``, each with its ``uptime_s``."""
+
+    def setup(self):
+        self.seen = {}  # service -> {instance: (payload, heard at)}
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def record(self, payload):
+        self.seen.setdefault(payload["service"], {})[payload["instance"]] = (
+            payload, time.monotonic())
+
+    def live(self, service):
+        now = time.monotonic()
+        instances = self.seen.get(service, {})
+        for instance, (_, heard) in list(instances.items()):
+            if now - heard > HEARTBEAT_EXPIRY_S:
+                del instances[instance]
+        return [dict(payload, uptime_s=round(uptime(payload["started_at"]), 1))
+                for payload, _ in sorted(instances.values(), key=lambda seen: seen[0]["instance"])]
+
+
+def uptime(started_at):
+    started = datetime.datetime.fromisoformat(started_at)
+    return (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()
+

@@ -1,16 +1,24 @@
 """``MeshService``: the base of every mesh service (``ping`` and ``describe``
-for ``/health`` and ``/services``, request tracing in its logs)."""
+for ``/health`` and ``/services``, a heartbeat for the registry view, request
+tracing in its logs)."""
+import datetime
 import os
+import platform
 import socket
 
 from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 from nameko.rpc import Rpc
+from nameko.timer import timer
 
+from contracts.events import HEARTBEAT, HEARTBEAT_INTERVAL_S, heartbeat
+from mesh.events import ChangeEvents
 from mesh.registry import Registry
 from mesh.rpc import rpc
 from mesh.tracing import Tracing
 
-INSTANCE = "{}:{}".format(socket.gethostname(), os.getpid())
+HOST, PID = socket.gethostname(), os.getpid()
+INSTANCE = "{}:{}".format(HOST, PID)
+STARTED_AT = datetime.datetime.now(datetime.timezone.utc).isoformat()
 
 
 class MeshService:
@@ -24,6 +32,7 @@ class MeshService:
 
     tracing = Tracing()
     registry = Registry()
+    heartbeats = ChangeEvents()
 
     @rpc
     def ping(self):
@@ -33,6 +42,25 @@ class MeshService:
             {'service': 'customers', 'status': 'ok', 'instance': 'host-a:4242'}
         """
         return {"service": self.name, "status": "ok", "instance": INSTANCE}
+
+    @timer(interval=HEARTBEAT_INTERVAL_S, eager=True)
+    def send_heartbeat(self):
+        """This instance is alive (Eureka's lease renewal): the gateway's registry
+        view lists it while these arrive, with what it has served.
+
+            customers.heartbeat {"instance": "host-a:4242", "metrics": {"calls": 12, ...}}
+        """
+        self.heartbeats(HEARTBEAT, heartbeat(
+            self.name, INSTANCE, HOST, PID, platform.python_version(), STARTED_AT,
+            self.metrics_snapshot()))
+
+    def metrics_snapshot(self):
+        """What this instance has served (``mesh.metrics``), for its heartbeat."""
+        try:
+            from mesh.metrics import snapshot
+        except ImportError:  # metrics not installed in this build
+            return {}
+        return snapshot(self.name)
 
     @rpc
     def describe(self):

@@ -6,11 +6,13 @@ from typing import Annotated, Optional
 from pydantic import Field, StrictStr
 
 from common.validation import Id, ItemsIn
+from contracts.limits import MAX_KEY_LENGTH
 
 
 class BillIn(ItemsIn):
     customer_id: Id
-    idempotency_key: Optional[Annotated[StrictStr, Field(min_length=1, max_length=200)]] = None
+    idempotency_key: Optional[Annotated[StrictStr, Field(min_length=1,
+                                                         max_length=MAX_KEY_LENGTH)]] = None
 
     def fingerprint(self):
         """SHA-256 of what is billed (not of the key): the same request, whatever

@@ -1,7 +1,10 @@
 """gateway: the HTTP contract (``docs/http.md``), routed by service name over RPC.
 
 Every route is a thin translation: read the request, call one service through
-the broker, answer JSON. Validation lives in the services; errors map to
+the broker, answer JSON. Each route declares what it takes and answers
+(``services/gateway_schemas.py``): the edge refuses anything else before the
+route runs (``mesh.http``), the services check again what they are sent, and
+``GET /openapi.json`` is generated from the same declarations. Errors map to
 statuses in ``mesh.errors.error_body``; every call has a deadline (503, never a
 hang). ``GET /customers/{id}``, ``/products/{id}`` and ``/bills/{id}/full``
 answer from a read cache (``mesh.cache``) until the services' change events, or
@@ -16,6 +19,8 @@ operations routes (health, registry, admin RPC); then the cache's event handlers
 import fnmatch
 import functools
 import os
+import platform
+import time
 from importlib.metadata import version
 
 import eventlet
@@ -23,10 +28,12 @@ from nameko.dependency_providers import Config
 from nameko.exceptions import MethodNotFound
 from werkzeug.wrappers import Response
 
+from common import sse
 from contracts.cache_tags import customer_tag, full_bill_key, product_tag
 from contracts.errors import Forbidden, MeshError, NotFound
 from contracts.events import (
-    CUSTOMER_DELETED, CUSTOMER_UPDATED, PRODUCT_DELETED, PRODUCT_UPDATED, STOCK_CHANGED,
+    BILL_CREATED, CUSTOMER_DELETED, CUSTOMER_UPDATED, HEARTBEAT, PRODUCT_DELETED,
+    PRODUCT_UPDATED, STOCK_CHANGED,
 )
 from contracts.services import (
     ANALYTICS, BILLING, CUSTOMERS, GATEWAY, INVENTORY, KAFKA_BRIDGE, REQUIRED_SERVICES,
@@ -34,12 +41,14 @@ from contracts.services import (
 )
 from mesh.cache import ReadCache
 from mesh.errors import error_body
-from mesh.events import evicts_on
+from mesh.events import broadcast_handler, evicts_on
+from mesh.feed import EventFeed
 from contracts.wire import to_json
 from mesh.http import http, http_routes, json_response, json_text_response
 from mesh.openapi import openapi_document
 from mesh.proxy import MeshRpcProxy
-from mesh.registry import Registry
+from mesh.registry import Instances, Registry, uptime
+from mesh.service import HOST, PID, STARTED_AT
 from mesh.tracing import Tracing
 from services.gateway_schemas import (
     Bill, BillBody, BillPage, BillsQuery, Customer, CustomerBody, CustomerPage,
@@ -48,6 +57,13 @@ from services.gateway_schemas import (
     RpcArguments, Services, StreamQuery, WindowsQuery,
 )
 
+GATEWAY_INSTANCE = {"instance": "{}:{}".format(HOST, PID), "host": HOST, "pid": PID,
+                    "python": platform.python_version()}
+STREAM_RETRY_MS = 2000  # how soon a browser reconnects a lost stream
+# A comment on an idle stream: it keeps proxies from closing it, and a client
+# that went away is noticed by the writes (the second after it left fails; no
+# worker waits on it: the route has returned; its greenthread ends then)
+STREAM_HEARTBEAT_S = 5
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gateway_static")
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html",
                 ".png": "image/png", ".svg": "image/svg+xml"}
@@ -65,6 +81,8 @@ class GatewayService:
     registry = Registry()
     tracing = Tracing()
     cache = ReadCache()
+    feed = EventFeed()
+    instances = Instances()
 
     # customers -----------------------------------------------------------
 
@@ -241,32 +259,85 @@ class GatewayService:
     @http("GET", "/analytics/stream", query=StreamQuery, answers={200: "text/event-stream"},
           tag="analytics")
     def stream_revenue_windows(self, request):
-        """Server-sent events: every second, the latest revenue windows (the
+        """Server-sent events, one a second: the latest revenue windows (the
         course's live chart). ``?last=N`` windows per event; ``?events=N`` ends
-        the stream after N events.
+        the stream after N events. Each event leaves as it is made; the id is
+        its second, so a reconnecting ``EventSource`` simply goes on.
 
-            GET /analytics/stream -> data: {"items": [{"start", "end", "revenue"}]}
+            GET /analytics/stream -> event: windows
+                                     data: {"items": [{"start", "end", "revenue"}]}
         """
         args = request.query
         self.analytics.list_revenue_windows(last=args.last)  # fail now, as JSON, if down
 
         def events():
+            yield sse.retry(STREAM_RETRY_MS) + sse.comment("revenue windows, one event a second")
             sent = 0
             while args.events is None or sent < args.events:
                 try:
-                    payload = self.analytics.list_revenue_windows(last=args.last)
+                    name, payload = "windows", self.analytics.list_revenue_windows(last=args.last)
                 except MeshError as exc:
-                    payload = error_body(exc)[1]
-                yield "data: {}\n\n".format(to_json(payload))
+                    name, payload = "unavailable", error_body(exc)[1]
+                yield sse.event(name, to_json(payload), event_id=int(time.time()))
                 sent += 1
                 if args.events is None or sent < args.events:
                     eventlet.sleep(1)
 
-        # eventlet's server holds written chunks until 4 KB have gathered: an
-        # event must leave when it is made (eventlet's documented per-request key)
-        request.environ["eventlet.minimum_write_chunk_size"] = 0
-        return Response(events(), mimetype="text/event-stream",
-                        headers={"Cache-Control": "no-cache"})
+        return event_stream(request, events())
+
+    @http("GET", "/events/stream", answers={200: "text/event-stream"}, calls_services=False,
+          headers={"Last-Event-ID": "resume after this event (a browser's EventSource sends it "
+                                    "when it reconnects)"},
+          tag="analytics")
+    def stream_mesh_events(self, request):
+        """Server-sent events: the mesh's events as they happen (``bill_created``,
+        with the event's payload; ``contracts.events``), for the console. The id
+        is the event's ``event_id``: after a reconnect, the events this gateway
+        still holds that came after ``Last-Event-ID`` come first. A comment
+        every ``STREAM_HEARTBEAT_S`` keeps an idle stream open.
+
+            GET /events/stream -> id: 6f1c...
+                                  event: bill_created
+                                  data: {"event_id": "6f1c...", "bill": {"id": 4, ...}}
+        """
+        follow = self.feed.follow(request.headers.get("Last-Event-ID"),
+                                  heartbeat_s=STREAM_HEARTBEAT_S)
+
+        def events():
+            yield sse.retry(STREAM_RETRY_MS) + sse.comment("the mesh's events")
+            try:
+                for item in follow:
+                    if item is None:
+                        yield sse.comment("ping")
+                    else:
+                        event_id, name, payload = item
+                        yield sse.event(name, to_json(payload), event_id=event_id)
+            finally:
+                follow.close()  # the client went away: unsubscribe at once
+
+        return event_stream(request, events())
+
+    # the live feeds: what the streams and the registry view show
+
+    @broadcast_handler(BILLING, BILL_CREATED)
+    def feed_bill_created(self, event):
+        """A bill was made (anywhere): onto every open ``/events/stream``.
+
+            billing.bill_created {"event_id": "...", "bill": {...}}
+        """
+        self.feed.publish(BILL_CREATED, event, event_id=event["event_id"])
+
+    @broadcast_handler(CUSTOMERS, HEARTBEAT)
+    @broadcast_handler(INVENTORY, HEARTBEAT)
+    @broadcast_handler(BILLING, HEARTBEAT)
+    @broadcast_handler(ANALYTICS, HEARTBEAT)
+    @broadcast_handler(KAFKA_BRIDGE, HEARTBEAT)
+    def record_heartbeat(self, event):
+        """An instance is alive: the registry view (``/services``) lists it.
+
+            customers.heartbeat {"instance": "host-a:4242", "pid": 4242, ...}
+        """
+        self.instances.record(event)
 
     # operations: health, registry, admin ---------------------------------
 
@@ -290,12 +361,18 @@ class GatewayService:
         """
         services = []
         for name, answer in self._ask_every_service("describe", RPC_SERVICES).items():
+            live = self.instances.live(name)
             services.append({"name": name,
                              "instances": self.registry.consumers(name, fresh=True),
                              "methods": answer["methods"] if answer else [],
-                             "status": "down" if answer is None else "up"})
+                             "status": "down" if answer is None else "up",
+                             "instance_list": [instance_entry(item) for item in live],
+                             "metrics": summed_metrics(item["metrics"] for item in live)})
         services.append({"name": self.name, "instances": 1,
-                         "methods": http_routes(type(self)), "status": "up"})
+                         "methods": http_routes(type(self)), "status": "up",
+                         "instance_list": [instance_entry(dict(
+                             GATEWAY_INSTANCE, uptime_s=round(uptime(STARTED_AT), 1)))],
+                         "metrics": {}})
         return json_response({"services": services})
 
     @http("GET", "/health", answers={200: Health, 503: HealthDown}, calls_services=False,
@@ -323,6 +400,16 @@ class GatewayService:
             GET /openapi.json -> {"openapi": "3.1.0", "paths": {"/customers": ...}}
         """
         return json_text_response(openapi_json())
+
+    @http("GET", "/", answers={200: "text/html"}, calls_services=False, tag="operations")
+    def get_console(self, request):
+        """The console: the registry, the live revenue chart, bills as they
+        happen, top customers and products, each service's call rate, errors
+        and latency (services/gateway_static/console.html; offline).
+
+            GET / -> text/html
+        """
+        return static_file("console.html")
 
     @http("GET", "/docs", answers={200: "text/html"}, calls_services=False, tag="operations")
     def get_docs(self, request):
@@ -409,6 +496,31 @@ class GatewayService:
             inventory.stock_changed {"product_ids": [1, 2]}
         """
         self.cache.evict(*map(product_tag, event["product_ids"]))
+
+
+def event_stream(request, events):
+    """A ``text/event-stream`` answer: headers and the first chunk leave at once,
+    each event as it is made; when the client goes away the next write fails
+    and the generator is closed (no worker is held: the route has returned)."""
+    # eventlet's server holds written chunks until 4 KB have gathered: an
+    # event must leave when it is made (eventlet's documented per-request key)
+    request.environ["eventlet.minimum_write_chunk_size"] = 0
+    return Response(events, mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def instance_entry(heartbeat):
+    """What the registry view shows of an instance."""
+    return {key: heartbeat[key] for key in ("instance", "host", "pid", "python", "uptime_s")}
+
+
+def summed_metrics(snapshots):
+    """The live instances' totals (``mesh.metrics.snapshot``) added up."""
+    total = {}
+    for snapshot in snapshots:
+        for key, value in snapshot.items():
+            total[key] = total.get(key, 0) + value
+    return total
 
 
 def created(payload, location):

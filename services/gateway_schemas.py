@@ -185,11 +185,24 @@ class HealthDown(BaseModel):
     message: str
 
 
+class InstanceEntry(BaseModel):
+    """One instance, from its heartbeats (``contracts.events.heartbeat``)."""
+
+    instance: str
+    host: str
+    pid: int
+    python: str
+    uptime_s: float
+
+
 class ServiceEntry(BaseModel):
     name: str
-    instances: int
+    instances: int  # consuming its RPC queue now
     methods: List[str]
     status: Literal["up", "down"]
+    instance_list: List[InstanceEntry]  # those whose heartbeats arrive
+    # what those instances served since they started: calls, errors, seconds, busy
+    metrics: Dict[str, float]
 
 
 class Services(BaseModel):

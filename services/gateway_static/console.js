@@ -1,0 +1,466 @@
+/* The billing-mesh live console (GET /, console.html): plain script, no build step.
+ *
+ *   registry      GET /services every 2 s; call rate, error share and mean latency
+ *                 from the difference between two consecutive polls
+ *   revenue       EventSource /analytics/stream ("windows" events, one a second):
+ *                 the open window's revenue plotted with smoothie.js
+ *   latest bills  GET /bills (its last page) at start, then EventSource
+ *                 /events/stream ("bill_created" events)
+ *   top 5         GET /analytics/customers and /analytics/products every 2 s
+ *
+ * Data reaches the page only through textContent (never innerHTML). Money stays
+ * the server's text; the one float is the chart's y value. A computed total
+ * (GET /bills answers no total) is summed exactly in cents, as BigInt.
+ *
+ * For tests: <body data-state="loaded"> once the first round of requests has
+ * answered (or failed); #revenue carries data-windows-events (every event
+ * received) and data-points (points plotted); #bills-panel carries
+ * data-bill-events; each bill row is <tr data-bill-id="ID">.
+ */
+(function () {
+  'use strict';
+
+  var POLL_MS = 2000;
+  var BILLS_KEPT = 10;
+  var TOP = 5;
+  var WINDOWS_SHOWN = 6;
+  var RESTART_MS = 3000;  // a stream the server refused is opened again after this
+
+  function $(id) { return document.getElementById(id); }
+
+  function el(tag, text, className) {
+    var node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    if (className) node.className = className;
+    return node;
+  }
+
+  function cell(row, text, className) {
+    var td = el('td', text, className);
+    row.appendChild(td);
+    return td;
+  }
+
+  function clear(node) {
+    while (node.firstChild) node.removeChild(node.firstChild);
+  }
+
+  function problem(id, text) {
+    $(id).textContent = text || '';
+  }
+
+  // JSON from the gateway; an answer other than 2xx rejects with its status and error code
+  function getJSON(path) {
+    return fetch(path, {headers: {Accept: 'application/json'}, cache: 'no-store'})
+      .catch(function () { throw new Error('the gateway does not answer'); })
+      .then(function (answer) {
+        if (answer.ok) return answer.json();
+        return answer.json().catch(function () { return {}; }).then(function (body) {
+          throw new Error('HTTP ' + answer.status + (body && body.error ? ' ' + body.error : ''));
+        });
+      });
+  }
+
+  // money: "123.45" <-> cents as BigInt, exact ------------------------------
+
+  var MONEY = /^(-?)(\d+)(?:\.(\d{1,2}))?$/;
+
+  function cents(text) {
+    var parts = MONEY.exec(String(text));
+    if (!parts) return null;
+    var value = BigInt(parts[2]) * BigInt(100) + BigInt((parts[3] || '0').padEnd(2, '0'));
+    return parts[1] ? -value : value;
+  }
+
+  function moneyText(value) {
+    var negative = value < BigInt(0);
+    var digits = (negative ? -value : value).toString().padStart(3, '0');
+    return (negative ? '-' : '') + digits.slice(0, -2) + '.' + digits.slice(-2);
+  }
+
+  function billTotal(items) {
+    var sum = BigInt(0);
+    for (var i = 0; i < (items || []).length; i++) {
+      var price = cents(items[i].unit_price);
+      if (price === null || !Number.isInteger(items[i].quantity)) return '?';
+      sum += price * BigInt(items[i].quantity);
+    }
+    return moneyText(sum);
+  }
+
+  function byRevenue(idField) {
+    return function (a, b) {
+      var x = cents(a.revenue), y = cents(b.revenue);
+      if (x !== null && y !== null && x !== y) return x > y ? -1 : 1;
+      return a[idField] - b[idField];
+    };
+  }
+
+  // times -----------------------------------------------------------------
+
+  function two(n) { return n < 10 ? '0' + n : String(n); }
+
+  function clock(date) {
+    return two(date.getHours()) + ':' + two(date.getMinutes()) + ':' + two(date.getSeconds());
+  }
+
+  // an ISO 8601 time as local HH:MM:SS, with the date unless it is today
+  function when(iso) {
+    var date = new Date(iso);
+    if (isNaN(date.getTime())) return String(iso || '');
+    if (date.toDateString() === new Date().toDateString()) return clock(date);
+    return date.getFullYear() + '-' + two(date.getMonth() + 1) + '-' + two(date.getDate()) +
+      ' ' + clock(date);
+  }
+
+  function uptime(seconds) {
+    var s = Math.max(0, Math.floor(Number(seconds) || 0));
+    if (s < 60) return s + 's';
+    if (s < 3600) return Math.floor(s / 60) + 'm ' + two(s % 60) + 's';
+    if (s < 86400) return Math.floor(s / 3600) + 'h ' + two(Math.floor(s / 60) % 60) + 'm';
+    return Math.floor(s / 86400) + 'd ' + Math.floor(s / 3600) % 24 + 'h';
+  }
+
+  // streams ---------------------------------------------------------------
+
+  function streamState(id, state) {
+    var node = $(id);
+    node.dataset.state = state;
+    node.querySelector('b').textContent = state;
+  }
+
+  // Follows a server-sent event stream. EventSource reconnects by itself after a
+  // dropped connection; an answer that is not a stream (a 503 while a service
+  // is down) ends it for good, so a new one is opened after RESTART_MS.
+  function follow(path, indicator, handlers, onOpen) {
+    var opened = false;
+
+    function connect() {
+      var source = new EventSource(path);
+      source.onopen = function () {
+        streamState(indicator, 'live');
+        if (onOpen) onOpen(opened);
+        opened = true;
+      };
+      source.onerror = function () {
+        streamState(indicator, 'reconnecting');
+        if (source.readyState === EventSource.CLOSED) {
+          source.close();
+          setTimeout(connect, RESTART_MS);
+        }
+      };
+      Object.keys(handlers).forEach(function (type) {
+        source.addEventListener(type, function (event) {
+          var data;
+          try { data = JSON.parse(event.data); } catch (e) { return; }
+          handlers[type](data);
+        });
+      });
+    }
+
+    connect();
+  }
+
+  // registry --------------------------------------------------------------
+
+  var serviceRows = {};   // name -> {row, cells}
+  var lastMetrics = {};   // name -> {at, metrics} of the previous poll
+
+  function rates(name, metrics, now) {
+    var before = lastMetrics[name];
+    var valid = metrics && typeof metrics.calls === 'number';
+    lastMetrics[name] = valid ? {at: now, metrics: metrics} : undefined;
+    if (!valid || !before) return null;
+    var seconds = (now - before.at) / 1000;
+    var calls = metrics.calls - before.metrics.calls;
+    var errors = metrics.errors - before.metrics.errors;
+    var busy = metrics.seconds - before.metrics.seconds;
+    // an instance that left took its counts along: no figure for this interval
+    if (seconds <= 0 || calls < 0 || errors < 0 || busy < 0) return null;
+    return {
+      perSecond: calls / seconds,
+      errorShare: calls ? errors / calls : null,
+      latencyMs: calls ? busy / calls * 1000 : null
+    };
+  }
+
+  function serviceRow(name) {
+    if (serviceRows[name]) return serviceRows[name];
+    var row = el('tr');
+    row.dataset.service = name;
+    var cells = {};
+    cells.name = cell(row, name, 'name');
+    cells.status = cell(row, '');
+    cells.status.appendChild(el('span', '', 'badge'));
+    cells.instances = cell(row, '', 'num instances');
+    cells.hosts = cell(row, '', 'hosts');
+    cells.rate = cell(row, '', 'num');
+    cells.errors = cell(row, '', 'num');
+    cells.latency = cell(row, '', 'num');
+    cells.busy = cell(row, '', 'num');
+    cells.methods = cell(row, '', 'methods');
+    var details = el('details');
+    details.appendChild(el('summary'));
+    details.appendChild(el('ul'));
+    cells.methods.appendChild(details);
+    serviceRows[name] = {row: row, cells: cells, methods: null};
+    return serviceRows[name];
+  }
+
+  function renderService(service, now) {
+    var entry = serviceRow(service.name);
+    var cells = entry.cells;
+    var up = service.status === 'up';
+    var badge = cells.status.firstChild;
+    badge.textContent = up ? 'UP' : 'DOWN';
+    badge.className = 'badge ' + (up ? 'up' : 'down');
+    entry.row.className = up ? '' : 'down';
+    cells.instances.textContent = String(service.instances);
+
+    clear(cells.hosts);
+    var instances = service.instance_list || [];
+    if (!instances.length) cells.hosts.appendChild(el('span', '\u2013', 'muted'));
+    instances.forEach(function (instance) {
+      var line = el('div', instance.host + ' \u00b7 pid ' + instance.pid + ' \u00b7 up ' +
+        uptime(instance.uptime_s));
+      line.title = instance.instance + (instance.python ? ', Python ' + instance.python : '');
+      cells.hosts.appendChild(line);
+    });
+
+    var metrics = service.metrics;
+    var figures = rates(service.name, metrics, now);
+    var dash = metrics && typeof metrics.calls === 'number' ? '\u2026' : '\u2013';
+    cells.rate.textContent = figures ? figures.perSecond.toFixed(1) : dash;
+    cells.errors.textContent = figures && figures.errorShare !== null
+      ? (figures.errorShare * 100).toFixed(1) + ' %' : dash;
+    cells.errors.classList.toggle('bad', !!(figures && figures.errorShare));
+    cells.latency.textContent = figures && figures.latencyMs !== null
+      ? figures.latencyMs.toFixed(1) + ' ms' : dash;
+    cells.busy.textContent = metrics && typeof metrics.busy === 'number' ? String(metrics.busy) : '\u2013';
+    if (metrics && typeof metrics.calls === 'number') {
+      cells.rate.title = metrics.calls + ' calls, ' + metrics.errors + ' failed, since the instances started';
+    }
+
+    var methods = service.methods || [];
+    if (entry.methods !== methods.join('\n')) {   // keep the list as it is (open or not) otherwise
+      entry.methods = methods.join('\n');
+      var details = cells.methods.firstChild;
+      details.firstChild.textContent = methods.length + (methods.length === 1 ? ' method' : ' methods');
+      var list = details.lastChild;
+      clear(list);
+      methods.forEach(function (method) { list.appendChild(el('li', method)); });
+    }
+    return entry.row;
+  }
+
+  function pollServices() {
+    return getJSON('/services').then(function (answer) {
+      problem('registry-problem', '');
+      var now = performance.now();
+      var body = $('services');
+      var seen = {};
+      (answer.services || []).forEach(function (service, index) {
+        seen[service.name] = true;
+        var row = renderService(service, now);
+        if (body.children[index] !== row) body.insertBefore(row, body.children[index] || null);
+      });
+      Object.keys(serviceRows).forEach(function (name) {
+        if (!seen[name]) {
+          body.removeChild(serviceRows[name].row);
+          delete serviceRows[name];
+          delete lastMetrics[name];
+        }
+      });
+    }, function (error) {
+      problem('registry-problem', 'GET /services: ' + error.message);
+    });
+  }
+
+  // revenue chart ---------------------------------------------------------
+
+  function axisLabel(value) { return String(Math.round(value)); }
+
+  var revenue = new TimeSeries();
+  var chart = new SmoothieChart({
+    responsive: true,
+    millisPerPixel: 100,
+    interpolation: 'linear',
+    scaleSmoothing: 0.2,
+    yRangeFunction: function (range) { return {min: 0, max: Math.max(range.max * 1.15, 1)}; },
+    grid: {fillStyle: '#ffffff', strokeStyle: '#e6e9ee', lineWidth: 1, millisPerLine: 10000,
+           verticalSections: 4, borderVisible: false},
+    labels: {fillStyle: '#526070', fontSize: 11, showIntermediateLabels: true,
+             fontFamily: 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif'},
+    // the axis in whole units: the figures themselves are under the chart, as text
+    yMinFormatter: axisLabel,
+    yMaxFormatter: axisLabel,
+    yIntermediateFormatter: axisLabel,
+    timestampFormatter: SmoothieChart.timeFormatter
+  });
+  chart.addTimeSeries(revenue, {strokeStyle: '#2e7d32', fillStyle: 'rgba(46, 125, 50, 0.12)',
+                                lineWidth: 2});
+  chart.streamTo($('revenue-chart'), 1000);
+
+  var windowEvents = 0;
+  var points = 0;
+
+  function onWindows(data) {
+    windowEvents += 1;
+    $('revenue').dataset.windowsEvents = String(windowEvents);
+    $('windows-events').textContent = String(windowEvents);
+    if (!data || data.error) {   // analytics failed this second: the event says why
+      problem('revenue-problem', data ? data.error + ': ' + data.message : 'empty event');
+      return;
+    }
+    problem('revenue-problem', '');
+    var items = Array.isArray(data.items) ? data.items : [];
+    if (!items.length) return;
+    var open = items[items.length - 1];
+    var y = parseFloat(open.revenue);   // the chart's y value: the one float of the page
+    if (isFinite(y)) {
+      revenue.append(Date.now(), y);
+      points += 1;
+      $('revenue').dataset.points = String(points);
+    }
+    $('revenue-now').textContent = open.revenue;
+    $('revenue-window').textContent = 'window ' + when(open.start) + ' \u2013 ' + clock(new Date(open.end));
+
+    var body = $('windows');
+    clear(body);
+    items.slice(-WINDOWS_SHOWN).reverse().forEach(function (item, index) {
+      var row = el('tr', null, index === 0 ? 'open' : '');
+      cell(row, when(item.start) + ' \u2013 ' + clock(new Date(item.end)) +
+        (index === 0 ? ' (open)' : ''));
+      cell(row, item.revenue, 'num money');
+      body.appendChild(row);
+    });
+  }
+
+  // latest bills ----------------------------------------------------------
+
+  var billEvents = 0;
+
+  function billRows() {
+    return Array.prototype.slice.call($('bills').children);
+  }
+
+  // shows a bill unless it is there already (events come at least once) or
+  // older than the BILLS_KEPT newest; the highest ids stay on top
+  function addBill(bill, total, time, fresh) {
+    if (!bill || !Number.isInteger(bill.id)) return;
+    var rows = billRows();
+    var before = null;
+    for (var i = 0; i < rows.length; i++) {
+      var id = Number(rows[i].dataset.billId);
+      if (id === bill.id) return;
+      if (id < bill.id) { before = rows[i]; break; }
+    }
+    if (!before && rows.length >= BILLS_KEPT) return;
+    var row = el('tr', null, fresh ? 'fresh' : '');
+    row.dataset.billId = String(bill.id);
+    cell(row, '#' + bill.id, 'id');
+    cell(row, 'customer ' + bill.customer_id);
+    cell(row, String((bill.items || []).length), 'num');
+    cell(row, total, 'num money');
+    cell(row, when(time), 'time');
+    $('bills').insertBefore(row, before);
+    billRows().slice(BILLS_KEPT).forEach(function (old) { old.parentNode.removeChild(old); });
+    $('bills-empty').hidden = true;
+  }
+
+  function onBillCreated(event) {
+    billEvents += 1;
+    $('bills-panel').dataset.billEvents = String(billEvents);
+    if (!event || !event.bill || (event.type && event.type !== 'bill_created')) return;
+    var bill = event.bill;
+    addBill(bill, bill.total || billTotal(bill.items), bill.billing_date || event.occurred_at, true);
+  }
+
+  // the BILLS_KEPT latest bills: the last page of GET /bills, and the one
+  // before it when the last holds fewer
+  function loadBills() {
+    var size = BILLS_KEPT;
+    return getJSON('/bills?size=' + size).then(function (first) {
+      var pages = first.page.total_pages;
+      if (pages <= 1) return [first];
+      return getJSON('/bills?size=' + size + '&page=' + (pages - 1)).then(function (last) {
+        if (last.items.length >= size) return [last];
+        if (pages === 2) return [first, last];
+        return getJSON('/bills?size=' + size + '&page=' + (pages - 2)).then(function (previous) {
+          return [previous, last];
+        });
+      });
+    }).then(function (answers) {
+      problem('bills-problem', '');
+      answers.forEach(function (answer) {
+        answer.items.forEach(function (bill) {
+          addBill(bill, billTotal(bill.items), bill.billing_date, false);
+        });
+      });
+    }, function (error) {
+      problem('bills-problem', 'GET /bills: ' + error.message);
+    });
+  }
+
+  // top customers and products ---------------------------------------------
+
+  function renderTop(id, items, idField, label, columns) {
+    var body = $(id);
+    clear(body);
+    items.slice().sort(byRevenue(idField)).slice(0, TOP).forEach(function (item, index) {
+      var row = el('tr');
+      cell(row, String(index + 1), 'rank');
+      cell(row, label + ' ' + item[idField]);
+      columns.forEach(function (column) {
+        cell(row, String(item[column]), column === 'revenue' ? 'num money' : 'num');
+      });
+      body.appendChild(row);
+    });
+    if (!items.length) {
+      var row = el('tr');
+      cell(row, 'nothing counted yet', 'muted').colSpan = 2 + columns.length;
+      body.appendChild(row);
+    }
+  }
+
+  function pollTops() {
+    return Promise.allSettled([getJSON('/analytics/customers'), getJSON('/analytics/products')])
+      .then(function (answers) {
+        var failed = [];
+        if (answers[0].status === 'fulfilled') {
+          renderTop('top-customers', answers[0].value.items || [], 'customer_id', 'customer',
+                    ['revenue', 'bills']);
+        } else {
+          failed.push('GET /analytics/customers: ' + answers[0].reason.message);
+        }
+        if (answers[1].status === 'fulfilled') {
+          renderTop('top-products', answers[1].value.items || [], 'product_id', 'product',
+                    ['units', 'revenue']);
+        } else {
+          failed.push('GET /analytics/products: ' + answers[1].reason.message);
+        }
+        problem('tops-problem', failed.join('; '));
+      });
+  }
+
+  // start -------------------------------------------------------------------
+
+  // runs task every ms after the previous run ended (never two at once)
+  function every(ms, task) {
+    function run() { task().then(function () { setTimeout(run, ms); }); }
+    setTimeout(run, ms);
+  }
+
+  follow('/analytics/stream', 'windows-stream', {windows: onWindows, message: onWindows});
+  follow('/events/stream', 'bills-stream', {bill_created: onBillCreated}, function (again) {
+    if (again) loadBills();   // bills made while the stream was away
+  });
+
+  Promise.allSettled([pollServices(), loadBills(), pollTops()]).then(function () {
+    document.body.dataset.state = 'loaded';
+    $('loaded').textContent = 'loaded at ' + clock(new Date()) + ', polling every ' +
+      POLL_MS / 1000 + ' s';
+    every(POLL_MS, pollServices);
+    every(POLL_MS, pollTops);
+  });
+})();
