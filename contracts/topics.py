@@ -24,6 +24,8 @@ CUSTOMER_STATS_TOPIC = "billing.customer-stats"
 PRODUCT_STATS_TOPIC = "billing.product-stats"
 REVENUE_WINDOWS_TOPIC = "billing.revenue-windows"
 ALL_TOPICS = (BILLS_TOPIC, CUSTOMER_STATS_TOPIC, PRODUCT_STATS_TOPIC, REVENUE_WINDOWS_TOPIC)
+# the aggregator's consumer group on billing.bills (analytics reads its lag)
+AGGREGATOR_GROUP = "billing-analytics"
 
 # One partition: the revenue windows are one global key anyway, and the aggregator
 # deduplicates once for all its branches, which holds on one partition only

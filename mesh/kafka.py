@@ -129,6 +129,7 @@ class TopicTables(DependencyProvider):
         self.bootstrap = self.container.config["KAFKA_BOOTSTRAP_SERVERS"]
         self.group = self.container.service_name  # the lag gauge's label
         self.tables = {topic: {} for topic in self.key_of}
+        self.lag = {}  # topic -> records not read yet, as last measured (caught_up)
         self._running = True
 
     def start(self):
@@ -142,6 +143,11 @@ class TopicTables(DependencyProvider):
 
     def table(self, topic):
         return self.tables[topic]
+
+    def caught_up(self):
+        """Whether every table has read its topic to the end, as last measured
+        (False until the end of every topic is known)."""
+        return set(self.lag) == set(self.key_of) and not any(self.lag.values())
 
     def _follow(self):
         while self._running:
@@ -174,7 +180,8 @@ class TopicTables(DependencyProvider):
             lag_due = 0.0
             while self._running:
                 if time.monotonic() >= lag_due:
-                    for topic, lag in table_lag(consumer, partitions).items():
+                    self.lag = table_lag(consumer, partitions)
+                    for topic, lag in self.lag.items():
                         set_kafka_lag(self.group, topic, lag)
                     lag_due = time.monotonic() + self.LAG_INTERVAL_S
                 messages = consumer.consume(num_messages=500, timeout=0)
@@ -228,7 +235,8 @@ def group_lag(bootstrap, group, topic, timeout=REQUEST_TIMEOUT_S):
     from kafka import TopicPartition
     from kafka.admin import KafkaAdminClient, OffsetSpec
     from kafka.errors import for_code
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000),
+                             bootstrap_timeout_ms=int(timeout * 1000))  # else 30 s when down
     try:
         [description] = admin.describe_topics([topic])
         if description["error_code"]:
@@ -247,3 +255,4 @@ def group_lag(bootstrap, group, topic, timeout=REQUEST_TIMEOUT_S):
               for tp in partitions)
     set_kafka_lag(group, topic, lag)
     return lag
+

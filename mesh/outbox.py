@@ -61,12 +61,16 @@ class OutboxColumns:
     dispatched_at: Mapped[datetime.datetime] = mapped_column(UtcDateTime, nullable=True)
 
 
-def write_event(db, model, payload):
+def write_event(db, model, payload, relay_at_once=False):
     """Add ``payload`` (with ``event_id`` and ``type``) to the outbox table
     ``model`` through ``db``, the session or connection of the change's own
-    transaction; return it."""
-    db.execute(insert(model).values(
-        event_id=payload["event_id"], event_type=payload["type"], payload=payload))
+    transaction; return it. ``relay_at_once``: no request will dispatch it
+    (seed data), so the relay need not leave it the grace period."""
+    values = {"event_id": payload["event_id"], "event_type": payload["type"],
+              "payload": payload}
+    if relay_at_once:
+        values["created_at"] = utc_now() - datetime.timedelta(days=1)
+    db.execute(insert(model).values(**values))
     return payload
 
 
@@ -91,6 +95,12 @@ class OutboxClient:
         marks it sent."""
         self.publish(payload["type"], payload)
         self.dispatched.add(payload["event_id"])
+
+    def backlog(self, database):
+        """How many events the outbox holds undispatched (marked or not)."""
+        with database.get_session() as session:
+            return session.scalar(select(func.count()).select_from(self.model)
+                                  .where(self.model.dispatched_at.is_(None)))
 
     def relay(self, database):
         """Mark the events dispatched since the last run, then dispatch those the

@@ -57,6 +57,10 @@ class BrokerView(SharedExtension):
         self._cache[service] = (count, time.monotonic())
         return count
 
+    def messages(self, queue):
+        """Messages waiting in ``queue`` now (not cached)."""
+        return queue_counts(self.amqp_uri, queue)[0]
+
     def _read(self, service):
         return queue_consumers(self.amqp_uri, RPC_QUEUE_TEMPLATE.format(service))
 

@@ -8,14 +8,20 @@ values in memory, so a new bill shows here as soon as the aggregator counted it.
     >>> n.rpc.analytics.get_customer_stats(1)
     {'customer_id': 1, 'revenue': Decimal('9899.00'), 'bills': 1}
 """
+import time
 from decimal import Decimal
+
+from kafka.errors import KafkaError
 
 import mesh.service
 from common.validation import validate
 from contracts.wire import money
-from contracts.services import ANALYTICS
-from contracts.topics import CUSTOMER_STATS_TOPIC, PRODUCT_STATS_TOPIC, REVENUE_WINDOWS_TOPIC
-from mesh.kafka import TopicTables, create_topics
+from contracts.services import ANALYTICS, STREAMS
+from contracts.topics import (
+    AGGREGATOR_GROUP, BILLS_TOPIC, CUSTOMER_STATS_TOPIC, PRODUCT_STATS_TOPIC,
+    REVENUE_WINDOWS_TOPIC,
+)
+from mesh.kafka import TopicTables, create_topics, group_lag
 from mesh.rpc import rpc
 from services.analytics_schemas import WindowsIn
 
@@ -23,6 +29,29 @@ from services.analytics_schemas import WindowsIn
 def with_money(value, *fields):
     """A copy of an aggregate with its money fields as ``Decimal``."""
     return dict(value, **{field: money(Decimal(value[field])) for field in fields})
+
+
+# /health asks often (the launcher four times a second): Kafka is asked at most this often
+READINESS_CACHE_S = 1.0
+READINESS_TIMEOUT_S = 0.5  # inside the gateway's HEALTH_TIMEOUT
+# The aggregator is "down" when bills wait for it and its lag has not shrunk for
+# this long. (Tansu reports no members of a consumer group, so "is anybody in
+# the group" cannot be asked; progress can.)
+STALLED_S = 10.0
+_readiness = {}  # bootstrap -> (asked at, answer): one per process
+_progress = {}  # bootstrap -> (lag, when it last shrank or was 0)
+
+
+def aggregator_state(bootstrap, lag, now):
+    """``up`` / ``catching_up`` / ``down`` from the aggregator's lag now and how
+    it moved (see ``STALLED_S``)."""
+    last_lag, progressed_at = _progress.get(bootstrap, (lag, now))
+    if lag == 0 or lag < last_lag:
+        progressed_at = now
+    _progress[bootstrap] = (lag, progressed_at)
+    if lag == 0:
+        return "up"
+    return "down" if now - progressed_at > STALLED_S else "catching_up"
 
 
 class AnalyticsService(mesh.service.MeshService):
@@ -79,3 +108,30 @@ class AnalyticsService(mesh.service.MeshService):
         last = validate(WindowsIn, {"last": last}).last
         table = self.view.table(REVENUE_WINDOWS_TOPIC)
         return {"items": [with_money(table[start], "revenue") for start in sorted(table)[-last:]]}
+
+    @rpc
+    def get_readiness(self):
+        """How far the Kafka side has got: ``analytics`` is ``up`` once its tables
+        have read their topics to the end (else ``catching_up``); ``streams``
+        (the aggregator) is ``up`` when it has committed every bill on
+        ``billing.bills``, ``catching_up`` while bills wait for it and its lag
+        shrinks, ``down`` when they wait and it has not shrunk for ``STALLED_S``;
+        ``unknown`` when Kafka does not answer. ``/health`` shows both.
+
+            >>> n.rpc.analytics.get_readiness()
+            {'analytics': 'up', 'streams': 'up'}
+        """
+        bootstrap = self.view.bootstrap
+        asked_at, answer = _readiness.get(bootstrap, (0.0, None))
+        if answer is not None and time.monotonic() - asked_at < READINESS_CACHE_S:
+            return answer
+        answer = {ANALYTICS: "up" if self.view.caught_up() else "catching_up"}
+        try:
+            lag = group_lag(bootstrap, AGGREGATOR_GROUP, BILLS_TOPIC, timeout=READINESS_TIMEOUT_S)
+        except KafkaError:
+            answer[STREAMS] = "unknown"
+        else:
+            answer[STREAMS] = aggregator_state(bootstrap, lag, time.monotonic())
+        _readiness[bootstrap] = (time.monotonic(), answer)
+        return answer
+

@@ -230,7 +230,17 @@ class BillingService(mesh.service.MeshService):
             event = self.outbox.write(connection, bill_created_event(bill))
             return bill, event  # the commit happens on leaving the block
 
-    @timer(interval=OUTBOX_RELAY_S)
+    @rpc
+    def get_outbox_backlog(self):
+        """Events the outbox still holds undispatched: 0 once every bill's
+        ``bill_created`` has left (``/health`` says billing is catching up until then).
+
+            >>> n.rpc.billing.get_outbox_backlog()
+            0
+        """
+        return self.outbox.backlog(self.db)
+
+    @timer(interval=OUTBOX_RELAY_S, eager=True)
     def relay_outbox(self):
         """Mark the events dispatched since the last run, then dispatch those the
         outbox still holds (``mesh.outbox.OutboxClient.relay``)."""

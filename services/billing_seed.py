@@ -22,4 +22,4 @@ def seed_bills(session):
             for product_id, price in UNIT_PRICES.items()])
         session.add(bill)
         session.flush()  # keep bill ids in customer order
-        write_event(session, OutboxEvent, bill_created_event(bill.as_dict()))
+        write_event(session, OutboxEvent, bill_created_event(bill.as_dict()), relay_at_once=True)

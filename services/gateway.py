@@ -32,12 +32,12 @@ from common import sse
 from contracts.cache_tags import customer_tag, full_bill_key, product_tag
 from contracts.errors import Forbidden, MeshError, NotFound
 from contracts.events import (
-    BILL_CREATED, CUSTOMER_DELETED, CUSTOMER_UPDATED, HEARTBEAT, PRODUCT_DELETED,
+    BILL_CREATED, BRIDGE_QUEUE, CUSTOMER_DELETED, CUSTOMER_UPDATED, HEARTBEAT, PRODUCT_DELETED,
     PRODUCT_UPDATED, STOCK_CHANGED,
 )
 from contracts.services import (
     ANALYTICS, BILLING, CUSTOMERS, GATEWAY, INVENTORY, KAFKA_BRIDGE, REQUIRED_SERVICES,
-    RPC_SERVICES,
+    RPC_SERVICES, STREAMS,
 )
 from mesh.cache import ReadCache
 from mesh.errors import error_body
@@ -47,7 +47,7 @@ from contracts.wire import to_json
 from mesh.http import http, http_routes, json_response, json_text_response
 from mesh.openapi import openapi_document
 from mesh.proxy import MeshRpcProxy
-from mesh.registry import Instances, Registry, uptime
+from mesh.registry import CONNECTION_ERRORS, Instances, Registry, uptime
 from mesh.service import HOST, PID, STARTED_AT
 from mesh.tracing import Tracing
 from services.gateway_schemas import (
@@ -378,18 +378,52 @@ class GatewayService:
     @http("GET", "/health", answers={200: Health, 503: HealthDown}, calls_services=False,
           descriptions={503: "a required service does not answer"}, tag="operations")
     def health(self, request):
-        """200 when every service answers a ping in time, else 503 naming who is down.
+        """Every part of the mesh, each ``up``, ``catching_up`` (serving, still
+        behind: billing's outbox, the bridge's queue, the aggregator's or
+        analytics' Kafka lag), ``down`` or ``unknown`` (the aggregator, while
+        analytics cannot tell). 503 while a service no bill can be made without
+        is down; else 200, ``"status": "ok"`` once every part is up (what
+        ``make run`` waits for). Each part answers within HEALTH_TIMEOUT.
 
-            GET /health -> 200 {"status": "ok", "services": {"customers": "up", ...}}
+            GET /health -> 200 {"status": "ok", "services": {"customers": "up", ...,
+                                "analytics": "up", "kafka_bridge": "up", "streams": "up"}}
         """
-        answers = self._ask_every_service("ping", REQUIRED_SERVICES)
-        states = {name: "down" if answer is None else "up" for name, answer in answers.items()}
-        down = sorted(name for name, state in states.items() if state != "up")
-        if not down:
-            return json_response({"status": "ok", "services": states})
-        return json_response({"status": "unavailable", "services": states,
-                              "error": "SERVICE_UNAVAILABLE",
-                              "message": "not answering: " + ", ".join(down)}, 503)
+        states = self._part_states()
+        down = sorted(name for name in REQUIRED_SERVICES if states[name] == "down")
+        if down:
+            return json_response({"status": "unavailable", "services": states,
+                                  "error": "SERVICE_UNAVAILABLE",
+                                  "message": "not answering: " + ", ".join(down)}, 503)
+        if all(state == "up" for state in states.values()):
+            status = "ok"
+        elif any(state in ("down", "unknown") for state in states.values()):
+            status = "degraded"
+        else:
+            status = "catching_up"
+        return json_response({"status": status, "services": states})
+
+    def _part_states(self):
+        """``{part: state}`` for /health: pings, billing's outbox backlog and
+        analytics' view of the Kafka side, all in flight at once."""
+        timeout = float(self.config.get("HEALTH_TIMEOUT", 1))
+        calls = {name: (getattr(self, name), "ping") for name in RPC_SERVICES}
+        calls["billing_backlog"] = (self.billing, "get_outbox_backlog")
+        calls["pipeline"] = (self.analytics, "get_readiness")
+        answers = self._ask_all(calls, timeout)
+        states = {name: "down" if answers[name] is None else "up" for name in RPC_SERVICES}
+        if states["billing"] == "up" and answers["billing_backlog"]:
+            states["billing"] = "catching_up"
+        if states["kafka_bridge"] == "up":
+            try:
+                if self.registry.messages(BRIDGE_QUEUE):
+                    states["kafka_bridge"] = "catching_up"
+            except CONNECTION_ERRORS:
+                states["kafka_bridge"] = "unknown"
+        pipeline = answers["pipeline"] or {}
+        if states["analytics"] == "up":
+            states["analytics"] = pipeline.get("analytics", "unknown")
+        states[STREAMS] = pipeline.get(STREAMS, "unknown")
+        return states
 
     @http("GET", "/openapi.json", answers={200: "application/json"}, calls_services=False,
           tag="operations")
@@ -432,12 +466,18 @@ class GatewayService:
         """``{service: answer, or None if it did not answer}`` for ``method`` of
         each of ``services``, all calls in flight at once, each within HEALTH_TIMEOUT."""
         timeout = float(self.config.get("HEALTH_TIMEOUT", 1))
+        return self._ask_all({name: (getattr(self, name), method) for name in services}, timeout)
+
+    @staticmethod
+    def _ask_all(calls, timeout):
+        """``{key: answer, or None}`` for ``calls`` ``{key: (client, method)}``, all
+        in flight at once, each within ``timeout``."""
         replies = {}
-        for name in services:
+        for key, (client, method) in calls.items():
             try:
-                replies[name] = getattr(getattr(self, name), method).within(timeout).call_async()
+                replies[key] = getattr(client, method).within(timeout).call_async()
             except MeshError:  # nobody consumes its queue
-                replies[name] = None
+                replies[key] = None
         answers = {}
         for name, reply in replies.items():
             try:

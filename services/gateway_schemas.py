@@ -173,14 +173,23 @@ class Liveness(BaseModel):
     status: Literal["ok"]
 
 
+PartState = Literal["up", "catching_up", "down", "unknown"]
+
+
 class Health(BaseModel):
-    status: Literal["ok"]
-    services: Dict[str, Literal["up", "down"]]
+    """``ok``: every part up; ``catching_up``: all serve, some are still behind
+    (events not yet through the pipeline); ``degraded``: a part of the events
+    pipeline is down (bills are still made)."""
+
+    status: Literal["ok", "catching_up", "degraded"]
+    services: Dict[str, PartState]
 
 
 class HealthDown(BaseModel):
+    """A service no bill can be made without is down."""
+
     status: Literal["unavailable"]
-    services: Dict[str, Literal["up", "down"]]
+    services: Dict[str, PartState]
     error: Literal["SERVICE_UNAVAILABLE"]
     message: str
 

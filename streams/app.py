@@ -37,10 +37,10 @@ from common.config import ROOT, as_bool
 from streams.aggregate import (add_bill, add_product_line, add_to_window,
                                event_time_ms, first_delivery, is_bill_created,
                                product_lines)
-from contracts.topics import (BILLS_TOPIC, CUSTOMER_STATS_TOPIC, PRODUCT_STATS_TOPIC,
-                            REVENUE_WINDOWS_TOPIC, ensure_topics)
+from contracts.topics import (AGGREGATOR_GROUP, BILLS_TOPIC, CUSTOMER_STATS_TOPIC,
+                             PRODUCT_STATS_TOPIC, REVENUE_WINDOWS_TOPIC, ensure_topics)
 
-CONSUMER_GROUP = "billing-analytics"
+CONSUMER_GROUP = AGGREGATOR_GROUP
 # A bill arriving up to this long after a newer one still counts in its window.
 WINDOW_GRACE_MS = 60_000
 # Seconds between checkpoints (state flushed to the changelog, input offsets

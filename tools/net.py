@@ -39,15 +39,16 @@ def http_status(url, timeout=3):
         return None, str(exc)
 
 
-def wait_until_ok(url, seconds, give_up=lambda: False, interval=0.2):
-    """Poll ``GET url`` until it answers 200, ``seconds`` pass or ``give_up()``
-    is true: ``(True, body)``, or ``(False, the last answer or error)``. The
-    launcher and the benchmarks wait on ``<gateway>/health`` with it."""
+def wait_until_ok(url, seconds, give_up=lambda: False, interval=0.2, ready=lambda body: True):
+    """Poll ``GET url`` until it answers 200 with a body ``ready(body)`` accepts,
+    ``seconds`` pass or ``give_up()`` is true: ``(True, body)``, or ``(False,
+    the last answer or error)``. The launcher and the benchmarks wait on
+    ``<gateway>/health`` with it."""
     deadline = time.time() + seconds
     last = "no answer yet"
     while time.time() < deadline and not give_up():
         status, body = http_status(url)
-        if status == 200:
+        if status == 200 and ready(body):
             return True, body
         last = body
         time.sleep(interval)

@@ -12,10 +12,21 @@ URL once ``GET /health`` answers 200. Ctrl-C or SIGTERM stops everything.
 When nothing answers at ``KAFKA_BOOTSTRAP_SERVERS``, it first starts the local
 Tansu broker (memory only, ``var/log/kafka.log``) and stops it at the end.
 
+Metrics: every ``nameko run`` process gets a ``METRICS_PORT`` of its own
+(``METRICS_BASE_PORT``, default 9400, then up, skipping ports already taken;
+0 turns it off), and ``var/prometheus/targets.json`` (beside the log folder)
+lists them for Prometheus' file-based discovery, so a local Prometheus scrapes
+the whole mesh with::
+
+    scrape_configs:
+      - job_name: billing-mesh
+        file_sd_configs: [{files: [/path/to/billing-mesh/var/prometheus/targets.json]}]
+
 A process that dies is not restarted, and does not take the others down (honcho
 would): the failure stays visible in ``/health`` and ``/services``, and bringing
 it back is the orchestrator's job (``restart:`` in docker-compose.yml).
 """
+import json
 import os
 import sys
 import threading
@@ -27,10 +38,14 @@ from honcho.printer import Printer
 from common.config import ROOT, load_config
 from contracts.services import SINGLE_INSTANCE
 from tools.local_kafka import KafkaNotStarted, start_unless_running
-from tools.net import wait_until_ok
+from tools.net import answers, wait_until_ok
 
 LOG_DIR = os.environ.get("MESH_LOG_DIR", os.path.join(ROOT, "var", "log"))
 HEALTH_WAIT_S = float(os.environ.get("MESH_HEALTH_WAIT", 120))
+METRICS_BASE_PORT = int(os.environ.get("METRICS_BASE_PORT", 9400))
+# beside the logs, so a launcher with a folder of its own (tests, benchmarks)
+# leaves the user's file alone
+TARGETS_PATH = os.path.join(os.path.dirname(LOG_DIR), "prometheus", "targets.json")
 
 
 class LogFilePrinter(Printer):
@@ -62,6 +77,36 @@ class MeshManager(Manager):
         return self._terminating and super()._any_stopped()
 
 
+def metrics_ports(labels, base, taken=lambda port: answers("127.0.0.1", port, timeout=0.2)):
+    """``{process label: its METRICS_PORT}``: ``base``, ``base + 1``, ... in the
+    order given, skipping ports something already listens on (another mesh);
+    ``{}`` when ``base`` is 0."""
+    ports, port = {}, base
+    for label in labels if base else ():
+        while taken(port):
+            port += 1
+        ports[label] = port
+        port += 1
+    return ports
+
+
+def write_targets(path, targets):
+    """Write Prometheus' file_sd targets file: ``targets`` is ``[(service,
+    process label, port)]``. Replaced in one rename: Prometheus re-reads the file
+    when it changes and must never see half of it.
+
+        [{"targets": ["127.0.0.1:9400"], "labels": {"service": "customers",
+                                                   "instance": "customers.1"}}, ...]
+    """
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    groups = [{"targets": ["127.0.0.1:{}".format(port)],
+               "labels": {"service": service, "instance": label}}
+              for service, label, port in targets]
+    with open(path + ".tmp", "w") as handle:
+        json.dump(groups, handle, indent=1)
+    os.replace(path + ".tmp", path)
+
+
 def gateway_url(config):
     address = str(config.get("WEB_SERVER_ADDRESS", "0.0.0.0:8000"))
     host, _, port = address.rpartition(":")
@@ -70,11 +115,20 @@ def gateway_url(config):
     return "http://{}:{}".format(host, port)
 
 
+def all_parts_up(health_body):
+    """``GET /health`` says every part of the mesh is up (not catching up)."""
+    try:
+        return json.loads(health_body).get("status") == "ok"
+    except ValueError:
+        return False
+
+
 def announce_when_healthy(url, manager):
     """Print the gateway's URL once ``/health`` answers 200; stop everything if
     it does not within ``MESH_HEALTH_WAIT`` seconds."""
-    healthy, last = wait_until_ok(url + "/health", HEALTH_WAIT_S,
-                                  give_up=lambda: manager._terminating, interval=0.5)
+    # every part up (analytics caught up with the seeded bills), not just a 200
+    healthy, last = wait_until_ok(url + "/health", HEALTH_WAIT_S, ready=all_parts_up,
+                                  give_up=lambda: manager._terminating, interval=0.25)
     if healthy:
         print("billing-mesh is up: {}  (logs in {}; Ctrl-C stops it)".format(
             url, os.path.relpath(LOG_DIR, ROOT)), flush=True)
@@ -103,11 +157,24 @@ def main():
     env.setdefault("PYTHONUNBUFFERED", "1")
 
     manager = MeshManager(printer=LogFilePrinter(LOG_DIR))
+    processes = []  # (name, label, command)
     for name, entry in procfile.processes.items():
         count = 1 if name in SINGLE_INSTANCE else instances
         for number in range(1, count + 1):
-            label = name if count == 1 else "{}.{}".format(name, number)
-            manager.add_process(label, entry, env=env, cwd=ROOT)
+            processes.append((name, name if count == 1 else "{}.{}".format(name, number), entry))
+    # only nameko services serve metrics (the aggregator does not)
+    ports = metrics_ports([label for _, label, entry in processes if "nameko run" in entry],
+                          METRICS_BASE_PORT)
+    for name, label, entry in processes:
+        # 0 (off) for the others, whatever METRICS_PORT the launcher was given
+        manager.add_process(label, entry, env=dict(env, METRICS_PORT=str(ports.get(label, 0))),
+                            cwd=ROOT)
+    if ports:
+        write_targets(TARGETS_PATH, [(name, label, ports[label])
+                                     for name, label, _ in processes if label in ports])
+        print("metrics of {} processes on ports {}-{}; Prometheus targets in {}".format(
+            len(ports), min(ports.values()), max(ports.values()),
+            os.path.relpath(TARGETS_PATH, ROOT)), flush=True)
 
     watcher = threading.Thread(target=announce_when_healthy,
                                args=(gateway_url(config), manager), daemon=True)

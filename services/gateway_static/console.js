@@ -1,9 +1,10 @@
 /* The billing-mesh live console (GET /, console.html): plain script, no build step.
  *
  *   registry      GET /services every 2 s; call rate, error share and mean latency
- *                 from the difference between two consecutive polls
- *   revenue       EventSource /analytics/stream ("windows" events, one a second):
- *                 the open window's revenue plotted with smoothie.js
+ *                 from the difference between polls (over the last 10 s)
+ *   revenue       EventSource /analytics/stream ("windows" events, one a second;
+ *                 "unavailable" while analytics does not answer): the open
+ *                 window's revenue (0 while it holds no bill) plotted with smoothie.js
  *   latest bills  GET /bills (its last page) at start, then EventSource
  *                 /events/stream ("bill_created" events)
  *   top 5         GET /analytics/customers and /analytics/products every 2 s
@@ -23,8 +24,9 @@
   var POLL_MS = 2000;
   var BILLS_KEPT = 10;
   var TOP = 5;
-  var WINDOWS_SHOWN = 6;
+  var WINDOWS_SHOWN = 5;
   var RESTART_MS = 3000;  // a stream the server refused is opened again after this
+  var RATE_WINDOW_MS = 10000;  // the registry's rates are over this long
 
   function $(id) { return document.getElementById(id); }
 
@@ -45,8 +47,12 @@
     while (node.firstChild) node.removeChild(node.firstChild);
   }
 
+  // says what failed in a panel's heading, and greys the panel's figures
+  // (the last ones it had) until its next answer
   function problem(id, text) {
-    $(id).textContent = text || '';
+    var node = $(id);
+    node.textContent = text || '';
+    node.closest('.panel').classList.toggle('stale', !!text);
   }
 
   // JSON from the gateway; an answer other than 2xx rejects with its status and error code
@@ -104,13 +110,16 @@
     return two(date.getHours()) + ':' + two(date.getMinutes()) + ':' + two(date.getSeconds());
   }
 
-  // an ISO 8601 time as local HH:MM:SS, with the date unless it is today
+  var MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+  // an ISO 8601 time as local HH:MM:SS, with the day unless it is today
   function when(iso) {
     var date = new Date(iso);
     if (isNaN(date.getTime())) return String(iso || '');
     if (date.toDateString() === new Date().toDateString()) return clock(date);
-    return date.getFullYear() + '-' + two(date.getMonth() + 1) + '-' + two(date.getDate()) +
-      ' ' + clock(date);
+    var day = date.getDate() + ' ' + MONTHS[date.getMonth()];
+    if (date.getFullYear() !== new Date().getFullYear()) day += ' ' + date.getFullYear();
+    return day + ' ' + clock(date);
   }
 
   function uptime(seconds) {
@@ -123,27 +132,29 @@
 
   // streams ---------------------------------------------------------------
 
-  function streamState(id, state) {
+  // the header's indicator of a stream; the panel it feeds is greyed while it is away
+  function streamState(id, state, panel) {
     var node = $(id);
     node.dataset.state = state;
     node.querySelector('b').textContent = state;
+    $(panel).classList.toggle('away', state !== 'live');
   }
 
   // Follows a server-sent event stream. EventSource reconnects by itself after a
   // dropped connection; an answer that is not a stream (a 503 while a service
   // is down) ends it for good, so a new one is opened after RESTART_MS.
-  function follow(path, indicator, handlers, onOpen) {
+  function follow(path, indicator, panel, handlers, onOpen) {
     var opened = false;
 
     function connect() {
       var source = new EventSource(path);
       source.onopen = function () {
-        streamState(indicator, 'live');
+        streamState(indicator, 'live', panel);
         if (onOpen) onOpen(opened);
         opened = true;
       };
       source.onerror = function () {
-        streamState(indicator, 'reconnecting');
+        streamState(indicator, 'reconnecting', panel);
         if (source.readyState === EventSource.CLOSED) {
           source.close();
           setTimeout(connect, RESTART_MS);
@@ -153,7 +164,7 @@
         source.addEventListener(type, function (event) {
           var data;
           try { data = JSON.parse(event.data); } catch (e) { return; }
-          handlers[type](data);
+          handlers[type](data, event);
         });
       });
     }
@@ -163,20 +174,33 @@
 
   // registry --------------------------------------------------------------
 
-  var serviceRows = {};   // name -> {row, cells}
-  var lastMetrics = {};   // name -> {at, metrics} of the previous poll
+  var serviceRows = {};   // name -> {row, cells, methods}
+  var samples = {};       // name -> [{at, metrics}, ...] of the last RATE_WINDOW_MS
 
+  // Call rate, error share and mean latency between the oldest poll of the
+  // last RATE_WINDOW_MS and this one. Two polls in a row would do, but the
+  // counts change only with each instance's heartbeat (every 2 s, as the polls):
+  // over two polls a steady load reads as 0, then double.
   function rates(name, metrics, now) {
-    var before = lastMetrics[name];
-    var valid = metrics && typeof metrics.calls === 'number';
-    lastMetrics[name] = valid ? {at: now, metrics: metrics} : undefined;
-    if (!valid || !before) return null;
-    var seconds = (now - before.at) / 1000;
-    var calls = metrics.calls - before.metrics.calls;
-    var errors = metrics.errors - before.metrics.errors;
-    var busy = metrics.seconds - before.metrics.seconds;
-    // an instance that left took its counts along: no figure for this interval
-    if (seconds <= 0 || calls < 0 || errors < 0 || busy < 0) return null;
+    if (!(metrics && typeof metrics.calls === 'number')) {
+      delete samples[name];
+      return null;
+    }
+    var kept = samples[name] || (samples[name] = []);
+    var last = kept[kept.length - 1];
+    if (last && (metrics.calls < last.metrics.calls || metrics.errors < last.metrics.errors ||
+                 metrics.seconds < last.metrics.seconds)) {
+      kept.length = 0;   // an instance left and took its counts along: start again
+    }
+    kept.push({at: now, metrics: metrics});
+    while (kept.length > 2 && now - kept[1].at >= RATE_WINDOW_MS) kept.shift();
+    if (kept.length < 2) return null;
+    var first = kept[0];
+    var seconds = (now - first.at) / 1000;
+    var calls = metrics.calls - first.metrics.calls;
+    var errors = metrics.errors - first.metrics.errors;
+    var busy = metrics.seconds - first.metrics.seconds;
+    if (seconds <= 0) return null;
     return {
       perSecond: calls / seconds,
       errorShare: calls ? errors / calls : null,
@@ -194,7 +218,7 @@
     cells.status.appendChild(el('span', '', 'badge'));
     cells.instances = cell(row, '', 'num instances');
     cells.hosts = cell(row, '', 'hosts');
-    cells.rate = cell(row, '', 'num');
+    cells.rate = cell(row, '', 'num rate');
     cells.errors = cell(row, '', 'num');
     cells.latency = cell(row, '', 'num');
     cells.busy = cell(row, '', 'num');
@@ -229,13 +253,15 @@
 
     var metrics = service.metrics;
     var figures = rates(service.name, metrics, now);
-    var dash = metrics && typeof metrics.calls === 'number' ? '\u2026' : '\u2013';
-    cells.rate.textContent = figures ? figures.perSecond.toFixed(1) : dash;
+    // no figure: \u2026 until a second poll gives a difference, \u2013 when there
+    // is none to give (no metrics, or no call meanwhile)
+    var none = figures || !(metrics && typeof metrics.calls === 'number') ? '\u2013' : '\u2026';
+    cells.rate.textContent = figures ? figures.perSecond.toFixed(1) : none;
     cells.errors.textContent = figures && figures.errorShare !== null
-      ? (figures.errorShare * 100).toFixed(1) + ' %' : dash;
+      ? (figures.errorShare * 100).toFixed(1) + ' %' : none;
     cells.errors.classList.toggle('bad', !!(figures && figures.errorShare));
     cells.latency.textContent = figures && figures.latencyMs !== null
-      ? figures.latencyMs.toFixed(1) + ' ms' : dash;
+      ? figures.latencyMs.toFixed(1) + ' ms' : none;
     cells.busy.textContent = metrics && typeof metrics.busy === 'number' ? String(metrics.busy) : '\u2013';
     if (metrics && typeof metrics.calls === 'number') {
       cells.rate.title = metrics.calls + ' calls, ' + metrics.errors + ' failed, since the instances started';
@@ -245,6 +271,8 @@
     if (entry.methods !== methods.join('\n')) {   // keep the list as it is (open or not) otherwise
       entry.methods = methods.join('\n');
       var details = cells.methods.firstChild;
+      details.hidden = !methods.length;
+      cells.methods.classList.toggle('muted', !methods.length);
       details.firstChild.textContent = methods.length + (methods.length === 1 ? ' method' : ' methods');
       var list = details.lastChild;
       clear(list);
@@ -268,7 +296,7 @@
         if (!seen[name]) {
           body.removeChild(serviceRows[name].row);
           delete serviceRows[name];
-          delete lastMetrics[name];
+          delete samples[name];
         }
       });
     }, function (error) {
@@ -278,23 +306,49 @@
 
   // revenue chart ---------------------------------------------------------
 
-  function axisLabel(value) { return String(Math.round(value)); }
+  // The y axis is drawn beside the canvas (#revenue-axis), not by smoothie on
+  // top of the newest points: the range is 0 to a round number, in SECTIONS
+  // steps of 1, 2, 2.5 or 5 times a power of ten, with the grid's lines on them.
+  var SECTIONS = 4;
+  var axisTop = null;
+
+  function roundStep(raw) {
+    var power = Math.pow(10, Math.floor(Math.log10(raw)));
+    var factor = raw / power;
+    return (factor <= 1 ? 1 : factor <= 2 ? 2 : factor <= 2.5 ? 2.5 : factor <= 5 ? 5 : 10) * power;
+  }
+
+  function axisLabel(value) {
+    if (value >= 1e6) return Number((value / 1e6).toFixed(2)) + 'M';
+    if (value >= 1e4) return Number((value / 1e3).toFixed(1)) + 'k';
+    return String(Number(value.toFixed(2)));
+  }
+
+  function yRange(range) {
+    var highest = isFinite(range.max) && range.max > 0 ? range.max * 1.05 : 1;
+    var step = roundStep(highest / SECTIONS);
+    if (step * SECTIONS !== axisTop) {
+      axisTop = step * SECTIONS;
+      var labels = $('revenue-axis').children;
+      for (var i = 0; i < labels.length; i++) {
+        labels[i].textContent = axisLabel(step * (SECTIONS - i));
+      }
+    }
+    return {min: 0, max: step * SECTIONS};
+  }
 
   var revenue = new TimeSeries();
   var chart = new SmoothieChart({
     responsive: true,
     millisPerPixel: 100,
     interpolation: 'linear',
-    scaleSmoothing: 0.2,
-    yRangeFunction: function (range) { return {min: 0, max: Math.max(range.max * 1.15, 1)}; },
+    scaleSmoothing: 1,   // the axis beside shows the range at once, so the plot jumps with it
+    yRangeFunction: yRange,
     grid: {fillStyle: '#ffffff', strokeStyle: '#e6e9ee', lineWidth: 1, millisPerLine: 10000,
-           verticalSections: 4, borderVisible: false},
-    labels: {fillStyle: '#526070', fontSize: 11, showIntermediateLabels: true,
+           verticalSections: SECTIONS, borderVisible: false},
+    // the value labels are off (see above); the font and colour are the time stamps'
+    labels: {disabled: true, fillStyle: '#6b7886', fontSize: 11,
              fontFamily: 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif'},
-    // the axis in whole units: the figures themselves are under the chart, as text
-    yMinFormatter: axisLabel,
-    yMaxFormatter: axisLabel,
-    yIntermediateFormatter: axisLabel,
     timestampFormatter: SmoothieChart.timeFormatter
   });
   chart.addTimeSeries(revenue, {strokeStyle: '#2e7d32', fillStyle: 'rgba(46, 125, 50, 0.12)',
@@ -304,36 +358,58 @@
   var windowEvents = 0;
   var points = 0;
 
-  function onWindows(data) {
+  // The stream's windows are those that hold bills: the newest is the open one
+  // only while it has not ended. The server's clock decides (the event's id is
+  // its second), the browser's when an event has none.
+  function serverNow(event) {
+    var second = Number(event && event.lastEventId);
+    return second > 1e9 ? second * 1000 : Date.now();
+  }
+
+  function onWindows(data, event) {
     windowEvents += 1;
     $('revenue').dataset.windowsEvents = String(windowEvents);
-    $('windows-events').textContent = String(windowEvents);
-    if (!data || data.error) {   // analytics failed this second: the event says why
-      problem('revenue-problem', data ? data.error + ': ' + data.message : 'empty event');
+    $('windows-events').textContent = windowEvents + (windowEvents === 1 ? ' event' : ' events');
+    if (!data || !Array.isArray(data.items)) {
+      onUnavailable(data);
       return;
     }
     problem('revenue-problem', '');
-    var items = Array.isArray(data.items) ? data.items : [];
-    if (!items.length) return;
-    var open = items[items.length - 1];
-    var y = parseFloat(open.revenue);   // the chart's y value: the one float of the page
+    var items = data.items;
+    var newest = items[items.length - 1];
+    var open = newest && new Date(newest.end).getTime() > serverNow(event) ? newest : null;
+    // the chart's y value: the one float of the page (the figures shown stay text)
+    var y = open ? parseFloat(open.revenue) : 0;
     if (isFinite(y)) {
       revenue.append(Date.now(), y);
       points += 1;
       $('revenue').dataset.points = String(points);
     }
-    $('revenue-now').textContent = open.revenue;
-    $('revenue-window').textContent = 'window ' + when(open.start) + ' \u2013 ' + clock(new Date(open.end));
+    $('revenue-now').textContent = open ? open.revenue : '0.00';
+    $('revenue-window').textContent = open
+      ? 'window ' + when(open.start) + ' \u2013 ' + clock(new Date(open.end))
+      : 'no bill in the open window yet';
 
     var body = $('windows');
     clear(body);
-    items.slice(-WINDOWS_SHOWN).reverse().forEach(function (item, index) {
-      var row = el('tr', null, index === 0 ? 'open' : '');
+    items.slice(-WINDOWS_SHOWN).reverse().forEach(function (item) {
+      var row = el('tr', null, item === open ? 'open' : '');
       cell(row, when(item.start) + ' \u2013 ' + clock(new Date(item.end)) +
-        (index === 0 ? ' (open)' : ''));
+        (item === open ? ' (open)' : ''));
       cell(row, item.revenue, 'num money');
       body.appendChild(row);
     });
+    if (!items.length) {
+      var row = el('tr');
+      cell(row, 'no window yet', 'muted').colSpan = 2;
+      body.appendChild(row);
+    }
+  }
+
+  // analytics did not answer this second: the event says why ({"error", "message"})
+  function onUnavailable(data) {
+    problem('revenue-problem', data && data.error
+      ? data.error + ': ' + data.message : 'the stream sent no windows');
   }
 
   // latest bills ----------------------------------------------------------
@@ -451,10 +527,13 @@
     setTimeout(run, ms);
   }
 
-  follow('/analytics/stream', 'windows-stream', {windows: onWindows, message: onWindows});
-  follow('/events/stream', 'bills-stream', {bill_created: onBillCreated}, function (again) {
-    if (again) loadBills();   // bills made while the stream was away
-  });
+  // the windows come as "windows" events; unnamed ones ("message") are read alike
+  follow('/analytics/stream', 'windows-stream', 'revenue',
+         {windows: onWindows, message: onWindows, unavailable: onUnavailable});
+  follow('/events/stream', 'bills-stream', 'bills-panel', {bill_created: onBillCreated},
+         function (again) {
+           if (again) loadBills();   // bills made while the stream was away
+         });
 
   Promise.allSettled([pollServices(), loadBills(), pollTops()]).then(function () {
     document.body.dataset.state = 'loaded';

@@ -4,6 +4,8 @@ from decimal import Decimal
 
 import pytest
 
+from helpers import wait_for
+
 JSON_TYPE = {"Content-Type": "application/json"}
 
 
@@ -26,10 +28,16 @@ def assert_error(response, status, code, mentions=None):
 
 
 def test_health_names_every_service(mesh):
+    """The core mesh serves bills (200); the events pipeline is not running here.
+    (billing catches up first: the seeded bills' events leave at its first
+    relay and are marked sent at the next, a second later.)"""
+    expected = {"status": "degraded", "services": {
+        "customers": "up", "inventory": "up", "billing": "up",
+        "analytics": "down", "kafka_bridge": "down", "streams": "unknown"}}
     response = mesh.http("GET", "/health")
     assert response.status_code == 200, response.text
-    assert response.json() == {"status": "ok", "services": {
-        "customers": "up", "inventory": "up", "billing": "up"}}
+    wait_for(lambda: mesh.http("GET", "/health").json() == expected, 5,
+             "/health naming every part")
 
 
 def test_seed_data_is_there(mesh):

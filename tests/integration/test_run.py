@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from decimal import Decimal
 
 import pytest
 
@@ -33,6 +34,24 @@ def is_nameko_run_of(pid, module):
     return module in argv and any(arg.endswith("nameko") for arg in argv[:2])
 
 
+def billed_by_customer(url):
+    """``{customer_id: (revenue, bills)}`` from the billing database (GET /bills)."""
+    import requests
+    totals = {}
+    for bill in requests.get(url + "/bills?size=100", timeout=10).json()["items"]:
+        revenue, count = totals.get(bill["customer_id"], (Decimal(0), 0))
+        revenue += sum(Decimal(item["unit_price"]) * item["quantity"] for item in bill["items"])
+        totals[bill["customer_id"]] = (revenue, count + 1)
+    return {customer: ("{:.2f}".format(revenue), count)
+            for customer, (revenue, count) in totals.items()}
+
+
+def analytics_by_customer(url):
+    import requests
+    return {stats["customer_id"]: (stats["revenue"], stats["bills"]) for stats in
+            requests.get(url + "/analytics/customers", timeout=10).json()["items"]}
+
+
 def test_launcher_reaches_a_healthy_gateway_and_stops_cleanly(mesh_config, tmp_path):
     marker = "MESH_TEST_RUN=" + uuid.uuid4().hex
     env = dict(os.environ, **config_env(mesh_config))
@@ -53,7 +72,10 @@ def test_launcher_reaches_a_healthy_gateway_and_stops_cleanly(mesh_config, tmp_p
         wait_for(lambda: any("billing-mesh is up: " + url in line for line in lines), 90,
                  "the launcher announcing a healthy gateway")
         import requests
-        assert requests.get(url + "/health", timeout=10).status_code == 200
+        ready = requests.get(url + "/health", timeout=10)
+        assert ready.status_code == 200 and ready.json()["status"] == "ok", ready.text
+        # ready means the whole mesh serves: analytics already count every bill
+        assert analytics_by_customer(url) == billed_by_customer(url)
         assert requests.get(url + "/bills/1/full", timeout=10).json()["total"] == "9899.00"
         assert len(processes_with(marker)) >= 8, "launcher, two of each domain service, gateway"
         expected = {"customers": 2, "inventory": 2, "billing": 2, "gateway": 1,

@@ -149,9 +149,21 @@ def test_new_bill_event_leaves_at_once_and_the_relay_marks_it(billing):
     event = event_of(bill)
     assert billing.outbox.publish.call_args.args[1]["event_id"] == event.event_id
     assert event.dispatched_at is None and billing.outbox.dispatched == {event.event_id}
-    billing.relay_outbox()  # within the grace period: marks it, sends nothing again
+    billing.relay_outbox()  # within the grace period: marks it, sends it not again
     assert event_of(bill).dispatched_at is not None
-    assert billing.outbox.publish.call_count == 1
+    sent = [call.args[1]["event_id"] for call in billing.outbox.publish.call_args_list]
+    assert sent.count(event.event_id) == 1
+
+
+def test_seeded_events_are_relayed_at_once(billing):
+    """No request dispatches the seeded bills' events: the first relay sends
+    them, without the grace period a request's event gets."""
+    billing.relay_outbox()
+    sent = [call.args[1]["bill"]["id"] for call in billing.outbox.publish.call_args_list]
+    assert sent == [1, 2, 3]
+    assert billing.get_outbox_backlog() == 3  # sent, marked by the next run
+    billing.relay_outbox()
+    assert billing.get_outbox_backlog() == 0
 
 
 def test_events_dispatched_but_not_yet_marked_are_not_relayed_again(billing, monkeypatch):

@@ -234,7 +234,7 @@ ROWS = (
         (Value("nameko.containers._log.name", "nameko.containers"),)),
     Row("nameko.containers.WorkerContext.data", "nameko",
         "mesh/proxy.py MethodClient._wait_until; mesh/db.py MeshDatabase.get_dependency; "
-        "mesh/tracing.py Tracing.worker_setup",
+        "mesh/tracing.py Tracing.worker_setup; mesh/metrics.py Metrics.worker_result",
         "private attribute",
         (Source("nameko.containers.WorkerContext.__init__", "fa7d8add7231"),
          Source("nameko.containers.WorkerContext.context_data", "1678663ff8e8"))),
