@@ -8,6 +8,7 @@
 - ``db``: ``MeshDatabase``; ``outbox``: ``Outbox``; ``cache``: ``ReadCache``.
 - ``kafka``: ``KafkaProducer``, ``TopicTables``; ``registry``: what the broker
   knows; ``tracing``: request ids in every log line; ``pending``: ids for a timer.
+- ``metrics``: ``Metrics`` and the figures Prometheus scrapes (``METRICS_PORT``).
 
 It imports ``contracts`` and ``common``, never ``services`` or ``tools``. Where
 it overrides a private API of nameko, kombu, nameko-sqlalchemy or eventlet,

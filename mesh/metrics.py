@@ -128,8 +128,11 @@ class Metrics(DependencyProvider):
         self.port = int(config.get(METRICS_PORT_KEY) or 0)
         MAX_WORKERS.labels(self.service).set(
             int(config.get(MAX_WORKERS_CONFIG_KEY, DEFAULT_MAX_WORKERS)))
-        self.busy = BUSY_WORKERS.labels(self.service)
         self.started = {}  # worker context -> when its worker started
+        # this process's totals of the service (containers of one service add up)
+        totals = self.totals = _totals.setdefault(self.service, ServiceTotals())
+        # read when scraped: no lock taken twice per worker to count them
+        BUSY_WORKERS.labels(self.service).set_function(lambda: totals.busy)
         # per method: the label children, looked up once (labels() takes a lock)
         self.rpc_children = {}
         self.event_children = {}
@@ -148,7 +151,7 @@ class Metrics(DependencyProvider):
 
     def worker_setup(self, worker_ctx):
         self.started[worker_ctx] = time.perf_counter()
-        self.busy.inc()
+        self.totals.busy += 1
 
     def worker_result(self, worker_ctx, result=None, exc_info=None):
         entrypoint = worker_ctx.entrypoint
@@ -160,12 +163,17 @@ class Metrics(DependencyProvider):
                     RPC_CALLS.labels(self.service, method),
                     RPC_DURATION.labels(self.service, method))
             calls, duration = children
+            totals = self.totals
             calls.inc()
+            totals.calls += 1
             started = self.started.get(worker_ctx)
             if started is not None:
-                duration.observe(time.perf_counter() - started)
+                seconds = time.perf_counter() - started
+                duration.observe(seconds)
+                totals.seconds += seconds
             if exc_info is not None:
                 RPC_ERRORS.labels(self.service, method, error_code(exc_info[1])).inc()
+                totals.errors += 1
         elif not isinstance(entrypoint, HttpRequestHandler):
             handler = entrypoint.method_name
             child = self.event_children.get(handler)
@@ -175,26 +183,38 @@ class Metrics(DependencyProvider):
             child.inc()
 
     def worker_teardown(self, worker_ctx):
-        # only a worker this provider saw start: the gauge never goes below
-        # what is running if another provider's worker_setup failed
+        # only a worker this provider saw start: never below what is running
+        # when another provider's worker_setup failed
         if self.started.pop(worker_ctx, None) is not None:
-            self.busy.dec()
+            self.totals.busy -= 1
 
 
 # -- the HTTP edge, the outbox and Kafka record here ---------------------------
 
 def observe_http(route, method, status, seconds):
     """Count one answered HTTP request (``mesh.http.JsonWsgiApp`` calls it):
-    ``route`` the matched URL pattern (``"/customers/<int:customer_id>"``) or
-    None; ``seconds`` until the answer was ready to send.
+    ``route`` the matched URL pattern (``"/customers/<int:customer_id>"``), or
+    None when no rule matched path and method (404, 405, OPTIONS, redirects):
+    ``<unmatched>``; ``seconds`` until the answer was ready to send.
 
         >>> observe_http("/customers/<int:customer_id>", "GET", 200, 0.004)
     """
-    route = route or UNMATCHED
     if method not in HTTP_METHODS:
         method = OTHER_METHOD
-    HTTP_REQUESTS.labels(route, method, str(status)).inc()
-    HTTP_DURATION.labels(route, method).observe(seconds)
+    key = (route, method, status)
+    children = _http_children.get(key)
+    if children is None:
+        children = _http_children[key] = (
+            HTTP_REQUESTS.labels(route or UNMATCHED, method, str(status)),
+            HTTP_DURATION.labels(route or UNMATCHED, method))
+    requests, duration = children
+    requests.inc()
+    duration.observe(seconds)
+
+
+# (route, method, status) -> their label children, looked up once (labels()
+# takes a lock each time); as bounded as the labels themselves
+_http_children = {}
 
 
 def set_outbox_backlog(service, count):
@@ -226,23 +246,35 @@ def metrics_text():
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
+class ServiceTotals:
+    """A service's figures in this process, summed over its methods, as
+    plain numbers beside the exported ones: ``snapshot`` reads them in a
+    microsecond, where collecting the registry takes milliseconds. No lock:
+    workers are green threads, and ``+=`` on a number never yields."""
+
+    __slots__ = ("calls", "errors", "seconds", "busy")
+
+    def __init__(self):
+        self.calls = self.errors = self.busy = 0
+        self.seconds = 0.0
+
+
+_totals = {}  # service name -> ServiceTotals
+
+
 def snapshot(service):
     """This process's totals for ``service``, summed over its methods: RPC
-    calls, errors, seconds spent in them, and workers busy now (for the
-    service's heartbeat; ``seconds / calls`` is the mean latency).
+    calls, errors, seconds spent in them (the same counts as
+    ``mesh_rpc_calls_total``, ``mesh_rpc_errors_total`` and the duration's
+    ``_sum``), and workers busy now: for the service's heartbeat, where
+    ``seconds / calls`` is the mean latency.
 
         >>> snapshot("customers")
         {'calls': 12, 'errors': 1, 'seconds': 0.084, 'busy': 0}
     """
-    return {"calls": int(_total(RPC_CALLS, "mesh_rpc_calls_total", service)),
-            "errors": int(_total(RPC_ERRORS, "mesh_rpc_errors_total", service)),
-            "seconds": float(_total(RPC_DURATION, "mesh_rpc_duration_seconds_sum", service)),
-            "busy": int(_total(BUSY_WORKERS, "mesh_busy_workers", service))}
-
-
-def _total(metric, sample_name, service):
-    return sum(sample.value for family in metric.collect() for sample in family.samples
-               if sample.name == sample_name and sample.labels.get("service") == service)
+    totals = _totals.get(service) or ServiceTotals()
+    return {"calls": totals.calls, "errors": totals.errors, "seconds": totals.seconds,
+            "busy": totals.busy}
 
 
 # -- serving them -----------------------------------------------------------------
@@ -258,8 +290,9 @@ def serve(port, addr="0.0.0.0"):
     not raised: a service without metrics still serves.
 
     Under eventlet's monkey patching (``nameko run``) its thread and the thread
-    per scrape are green threads: a scrape takes the hub for the ~1-2 ms it
-    takes to write the text.
+    per scrape are green threads: a scrape holds the hub while it writes the
+    text (measured: ~5 ms for a service's ten methods, ~15 ms for a gateway
+    that has answered thirty routes), once per scrape interval.
     """
     with _servers_lock:
         entry = _servers.get(port)

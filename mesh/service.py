@@ -12,6 +12,7 @@ from nameko.timer import timer
 
 from contracts.events import HEARTBEAT, HEARTBEAT_INTERVAL_S, heartbeat
 from mesh.events import ChangeEvents
+from mesh.metrics import Metrics, snapshot
 from mesh.registry import Registry
 from mesh.rpc import rpc
 from mesh.tracing import Tracing
@@ -31,6 +32,7 @@ class MeshService:
     """
 
     tracing = Tracing()
+    metrics = Metrics()
     registry = Registry()
     heartbeats = ChangeEvents()
 
@@ -52,15 +54,7 @@ class MeshService:
         """
         self.heartbeats(HEARTBEAT, heartbeat(
             self.name, INSTANCE, HOST, PID, platform.python_version(), STARTED_AT,
-            self.metrics_snapshot()))
-
-    def metrics_snapshot(self):
-        """What this instance has served (``mesh.metrics``), for its heartbeat."""
-        try:
-            from mesh.metrics import snapshot
-        except ImportError:  # metrics not installed in this build
-            return {}
-        return snapshot(self.name)
+            snapshot(self.name)))
 
     @rpc
     def describe(self):

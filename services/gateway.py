@@ -10,8 +10,9 @@ hang). ``GET /customers/{id}``, ``/products/{id}`` and ``/bills/{id}/full``
 answer from a read cache (``mesh.cache``) until the services' change events, or
 this gateway's own writes, evict them (``GATEWAY_CACHE: false`` turns it off).
 
-The routes, by resource: customers, products, bills, analytics; then the
-operations routes (health, registry, admin RPC); then the cache's event handlers.
+The routes, by resource: customers, products, bills, analytics and the event
+streams; then the operations routes (console, health, registry, docs, admin
+RPC); then the event handlers that feed the streams, the registry and the cache.
 
     nameko run --config config.yaml services.gateway
     curl http://127.0.0.1:8000/bills/1/full
@@ -39,16 +40,17 @@ from contracts.services import (
     ANALYTICS, BILLING, CUSTOMERS, GATEWAY, INVENTORY, KAFKA_BRIDGE, REQUIRED_SERVICES,
     RPC_SERVICES, STREAMS,
 )
+from contracts.wire import to_json
 from mesh.cache import ReadCache
 from mesh.errors import error_body
 from mesh.events import broadcast_handler, evicts_on
 from mesh.feed import EventFeed
-from contracts.wire import to_json
+from mesh.metrics import Metrics, metrics_text
 from mesh.http import http, http_routes, json_response, json_text_response
 from mesh.openapi import openapi_document
 from mesh.proxy import MeshRpcProxy
 from mesh.registry import CONNECTION_ERRORS, Instances, Registry, uptime
-from mesh.service import HOST, PID, STARTED_AT
+from mesh.service import HOST, INSTANCE, PID, STARTED_AT
 from mesh.tracing import Tracing
 from services.gateway_schemas import (
     Bill, BillBody, BillPage, BillsQuery, Customer, CustomerBody, CustomerPage,
@@ -57,7 +59,7 @@ from services.gateway_schemas import (
     RpcArguments, Services, StreamQuery, WindowsQuery,
 )
 
-GATEWAY_INSTANCE = {"instance": "{}:{}".format(HOST, PID), "host": HOST, "pid": PID,
+GATEWAY_INSTANCE = {"instance": INSTANCE, "host": HOST, "pid": PID,
                     "python": platform.python_version()}
 STREAM_RETRY_MS = 2000  # how soon a browser reconnects a lost stream
 # A comment on an idle stream: it keeps proxies from closing it, and a client
@@ -65,6 +67,7 @@ STREAM_RETRY_MS = 2000  # how soon a browser reconnects a lost stream
 # worker waits on it: the route has returned; its greenthread ends then)
 STREAM_HEARTBEAT_S = 5
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gateway_static")
+VENDORED = {"redoc.standalone.js", "smoothie.js"}
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html",
                 ".png": "image/png", ".svg": "image/svg+xml"}
 
@@ -83,6 +86,7 @@ class GatewayService:
     cache = ReadCache()
     feed = EventFeed()
     instances = Instances()
+    metrics = Metrics()
 
     # customers -----------------------------------------------------------
 
@@ -425,6 +429,17 @@ class GatewayService:
         states[STREAMS] = pipeline.get(STREAMS, "unknown")
         return states
 
+    @http("GET", "/metrics", answers={200: "text/plain"}, calls_services=False,
+          tag="operations")
+    def get_metrics(self, request):
+        """This gateway process's metrics in Prometheus' text format (``mesh.metrics``);
+        every process also serves its own on ``METRICS_PORT``.
+
+            GET /metrics -> mesh_http_requests_total{method="GET",route="/customers",status="200"} 12.0
+        """
+        body, content_type = metrics_text()
+        return Response(body, content_type=content_type)
+
     @http("GET", "/openapi.json", answers={200: "application/json"}, calls_services=False,
           tag="operations")
     def get_openapi(self, request):
@@ -579,12 +594,13 @@ def openapi_json():
 
 
 def static_file(name):
-    """A file of ``STATIC_DIR`` (no subfolders). Vendored files are kept by the
-    browser for a day; pages are asked for again each time."""
+    """A file of ``STATIC_DIR`` (no subfolders). Vendored libraries (pinned
+    versions: VENDORED.md) are kept by the browser for a day; the pages and
+    their own scripts are asked for again each time, so an update shows at once."""
     kind = STATIC_TYPES.get(os.path.splitext(name)[1])
     path = os.path.join(STATIC_DIR, name)
     if kind is None or os.sep in name or not os.path.isfile(path):
         raise NotFound("no file {}".format(name))
     with open(path, "rb") as handle:
-        cache = "no-cache" if kind == "text/html" else "public, max-age=86400"
+        cache = "public, max-age=86400" if name in VENDORED else "no-cache"
         return Response(handle.read(), mimetype=kind, headers={"Cache-Control": cache})

@@ -16,10 +16,12 @@ Metrics: every ``nameko run`` process gets a ``METRICS_PORT`` of its own
 (``METRICS_BASE_PORT``, default 9400, then up, skipping ports already taken;
 0 turns it off), and ``var/prometheus/targets.json`` (beside the log folder)
 lists them for Prometheus' file-based discovery, so a local Prometheus scrapes
-the whole mesh with::
+the whole mesh with (``honor_labels``: the metrics' own ``service`` label is
+the target's, so it is kept as it is rather than doubled as ``exported_service``)::
 
     scrape_configs:
       - job_name: billing-mesh
+        honor_labels: true
         file_sd_configs: [{files: [/path/to/billing-mesh/var/prometheus/targets.json]}]
 
 A process that dies is not restarted, and does not take the others down (honcho

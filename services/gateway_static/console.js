@@ -521,10 +521,13 @@
 
   // start -------------------------------------------------------------------
 
-  // runs task every ms after the previous run ended (never two at once)
+  // runs task every ms after the previous run ended (never two at once); a
+  // run that throws is still reported in the browser's console, and the next
+  // one comes all the same
   function every(ms, task) {
-    function run() { task().then(function () { setTimeout(run, ms); }); }
-    setTimeout(run, ms);
+    function next() { setTimeout(run, ms); }
+    function run() { task().then(next, function (error) { next(); throw error; }); }
+    next();
   }
 
   // the windows come as "windows" events; unnamed ones ("message") are read alike

@@ -4,18 +4,21 @@ PostgreSQL, and a fresh local Kafka broker (Tansu) where a test asks for one.
 A missing server fails the test with what to start.
 """
 import os
+import subprocess
+import sys
 import uuid
 
 import pytest
 import requests
 from sqlalchemy import create_engine, make_url, text
 
-from common.config import load_config
+from common.config import ROOT, load_config
 from helpers import Mesh, answers, run_service_process, service_classes, sqlite_uris, wait_for
 from mesh.registry import queue_consumers
 from tools.local_kafka import KafkaNotStarted, LocalKafka
 from tools.net import free_port
 
+ALL_SERVICES = ("customers", "inventory", "billing", "gateway", "kafka_bridge", "analytics")
 POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres")
 
@@ -160,3 +163,32 @@ def kafka(tmp_path):
         yield broker
     finally:
         broker.kill()
+
+
+@pytest.fixture
+def aggregator(kafka, tmp_path):
+    """``python -m streams`` against the test's broker, state in tmp_path."""
+    env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap,
+               STREAMS_STATE_DIR=str(tmp_path / "state"), STREAMS_WINDOW_SECONDS="5")
+    log = open(tmp_path / "streams.log", "ab")
+    process = subprocess.Popen([sys.executable, "-m", "streams"], cwd=ROOT, env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    print((tmp_path / "streams.log").read_text()[-3000:])
+
+
+@pytest.fixture
+def console_mesh(start_mesh, mesh_config, kafka, aggregator):
+    """The whole mesh with Kafka and the aggregator, once /health says every
+    part is up (what ``make run`` waits for)."""
+    mesh_config["KAFKA_BOOTSTRAP_SERVERS"] = kafka.bootstrap
+    mesh = start_mesh(mesh_config, *ALL_SERVICES)
+    wait_for(lambda: mesh.http("GET", "/health").json()["status"] == "ok", 60,
+             "every part of the mesh up")
+    return mesh
+

@@ -3,10 +3,7 @@ RabbitMQ -> kafka_bridge -> billing.bills -> the aggregator (python -m streams)
 -> its output topics -> the analytics service -> the gateway. Sums are checked
 against the billing database itself."""
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from decimal import Decimal
@@ -14,26 +11,8 @@ from decimal import Decimal
 import pytest
 
 from helpers import wait_for
-from common.config import ROOT
 
 EVERYTHING = ("customers", "inventory", "billing", "kafka_bridge", "analytics", "gateway")
-
-
-@pytest.fixture
-def aggregator(kafka, tmp_path):
-    """``python -m streams`` against the test's broker, state in tmp_path."""
-    env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap,
-               STREAMS_STATE_DIR=str(tmp_path / "state"), STREAMS_WINDOW_SECONDS="5")
-    log = open(tmp_path / "streams.log", "ab")
-    process = subprocess.Popen([sys.executable, "-m", "streams"], cwd=ROOT, env=env,
-                               stdout=log, stderr=subprocess.STDOUT)
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    print((tmp_path / "streams.log").read_text()[-3000:])
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """What a user does: ``make run`` (its launcher, ``python -m tools.run``) and
 ``nameko shell --config config.yaml``, as real processes."""
+import json
 import os
 import signal
 import subprocess
@@ -61,6 +62,7 @@ def test_launcher_reaches_a_healthy_gateway_and_stops_cleanly(mesh_config, tmp_p
     # its own Kafka (the launcher starts Tansu there) and aggregator state
     env["KAFKA_BOOTSTRAP_SERVERS"] = "127.0.0.1:{}".format(free_port())
     env["STREAMS_STATE_DIR"] = str(tmp_path / "streams")
+    env["METRICS_BASE_PORT"] = str(free_port())  # and up: one metrics port per process
     env[marker.split("=")[0]] = marker.split("=")[1]
     launcher = subprocess.Popen([sys.executable, "-m", "tools.run"], cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -93,6 +95,17 @@ def test_launcher_reaches_a_healthy_gateway_and_stops_cleanly(mesh_config, tmp_p
         except pytest.fail.Exception:
             pytest.fail("/services never showed {}; last seen (instances, status): {}".format(
                 expected, seen[-1:]))
+
+        # every nameko process serves its own metrics, and the launcher's targets
+        # file (beside its log folder) lists them for Prometheus
+        groups = json.loads((tmp_path / "prometheus" / "targets.json").read_text())
+        assert sorted(group["labels"]["service"] for group in groups) == sorted(
+            name for name, count in expected.items() for _ in range(count))
+        for group in groups:
+            [target] = group["targets"]
+            text = requests.get("http://{}/metrics".format(target), timeout=10).text
+            assert 'mesh_max_workers{{service="{}"}}'.format(group["labels"]["service"]) \
+                in text, (group, text[:300])
 
         # one grep follows a bill through every process it touched
         made = requests.post(url + "/bills", timeout=10, headers={"X-Request-ID": "grep-me-42"},

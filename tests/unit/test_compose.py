@@ -5,6 +5,8 @@ Procfile runs but compose forgets, an environment variable config.yaml never
 reads, a depends_on on a service that does not exist or cannot become healthy,
 an image that lacks what the commands use.
 """
+import glob
+import json
 import os
 import re
 
@@ -293,3 +295,132 @@ def test_dockerfile_installs_what_the_commands_need():
     workdirs = [arguments for instruction, arguments in instructions if instruction == "WORKDIR"]
     assert workdirs and workdirs[-1] == "/app", \
         "the Dockerfile's WORKDIR should be /app (where config.yaml is), got {}".format(workdirs)
+
+
+# --- metrics: Prometheus and Grafana (docker/prometheus, docker/grafana) ----------
+
+PROMETHEUS_PATH = os.path.join(ROOT, "docker", "prometheus", "prometheus.yml")
+GRAFANA_DIR = os.path.join(ROOT, "docker", "grafana")
+DASHBOARD_PATH = os.path.join(GRAFANA_DIR, "dashboards", "billing-mesh.json")
+METRICS_PORT = "9100"
+# a tag naming a version: not `latest`, not a bare major
+PINNED_TAG = re.compile(r"^[^:@\s]+:v?\d+\.\d+\.\d+$")
+
+
+def mounts(service):
+    """{container path: host path} of a compose service's bind mounts."""
+    found = {}
+    for volume in service.get("volumes") or []:
+        source, _, rest = str(volume).partition(":")
+        target = rest.split(":")[0]
+        if source.startswith("."):
+            found[target] = os.path.normpath(os.path.join(ROOT, source))
+    return found
+
+
+@pytest.fixture(scope="module")
+def prometheus_config():
+    assert os.path.isfile(PROMETHEUS_PATH), "{} is missing".format(PROMETHEUS_PATH)
+    return yaml.safe_load(read(PROMETHEUS_PATH))
+
+
+@pytest.mark.parametrize("name", ["prometheus", "grafana"])
+def test_prometheus_and_grafana_run_pinned_images(services, name):
+    assert name in services, "docker-compose.yml defines no {!r} service".format(name)
+    image = str(services[name].get("image") or "")
+    assert PINNED_TAG.match(image), \
+        "compose service {!r} runs image {!r}: pin an exact version tag".format(name, image)
+
+
+def test_prometheus_reads_the_repository_config_read_only_and_publishes_9090(services):
+    prometheus = services["prometheus"]
+    assert mounts(prometheus).get("/etc/prometheus/prometheus.yml") == PROMETHEUS_PATH, \
+        "prometheus does not mount docker/prometheus/prometheus.yml as its config"
+    assert any(str(v).endswith("prometheus.yml:ro") for v in prometheus["volumes"]), \
+        "prometheus.yml is not mounted read-only"
+    assert "9090:9090" in [str(port) for port in prometheus.get("ports") or []]
+    assert "3000:3000" in [str(port) for port in services["grafana"].get("ports") or []]
+
+
+def test_every_nameko_service_serves_metrics_and_prometheus_scrapes_each_replica(
+        services, nameko_services, prometheus_config):
+    """One job per Procfile nameko service, found by Docker's DNS (one A record
+    per replica) on the port the service's METRICS_PORT says."""
+    jobs = {job["job_name"]: job for job in prometheus_config["scrape_configs"]}
+    for name in nameko_services:
+        assert environment_of(services[name]).get("METRICS_PORT") == METRICS_PORT, (
+            "compose service {!r} does not set METRICS_PORT: {!r} (Prometheus scrapes "
+            "{})".format(name, METRICS_PORT, METRICS_PORT))
+        assert name in jobs, "prometheus.yml has no job for the nameko service {!r}".format(name)
+        [discovery] = jobs[name].get("dns_sd_configs") or [None]
+        assert discovery and discovery.get("names") == [name] and discovery.get("type") == "A" \
+            and str(discovery.get("port")) == METRICS_PORT, (
+                "job {!r} should find {!r}'s replicas by DNS: dns_sd_configs [{{names: [{}], "
+                "type: A, port: {}}}], got {!r}".format(name, name, name, METRICS_PORT, discovery))
+    procfile_nameko = {name for name, command in procfile_processes().items()
+                       if "nameko run" in command}
+    assert procfile_nameko <= set(nameko_services), procfile_nameko - set(nameko_services)
+
+
+def test_grafana_datasource_is_the_prometheus_service_and_dashboards_are_provisioned(services):
+    grafana = services["grafana"]
+    mounted = mounts(grafana)
+    assert mounted.get("/etc/grafana/provisioning") == os.path.join(GRAFANA_DIR, "provisioning")
+    datasources = [source for path in glob.glob(os.path.join(
+        GRAFANA_DIR, "provisioning", "datasources", "*.y*ml"))
+        for source in yaml.safe_load(read(path))["datasources"]]
+    [prometheus] = [source for source in datasources if source["type"] == "prometheus"]
+    host = re.match(r"^https?://([^:/]+):(\d+)", prometheus["url"])
+    assert host and host.group(1) == "prometheus" and host.group(1) in services \
+        and host.group(2) == "9090", prometheus["url"]
+
+    providers = [provider for path in glob.glob(os.path.join(
+        GRAFANA_DIR, "provisioning", "dashboards", "*.y*ml"))
+        for provider in yaml.safe_load(read(path))["providers"]]
+    assert [provider["options"]["path"] for provider in providers] == ["/var/lib/grafana/dashboards"]
+    assert mounted.get("/var/lib/grafana/dashboards") == os.path.dirname(DASHBOARD_PATH)
+    dashboard = json.loads(read(DASHBOARD_PATH))
+    uids = {target["datasource"]["uid"] for panel in dashboard["panels"]
+            for target in panel["targets"]} | {panel["datasource"]["uid"]
+                                               for panel in dashboard["panels"]}
+    assert uids == {prometheus["uid"]}, "the dashboard's datasources {} are not {}".format(
+        uids, prometheus["uid"])
+
+
+def defined_metric_names():
+    """Every sample name this process's registry exports (mesh.metrics), as
+    queries name them: counters with _total, histograms' _bucket, _sum, _count."""
+    from prometheus_client.parser import text_string_to_metric_families
+    from mesh.metrics import metrics_text
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
+    names = set()
+    for family in text_string_to_metric_families(metrics_text()[0].decode()):
+        names.update(family.name + suffix for suffix in suffixes.get(family.type, ("",)))
+    return names
+
+
+def test_dashboard_queries_only_metrics_that_mesh_metrics_defines():
+    dashboard = json.loads(read(DASHBOARD_PATH))
+    panels = {panel["title"]: [target["expr"] for target in panel["targets"]]
+              for panel in dashboard["panels"]}
+    assert all(panels.values()), "panels without queries: {}".format(
+        [title for title, exprs in panels.items() if not exprs])
+    defined = defined_metric_names()
+    used = {name for exprs in panels.values() for expr in exprs
+            for name in re.findall(r"\b((?:mesh|process|python)_[a-z0-9_]+)\b", expr)}
+    unknown = sorted(used - defined)
+    assert not unknown, "the dashboard queries metrics mesh/metrics.py does not export: {}".format(
+        unknown)
+    # the panels the issue asks for
+    for metric in ("mesh_rpc_calls_total", "mesh_rpc_errors_total",
+                   "mesh_rpc_duration_seconds_bucket", "mesh_busy_workers",
+                   "mesh_http_requests_total", "mesh_outbox_backlog", "mesh_kafka_consumer_lag"):
+        assert metric in used, "no panel queries {}".format(metric)
+
+
+def test_the_metric_name_check_can_fail():
+    """The check above reads names out of the registry: a made-up one is not there."""
+    defined = defined_metric_names()
+    assert "mesh_rpc_calls_total" in defined and "mesh_rpc_duration_seconds_bucket" in defined
+    # a typo, and a histogram by its bare name (no such series in Prometheus)
+    assert "mesh_rpc_call_total" not in defined and "mesh_rpc_duration_seconds" not in defined

@@ -8,6 +8,7 @@ The registry is the process's: every check compares before and after, with a
 service name of its own.
 """
 import datetime
+import json
 import socket
 import time
 import urllib.error
@@ -195,6 +196,15 @@ def test_snapshot_sums_the_methods_of_one_service(container):
     assert after["seconds"] - before["seconds"] >= 0.02
     assert after["busy"] == 0
     assert isinstance(after["seconds"], float)
+    # the same counts as the exported series, summed over the service's methods
+    scraped = scrape()
+
+    def summed(name):
+        return sum(v for (sample, labels), v in scraped.items()
+                   if sample == name and ("service", SERVICE) in labels)
+    assert after["calls"] == summed("mesh_rpc_calls_total")
+    assert after["errors"] == summed("mesh_rpc_errors_total")
+    assert after["seconds"] == pytest.approx(summed("mesh_rpc_duration_seconds_sum"))
     assert snapshot("nobody") == {"calls": 0, "errors": 0, "seconds": 0.0, "busy": 0}
 
 
@@ -396,3 +406,24 @@ def test_a_taken_port_is_logged_not_raised(caplog):
         assert serve(port) is False
     assert "metrics not served" in caplog.text
     assert port not in mesh_metrics._servers
+
+
+# --- make run's ports and Prometheus targets (tools/run.py) -----------------------
+
+def test_launcher_gives_each_process_a_port_of_its_own_skipping_taken_ones():
+    from tools.run import metrics_ports
+    taken = {9401, 9402}
+    assert metrics_ports(["customers.1", "customers.2", "gateway"], 9400,
+                         taken=taken.__contains__) == {
+        "customers.1": 9400, "customers.2": 9403, "gateway": 9404}
+    assert metrics_ports(["customers"], 0) == {}  # METRICS_BASE_PORT=0: off
+
+
+def test_launcher_targets_file_is_prometheus_file_sd(tmp_path):
+    from tools.run import write_targets
+    path = tmp_path / "prometheus" / "targets.json"
+    write_targets(str(path), [("customers", "customers.1", 9400), ("gateway", "gateway", 9401)])
+    assert json.loads(path.read_text()) == [
+        {"targets": ["127.0.0.1:9400"], "labels": {"service": "customers", "instance": "customers.1"}},
+        {"targets": ["127.0.0.1:9401"], "labels": {"service": "gateway", "instance": "gateway"}}]
+    assert [p.name for p in path.parent.iterdir()] == ["targets.json"]  # no temporary file left

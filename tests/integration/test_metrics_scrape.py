@@ -25,8 +25,16 @@ def parse(text):
             for family in text_string_to_metric_families(text) for sample in family.samples}
 
 
+NOT_SERVED = ("nothing serves /metrics on {}: a service serves it from its Metrics "
+              "provider (`metrics = mesh.metrics.Metrics()` on mesh.service.MeshService "
+              "and services.gateway.GatewayService)")
+
+
 def scrape(port):
-    answer = requests.get("http://127.0.0.1:{}/metrics".format(port), timeout=10)
+    try:
+        answer = requests.get("http://127.0.0.1:{}/metrics".format(port), timeout=10)
+    except requests.ConnectionError:
+        pytest.fail(NOT_SERVED.format(port), pytrace=False)
     assert answer.status_code == 200, answer.text
     return parse(answer.text)
 
@@ -38,8 +46,8 @@ def value(samples, name, **labels):
 def exported(samples, name, service):
     """Fails naming the likely cause when a service exports nothing at all."""
     assert any(key[0] == name and ("service", service) in key[1] for key in samples), (
-        "{} exports no {}: is `metrics = mesh.metrics.Metrics()` on its class "
-        "(mesh.service.MeshService)?".format(service, name))
+        "{} exports no {}: is `metrics = mesh.metrics.Metrics()` on its class?".format(
+            service, name))
 
 
 def test_a_service_process_serves_its_calls_on_its_own_port(
@@ -49,7 +57,8 @@ def test_a_service_process_serves_its_calls_on_its_own_port(
     port = free_port()
     monkeypatch.setenv("METRICS_PORT", str(port))  # the process reads config.yaml's ${...}
     service_processes("customers", 1, mesh_config)
-    wait_for(lambda: scrape(port), 30, "customers serving /metrics on {}".format(port))
+    wait_for(lambda: requests.get("http://127.0.0.1:{}/metrics".format(port), timeout=5), 30,
+             NOT_SERVED.format(port))
     labels = {"service": "customers", "method": "get_customer"}
     before = scrape(port)
     exported(before, "mesh_max_workers", "customers")
