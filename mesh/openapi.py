@@ -72,7 +72,7 @@ def route_errors(spec, url):
     if spec.calls_services:
         add(ServiceUnavailable)
         add(DeadlineExceeded)
-    if spec.query is not None:
+    if spec.query is not None or spec.headers:
         add(InvalidInput)
     if spec.body is not None:
         add(InvalidInput)

@@ -96,7 +96,7 @@ def test_clients_that_come_and_go_leave_nothing_behind(streaming_mesh):
         return len(feed.subscribers)
 
     connect_and_drop("/events/stream")
-    wait_for(lambda: open_streams() == 0, 5, "the first stream closed")
+    wait_for(lambda: open_streams() == 0, 3 * STREAM_HEARTBEAT_S, "the first stream closed")
     workers_before = len(gateway._worker_threads)
     rss_before = rss_mb()
     for _ in range(100):

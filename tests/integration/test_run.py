@@ -2,6 +2,7 @@
 ``nameko shell --config config.yaml``, as real processes."""
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -62,7 +63,10 @@ def test_launcher_reaches_a_healthy_gateway_and_stops_cleanly(mesh_config, tmp_p
     # its own Kafka (the launcher starts Tansu there) and aggregator state
     env["KAFKA_BOOTSTRAP_SERVERS"] = "127.0.0.1:{}".format(free_port())
     env["STREAMS_STATE_DIR"] = str(tmp_path / "streams")
-    env["METRICS_BASE_PORT"] = str(free_port())  # and up: one metrics port per process
+    # and up: one metrics port per process. Below the ephemeral range, where
+    # free_port() draws from: there, outgoing connections of a busy suite can
+    # hold the next ports and a process's metrics server could not bind
+    env["METRICS_BASE_PORT"] = str(random.randrange(20000, 28000, 100))
     env[marker.split("=")[0]] = marker.split("=")[1]
     launcher = subprocess.Popen([sys.executable, "-m", "tools.run"], cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
