@@ -52,9 +52,11 @@ class MeshService:
 
             customers.heartbeat {"instance": "host-a:4242", "metrics": {"calls": 12, ...}}
         """
+        served = snapshot(self.name)
+        # the worker running this heartbeat is busy too: not counted
+        served["busy"] = max(served.get("busy", 0) - 1, 0)
         self.heartbeats(HEARTBEAT, heartbeat(
-            self.name, INSTANCE, HOST, PID, platform.python_version(), STARTED_AT,
-            snapshot(self.name)))
+            self.name, INSTANCE, HOST, PID, platform.python_version(), STARTED_AT, served))
 
     @rpc
     def describe(self):
