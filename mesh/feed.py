@@ -11,8 +11,8 @@ stream of one service instance (the gateway's ``/events/stream``).
         # in a stream: for item in self.feed.follow(last_event_id, heartbeat_s=15): ...
 
 A subscriber that cannot keep up (its queue full: a stalled client) loses
-events rather than holding memory; the stream says so with a comment. The feed
-lives in memory: it starts empty with the process.
+events rather than holding memory. The feed lives in memory: it starts empty
+with the process.
 """
 import collections
 import itertools

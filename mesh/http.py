@@ -58,7 +58,6 @@ from mesh.tracing import request_id_from, set_request_id
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
-MAX_HEADER_LENGTH = MAX_KEY_LENGTH  # of the headers a route declares (Idempotency-Key)
 CORS_ALLOWED_HEADERS = "Content-Type, Authorization, Idempotency-Key, X-Request-ID"
 
 
@@ -208,8 +207,9 @@ class JsonWsgiApp(WsgiApp):
             self.check_admin_token(request)
         for name in spec.headers:
             value = request.headers.get(name)
-            if value is not None and not 1 <= len(value) <= MAX_HEADER_LENGTH:
-                raise InvalidInput("{}: 1 to {} characters".format(name, MAX_HEADER_LENGTH))
+            # every declared header is a key (Idempotency-Key, Last-Event-ID)
+            if value is not None and not 1 <= len(value) <= MAX_KEY_LENGTH:
+                raise InvalidInput("{}: 1 to {} characters".format(name, MAX_KEY_LENGTH))
         if spec.query is not None:
             request.query = validate(spec.query, request.args.to_dict())
         if spec.body is not None:
@@ -318,9 +318,4 @@ def declared_routes(service_cls):
 
 def http_routes(service_cls):
     """``["GET /customers", ...]``: the HTTP routes a service class declares."""
-    routes = []
-    for name in dir(service_cls):
-        for ext in getattr(getattr(service_cls, name), ENTRYPOINT_EXTENSIONS_ATTR, ()):
-            if isinstance(ext, HttpRequestHandler):
-                routes.append("{} {}".format(ext.method, ext.url))
-    return sorted(routes, key=lambda route: (route.split()[1], route))
+    return ["{} {}".format(ext.method, ext.url) for _, ext in declared_routes(service_cls)]

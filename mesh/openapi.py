@@ -16,8 +16,8 @@ from contracts.errors import (
     DeadlineExceeded, InvalidInput, NotFound, PayloadTooLarge, ServiceUnavailable,
     Unauthorized, UnsupportedMediaType,
 )
-from contracts.limits import MAX_ID
-from mesh.http import MAX_HEADER_LENGTH, JsonHttpEntrypoint, declared_routes
+from contracts.limits import MAX_ID, MAX_KEY_LENGTH
+from mesh.http import JsonHttpEntrypoint, declared_routes
 
 PATH_VARIABLE = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 REF = "#/components/schemas/{model}"
@@ -121,7 +121,7 @@ def openapi_document(service_cls, title, version, description=""):
             parameters += query_parameters(spec.query, schemas)
         parameters += [{"name": name, "in": "header", "required": False,
                         "description": text, "schema": {"type": "string", "minLength": 1,
-                                                        "maxLength": MAX_HEADER_LENGTH}}
+                                                        "maxLength": MAX_KEY_LENGTH}}
                        for name, text in sorted(spec.headers.items())]
         if spec.auth:
             operation["security"] = [{"adminToken": []}]

@@ -70,11 +70,6 @@ def queue_consumers(amqp_uri, queue):
     return queue_counts(amqp_uri, queue)[1]
 
 
-def queue_depth(amqp_uri, queue):
-    """Messages waiting in ``queue`` right now (0: no queue)."""
-    return queue_counts(amqp_uri, queue)[0]
-
-
 def queue_counts(amqp_uri, queue):
     """``(messages, consumers)`` of ``queue``, by a passive declare; ``(0, 0)``
     when no instance ever declared it."""
