@@ -37,14 +37,37 @@ class TaggedCache:
         """``load()`` returns ``(value, tags)``; the value is what ``read`` returns."""
         if not self.enabled:
             return load()[0]
+        hit, value = self._lookup(key)
+        if hit:
+            return value
+        started = self._evictions
+        value, tags = load()
+        return self._keep(key, started, value, tags)
+
+    async def read_async(self, key, load):
+        """``read`` for coroutines: ``await load()`` returns ``(value, tags)``.
+
+            >>> customer = await cache.read_async(tag, fetch_customer)
+        """
+        if not self.enabled:
+            return (await load())[0]
+        hit, value = self._lookup(key)
+        if hit:
+            return value
+        started = self._evictions
+        value, tags = await load()
+        return self._keep(key, started, value, tags)
+
+    def _lookup(self, key):
         entry = self._entries.get(key)
         if entry is not None and entry[0] > time.monotonic():
             self._entries.move_to_end(key)
             self.hits += 1
-            return entry[2]
+            return True, entry[2]
         self.misses += 1
-        started = self._evictions
-        value, tags = load()
+        return False, None
+
+    def _keep(self, key, started, value, tags):
         if self._changed_since(started, tags):
             return value  # good for this caller, too old to keep
         self._store(key, value, tags)

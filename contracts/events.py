@@ -25,7 +25,7 @@ changed meanwhile.
 gateway's registry lists an instance while its heartbeats arrive::
 
     {"service": "customers", "instance": "host-a:4242", "host": "host-a", "pid": 4242,
-     "python": "3.11.9", "started_at": "<ISO 8601 UTC>",
+     "python": "3.13.1", "hub": "asyncio", "started_at": "<ISO 8601 UTC>",
      "metrics": {"calls": 12, "errors": 1, "seconds": 0.084, "busy": 0}}
 """
 import uuid
@@ -87,10 +87,11 @@ def bill_created_event(bill, event_id=None, occurred_at=None):
                      "items": items, "total": money_text(total)}}
 
 
-def heartbeat(service, instance, host, pid, python, started_at, metrics):
-    """The payload of ``<service>.heartbeat`` (``started_at``: ISO 8601 UTC)."""
+def heartbeat(service, instance, host, pid, python, hub, started_at, metrics):
+    """The payload of ``<service>.heartbeat`` (``started_at``: ISO 8601 UTC;
+    ``hub``: the event loop the instance runs on, ``"asyncio"``)."""
     return {"service": service, "instance": instance, "host": host, "pid": pid,
-            "python": python, "started_at": started_at, "metrics": dict(metrics)}
+            "python": python, "hub": hub, "started_at": started_at, "metrics": dict(metrics)}
 
 
 def customer_changed(customer_id):

@@ -8,6 +8,8 @@ events sent transient.
   event for every instance of the service (``BROADCAST``: each has its own
   queue, gone with it).
 * ``ChangeEvents``: the dispatcher of change events (``contracts.events``).
+
+Each handler may be an ``async def`` method (``mesh.coroutines``).
 """
 from nameko.constants import NON_PERSISTENT
 from nameko.events import BROADCAST, EventDispatcher
@@ -15,6 +17,7 @@ from nameko.events import EventHandler as NamekoEventHandler
 
 from contracts.errors import MeshError
 from mesh.amqp import FastReconnectQueueConsumer, MeshPublisher
+from mesh.coroutines import accepting_coroutines
 from mesh.errors import quiet_expected_errors
 
 
@@ -32,7 +35,7 @@ class EventHandler(NamekoEventHandler):
         quiet_expected_errors()
 
 
-event_handler = EventHandler.decorator
+event_handler = accepting_coroutines(EventHandler.decorator)
 
 
 class BroadcastHandler(EventHandler):
@@ -44,9 +47,9 @@ class BroadcastHandler(EventHandler):
                          reliable_delivery=False, **kwargs)
 
 
-broadcast_handler = BroadcastHandler.decorator
+broadcast_handler = accepting_coroutines(BroadcastHandler.decorator)
 # the same, named for what read caches do with it
-evicts_on = BroadcastHandler.decorator
+evicts_on = broadcast_handler
 
 
 class ChangeEvents(EventDispatcher):

@@ -53,6 +53,7 @@ from contracts.limits import MAX_ID, MAX_KEY_LENGTH
 from contracts.wire import to_json
 from mesh.errors import error_body, quiet_expected_errors
 from mesh.metrics import observe_http
+from mesh.coroutines import accepting_coroutines
 from mesh.tracing import request_id_from, set_request_id
 
 log = logging.getLogger(__name__)
@@ -303,7 +304,7 @@ def http(method, url, *, query=None, body=None, answers=None, errors=None, heade
                      errors=dict(errors or {}), headers=dict(headers or {}),
                      descriptions=dict(descriptions or {}), tag=tag,
                      calls_services=calls_services, auth=auth)
-    return JsonHttpEntrypoint.decorator(method, url, spec=spec)
+    return accepting_coroutines(JsonHttpEntrypoint.decorator)(method, url, spec=spec)
 
 
 def declared_routes(service_cls):

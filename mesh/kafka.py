@@ -6,6 +6,8 @@ Consumer lag, ``mesh_kafka_consumer_lag{group,topic}`` (``mesh.metrics``): the
 topic tables record their own; ``group_lag`` reads a consumer group's (the
 aggregator's) from the broker.
 """
+import asyncio
+import functools
 import json
 import logging
 import time
@@ -16,6 +18,7 @@ from nameko.extensions import DependencyProvider
 
 from common.config import as_bool
 from contracts.topics import ensure_topics
+from mesh.coroutines import in_greenthread, run_coroutine
 from mesh.metrics import set_kafka_lag
 
 log = logging.getLogger(__name__)
@@ -111,7 +114,9 @@ class TopicTables(DependencyProvider):
     loop only takes what it has buffered, without blocking. kafka-python's fetch
     loop in Python cost this service ~7% of a core while idle (40 empty fetches a
     second, the short wait Tansu needs) and ~1.5 ms of CPU per bill under load.
-    Calls that can block (metadata, close) run in eventlet's thread pool.
+    Following the topics is a coroutine (``mesh.coroutines``): calls that can
+    block (metadata, close) run in asyncio's thread pool (real threads), the
+    topic creation (kafka-python, green) in a greenthread.
 
     Every ``LAG_INTERVAL_S`` it sets ``mesh_kafka_consumer_lag`` per topic
     (``group`` is the service: the tables join no consumer group) from what
@@ -133,7 +138,8 @@ class TopicTables(DependencyProvider):
         self._running = True
 
     def start(self):
-        self.container.spawn_managed_thread(self._follow, identifier="TopicTables")
+        self.container.spawn_managed_thread(lambda: run_coroutine(self._follow()),
+                                            identifier="TopicTables")
 
     def stop(self):
         self._running = False
@@ -149,20 +155,20 @@ class TopicTables(DependencyProvider):
         (False until the end of every topic is known)."""
         return set(self.lag) == set(self.key_of) and not any(self.lag.values())
 
-    def _follow(self):
+    async def _follow(self):
         while self._running:
             try:
-                self._consume()
+                await self._consume()
             except Exception:  # noqa: BLE001  the broker went away: start over
                 log.warning("reading %s from %s failed; retrying", ", ".join(self.key_of),
                             self.bootstrap, exc_info=True)
-                eventlet.sleep(1)
+                await asyncio.sleep(1)
 
-    def _consume(self):
+    async def _consume(self):
         from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
-        from eventlet import tpool
+        loop = asyncio.get_running_loop()
         if self.prepare is not None:
-            self.prepare(self.container.config)  # kafka-python: green, not in tpool
+            await in_greenthread(self.prepare, self.container.config)  # kafka-python: green
         consumer = Consumer({
             "bootstrap.servers": self.bootstrap,
             # required by librdkafka, unused: partitions are assigned, never committed
@@ -172,7 +178,8 @@ class TopicTables(DependencyProvider):
             "logger": log,
         })
         try:
-            metadata = tpool.execute(consumer.list_topics, timeout=REQUEST_TIMEOUT_S + 2)
+            metadata = await loop.run_in_executor(
+                None, functools.partial(consumer.list_topics, timeout=REQUEST_TIMEOUT_S + 2))
             partitions = [TopicPartition(topic, partition) for topic in self.key_of
                           for partition in sorted(metadata.topics[topic].partitions)]
             consumer.assign([TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING)
@@ -184,6 +191,7 @@ class TopicTables(DependencyProvider):
                     for topic, lag in self.lag.items():
                         set_kafka_lag(self.group, topic, lag)
                     lag_due = time.monotonic() + self.LAG_INTERVAL_S
+                # what librdkafka has buffered: never blocks (timeout 0)
                 messages = consumer.consume(num_messages=500, timeout=0)
                 for message in messages:
                     error = message.error()
@@ -195,9 +203,9 @@ class TopicTables(DependencyProvider):
                         value = json.loads(message.value())
                         self.tables[message.topic()][self.key_of[message.topic()](value)] = value
                 if not messages:
-                    eventlet.sleep(self.IDLE_SLEEP_S)
+                    await asyncio.sleep(self.IDLE_SLEEP_S)
         finally:
-            tpool.execute(consumer.close)
+            await loop.run_in_executor(None, consumer.close)
 
 
 def table_lag(consumer, partitions):

@@ -7,6 +7,7 @@ the fuzzer in ``make test`` (tests/integration/test_fuzz.py).
 
     document = openapi_document(GatewayService, title="billing-mesh", version="0.1.0")
 """
+import inspect
 import re
 
 from pydantic import BaseModel
@@ -87,7 +88,8 @@ def route_errors(spec, url):
 
 
 def describe(method_fn):
-    doc = (method_fn.__doc__ or "").strip()
+    # cleandoc: Python 3.13 strips docstring indentation itself, 3.11 does not
+    doc = inspect.cleandoc(method_fn.__doc__ or "")
     summary = doc.splitlines()[0] if doc else method_fn.__name__
     return summary, doc
 

@@ -31,6 +31,7 @@ from nameko.rpc import get_rpc_exchange
 from contracts.errors import DeadlineExceeded, ServiceUnavailable
 from contracts.headers import DEADLINE_KEY, header_name
 from mesh.amqp import RpcPublisher
+from mesh.coroutines import in_greenthread, on_loop_greenlet
 from mesh.registry import CONNECTION_ERRORS, BrokerView
 from mesh.rpc import MeshReplyListener
 
@@ -46,6 +47,11 @@ class MeshRpcProxy(DependencyProvider):
                 self.customers.get_customer(customer_id)         # waits <= RPC_TIMEOUT
                 reply = self.inventory.get_products.call_async([1, 2])
                 reply.result()                                     # same deadline
+
+            @rpc
+            async def get_full_bill(self, bill_id):              # the same, awaited
+                customer, products = await asyncio.gather(
+                    self.customers.get_customer(1), self.inventory.get_products([1, 2]))
 
     ``inherit_deadline=False`` gives calls a fresh deadline instead of what is
     left of the caller's: for compensations that must run after a timeout.
@@ -109,6 +115,12 @@ class MethodClient(HeaderEncoder):
         return shorter
 
     def __call__(self, *args, **kwargs):
+        if on_loop_greenlet():
+            # inside an ``async def`` method: an awaitable, the wait in a greenthread
+            return in_greenthread(self._call, args, kwargs)
+        return self._call(args, kwargs)
+
+    def _call(self, args, kwargs):
         return self.call_async(*args, **kwargs).result()
 
     def _wait_until(self, now):
@@ -179,8 +191,12 @@ class Reply:
 
     def result(self):
         if self.body is None:
-            with eventlet.Timeout(max(self.wait_until - time.time(), 0), False):
-                self.body = self.event.wait()
+            try:
+                with eventlet.Timeout(max(self.wait_until - time.time(), 0), False):
+                    self.body = self.event.wait()
+            except BaseException:  # killed while waiting (a cancelled coroutine)
+                self.abandon()
+                raise
         if self.body is None:
             self.abandon()
             raise ServiceUnavailable("{} did not answer in time".format(self.name))

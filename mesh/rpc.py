@@ -19,6 +19,7 @@ from nameko.rpc import ReplyListener, Responder, Rpc, RpcConsumer, get_rpc_excha
 from contracts.errors import DeadlineExceeded, MeshError
 from contracts.headers import DEADLINE_KEY, header_name
 from mesh.amqp import FastReconnectQueueConsumer, RpcPublisher
+from mesh.coroutines import accepting_coroutines
 from mesh.errors import quiet_expected_errors
 
 log = logging.getLogger(__name__)
@@ -75,4 +76,5 @@ class DeadlineRpc(Rpc):
         self.rpc_consumer.handle_result(message, None, (type(exc), exc, None))
 
 
-rpc = DeadlineRpc.decorator
+# takes ``async def`` methods too (mesh.coroutines)
+rpc = accepting_coroutines(DeadlineRpc.decorator)

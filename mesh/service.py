@@ -6,12 +6,13 @@ import os
 import platform
 import socket
 
-from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
+from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR, DependencyProvider
 from nameko.rpc import Rpc
-from nameko.timer import timer
+from mesh.timer import timer
 
 from contracts.events import HEARTBEAT, HEARTBEAT_INTERVAL_S, heartbeat
 from mesh.events import ChangeEvents
+from mesh.hub import StopOnSignal, hub_name
 from mesh.metrics import Metrics, snapshot
 from mesh.registry import Registry
 from mesh.rpc import rpc
@@ -20,6 +21,14 @@ from mesh.tracing import Tracing
 HOST, PID = socket.gethostname(), os.getpid()
 INSTANCE = "{}:{}".format(HOST, PID)
 STARTED_AT = datetime.datetime.now(datetime.timezone.utc).isoformat()
+
+
+class SignalStop(DependencyProvider):
+    """Makes SIGTERM stop a ``nameko run`` process at once on the asyncio hub
+    (``mesh.hub.StopOnSignal``)."""
+
+    def start(self):
+        StopOnSignal.install()
 
 
 class MeshService:
@@ -35,6 +44,7 @@ class MeshService:
     metrics = Metrics()
     registry = Registry()
     heartbeats = ChangeEvents()
+    signal_stop = SignalStop()
 
     @rpc
     def ping(self):
@@ -56,7 +66,8 @@ class MeshService:
         # the worker running this heartbeat is busy too: not counted
         served["busy"] = max(served.get("busy", 0) - 1, 0)
         self.heartbeats(HEARTBEAT, heartbeat(
-            self.name, INSTANCE, HOST, PID, platform.python_version(), STARTED_AT, served))
+            self.name, INSTANCE, HOST, PID, platform.python_version(), hub_name(), STARTED_AT,
+            served))
 
     @rpc
     def describe(self):

@@ -2,37 +2,46 @@
 
 The gateway takes the caller's ``X-Request-ID`` (or makes one), answers it in
 the response, and puts it in nameko's context data, which travels with every RPC
-call and event the request causes. Each worker keeps it in a greenthread-local,
-and every log record gets it as ``%(request_id)s`` (``-`` outside a request).
+call and event the request causes. Each worker keeps it in a ``contextvars``
+variable (greenlet 3 gives every greenthread its own context, and an asyncio
+task started by a worker copies it: ``mesh.coroutines``), and every log record
+gets it as ``%(request_id)s`` (``-`` outside a request). The worker's deadline
+is kept the same way, for coroutines to run within it.
 ``Tracing`` also logs one line per RPC handled, like an HTTP access log.
 
 Nothing happens on import: ``Tracing.setup`` (when a service starts) installs
 the log record factory, and config.yaml's formatter (``RequestIdFormatter``)
 prints ``-`` for lines logged before that.
 """
+import contextvars
 import logging
 import re
 import time
 import uuid
 
-from eventlet.corolocal import local
 from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc
 
-from contracts.headers import REQUEST_ID_KEY
+from contracts.headers import DEADLINE_KEY, REQUEST_ID_KEY
 
 VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 log = logging.getLogger("mesh.rpc.access")
-_current = local()
+_request_id = contextvars.ContextVar("mesh_request_id", default=None)
+_deadline = contextvars.ContextVar("mesh_deadline", default=None)
 
 
 def current_request_id():
-    return getattr(_current, "request_id", None)
+    return _request_id.get()
 
 
 def set_request_id(request_id):
-    _current.request_id = request_id
+    _request_id.set(request_id)
+
+
+def current_deadline():
+    """The deadline (epoch seconds) of the call this worker handles, or None."""
+    return _deadline.get()
 
 
 def request_id_from(header_value):
@@ -76,6 +85,7 @@ class Tracing(DependencyProvider):
 
     def worker_setup(self, worker_ctx):
         set_request_id(worker_ctx.data.get(REQUEST_ID_KEY))
+        _deadline.set(worker_ctx.data.get(DEADLINE_KEY))
         worker_ctx.started = time.monotonic()
 
     def worker_result(self, worker_ctx, result=None, exc_info=None):
@@ -88,3 +98,4 @@ class Tracing(DependencyProvider):
 
     def worker_teardown(self, worker_ctx):
         set_request_id(None)
+        _deadline.set(None)

@@ -1,7 +1,9 @@
 """billing: bills and their product items.
 
 Its clients of ``customers`` and ``inventory`` play the part of Feign clients:
-declared once, called like local objects, each call with a deadline. The
+declared once, called like local objects, each call with a deadline. The full
+bill and bill creation are coroutines (``mesh.coroutines``): they await those
+clients, and run their database work in greenthreads. The
 customers it bills are cached (``BILLING_CACHE``): a bill for a known customer
 makes no call to ``customers``; ``customer_updated`` / ``customer_deleted``
 evict them.
@@ -18,10 +20,13 @@ after the commit; a timer marks the dispatched ones, all in one statement, and
 re-sends whatever was not dispatched (a crash between commit and dispatch, the
 seeded bills), so every bill's event leaves at least once.
 """
+import asyncio
 import logging
 import uuid
 
-from nameko.timer import timer
+import eventlet
+
+from mesh.timer import timer
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
@@ -36,6 +41,7 @@ from contracts.events import (
 )
 from contracts.services import BILLING, CUSTOMERS, INVENTORY
 from mesh.cache import ReadCache
+from mesh.coroutines import in_greenthread, run_to_completion
 from mesh.db import MeshDatabase
 from mesh.events import evicts_on
 from mesh.outbox import Outbox
@@ -76,8 +82,7 @@ class BillingService(mesh.service.MeshService):
              'items': [{'id': 1, 'product_id': 1, 'quantity': 1,
                         'unit_price': Decimal('3200.00')}, ...]}
         """
-        with self.db.get_session() as session:
-            return get_or_raise(session, Bill, bill_id, BillNotFound).as_dict()
+        return self._bill(bill_id)
 
     @rpc
     def list_bills(self, customer_id=None, page=0, size=20):
@@ -94,23 +99,17 @@ class BillingService(mesh.service.MeshService):
             return page_of(session, statement, query.page, query.size)
 
     @rpc
-    def get_full_bill(self, bill_id):
+    async def get_full_bill(self, bill_id):
         """The bill with its customer and products expanded, line totals and
         total: one call to each service, both in flight at once.
 
             >>> n.rpc.billing.get_full_bill(1)["total"]
             Decimal('9899.00')
         """
-        with self.db.get_session() as session:
-            bill = get_or_raise(session, Bill, bill_id, BillNotFound).as_dict()
-        product_ids = [item["product_id"] for item in bill["items"]]
-        customer = self.customers.get_customer.call_async(bill["customer_id"])
-        products = self.inventory.get_products.call_async(product_ids)
-        by_id = {product["id"]: product for product in products.result()["items"]}
-        return full_bill(bill, customer.result(), by_id)
+        return await self._full_bill(bill_id)
 
     @rpc
-    def create_bill(self, customer_id=None, items=None, idempotency_key=None):
+    async def create_bill(self, customer_id=None, items=None, idempotency_key=None):
         """Bill a customer: checks the customer, takes the stock from inventory,
         stores the bill with the products' current prices, gives the stock back
         if storing fails, then dispatches ``bill_created``. Answers the full bill.
@@ -126,34 +125,41 @@ class BillingService(mesh.service.MeshService):
                  "idempotency_key": idempotency_key}
         request = validate(BillIn, {k: v for k, v in given.items() if v is not None})
         if request.idempotency_key:
-            earlier = self._bill_for_key(request)
+            earlier = await in_greenthread(self._bill_for_key, request)
             if earlier is not None:
-                return self.get_full_bill(earlier)
-        customer = self._customer(request.customer_id)
+                return await self._full_bill(earlier)
+        customer = await self._customer(request.customer_id)
         reservation_id = str(uuid.uuid4())
         try:
-            reservation = self.inventory.reserve_stock(
+            reservation = await self.inventory.reserve_stock(
                 [item.model_dump() for item in request.items], reservation_id)
-        except ServiceUnavailable:
-            self._release(reservation_id)  # it may have been made all the same
+        except asyncio.CancelledError:  # the deadline: the stock may be taken all the same
+            eventlet.spawn_n(self._release, reservation_id)
             raise
+        except ServiceUnavailable:
+            await in_greenthread(self._release, reservation_id)  # it may have been made
+            raise
+
+        def release_unless_stored(stored, error):
+            # the deadline cancelled this call while the bill was being stored
+            if error is not None:
+                self._release(reservation_id)
+
         try:
-            bill, event = self._store(request, reservation)
+            bill, event = await run_to_completion(self._store, request, reservation,
+                                                  settle=release_unless_stored)
         except IntegrityError:
-            self._release(reservation_id)
-            earlier = self._bill_for_key(request) if request.idempotency_key else None
+            await in_greenthread(self._release, reservation_id)
+            earlier = (await in_greenthread(self._bill_for_key, request)
+                       if request.idempotency_key else None)
             if earlier is None:
                 raise
-            return self.get_full_bill(earlier)  # a concurrent attempt with this key won
+            return await self._full_bill(earlier)  # a concurrent attempt with this key won
         except Exception:
-            self._release(reservation_id)
+            await in_greenthread(self._release, reservation_id)
             raise
         products = {line["product"]["id"]: line["product"] for line in reservation["items"]}
-        try:
-            self.outbox.dispatch(event)
-        except Exception:  # noqa: BLE001  the bill is committed: answer it
-            log.warning("bill %s: its event stays in the outbox for the relay", bill["id"],
-                        exc_info=True)
+        await in_greenthread(self._dispatch, bill, event)
         log.info("bill %s created for customer %s, reservation %s",
                  bill["id"], request.customer_id, reservation_id)
         return full_bill(bill, customer, products)
@@ -183,12 +189,34 @@ class BillingService(mesh.service.MeshService):
         """
         self.customer_cache.evict(customer_tag(event["customer_id"]))
 
-    def _customer(self, customer_id):
+    async def _full_bill(self, bill_id):
+        with_items = await in_greenthread(self._bill, bill_id)
+        customer, products = await asyncio.gather(
+            self.customers.get_customer(with_items["customer_id"]),
+            self.inventory.get_products([item["product_id"] for item in with_items["items"]]))
+        by_id = {product["id"]: product for product in products["items"]}
+        return full_bill(with_items, customer, by_id)
+
+    def _bill(self, bill_id):
+        with self.db.get_session() as session:
+            return get_or_raise(session, Bill, bill_id, BillNotFound).as_dict()
+
+    async def _customer(self, customer_id):
         """The customer, from the cache or from ``customers`` (which raises
         ``CustomerNotFound``, not cached)."""
         tag = customer_tag(customer_id)
-        return self.customer_cache.read(
-            tag, lambda: (self.customers.get_customer(customer_id), [tag]))
+
+        async def load():
+            return await self.customers.get_customer(customer_id), [tag]
+
+        return await self.customer_cache.read_async(tag, load)
+
+    def _dispatch(self, bill, event):
+        try:
+            self.outbox.dispatch(event)
+        except Exception:  # noqa: BLE001  the bill is committed: answer it
+            log.warning("bill %s: its event stays in the outbox for the relay", bill["id"],
+                        exc_info=True)
 
     def _bill_for_key(self, request):
         """The bill made earlier with this request's key, if any."""

@@ -17,6 +17,7 @@ RPC); then the event handlers that feed the streams, the registry and the cache.
     nameko run --config config.yaml services.gateway
     curl http://127.0.0.1:8000/bills/1/full
 """
+import asyncio
 import fnmatch
 import functools
 import os
@@ -44,13 +45,15 @@ from contracts.wire import to_json
 from mesh.cache import ReadCache
 from mesh.errors import error_body
 from mesh.events import broadcast_handler, evicts_on
+from mesh.coroutines import in_greenthread
 from mesh.feed import EventFeed
+from mesh.hub import hub_name
 from mesh.metrics import Metrics, metrics_text
 from mesh.http import http, http_routes, json_response, json_text_response
 from mesh.openapi import openapi_document
 from mesh.proxy import MeshRpcProxy
 from mesh.registry import CONNECTION_ERRORS, Instances, Registry, uptime
-from mesh.service import HOST, INSTANCE, PID, STARTED_AT
+from mesh.service import HOST, INSTANCE, PID, STARTED_AT, SignalStop
 from mesh.tracing import Tracing
 from services.gateway_schemas import (
     Bill, BillBody, BillPage, BillsQuery, Customer, CustomerBody, CustomerPage,
@@ -59,8 +62,13 @@ from services.gateway_schemas import (
     RpcArguments, Services, StreamQuery, WindowsQuery,
 )
 
-GATEWAY_INSTANCE = {"instance": INSTANCE, "host": HOST, "pid": PID,
-                    "python": platform.python_version()}
+def gateway_instance():
+    """The gateway's own entry in ``/services`` (its hub read when asked: at
+    import time the process has not chosen one yet)."""
+    return {"instance": INSTANCE, "host": HOST, "pid": PID,
+            "python": platform.python_version(), "hub": hub_name(),
+            "uptime_s": round(uptime(STARTED_AT), 1)}
+
 STREAM_RETRY_MS = 2000  # how soon a browser reconnects a lost stream
 # A comment on an idle stream: it keeps proxies from closing it, and a client
 # that went away is noticed by the writes (the second after it left fails; no
@@ -87,6 +95,7 @@ class GatewayService:
     feed = EventFeed()
     instances = Instances()
     metrics = Metrics()
+    signal_stop = SignalStop()
 
     # customers -----------------------------------------------------------
 
@@ -356,7 +365,7 @@ class GatewayService:
 
     @http("GET", "/services", answers={200: Services}, calls_services=False,
           tag="operations")
-    def list_services(self, request):
+    async def list_services(self, request):
         """Every service of the mesh as the broker and the services see it now:
         instances consuming its RPC queue, its RPC methods, up or down.
 
@@ -364,24 +373,27 @@ class GatewayService:
                                "methods": ["get_product", ...], "status": "up"}, ...]}
         """
         services = []
-        for name, answer in self._ask_every_service("describe", RPC_SERVICES).items():
+        described = await self._ask_every_service("describe", RPC_SERVICES)
+        # the broker's counts, read in a greenthread (kombu blocks on green sockets)
+        counts = await in_greenthread(
+            lambda: {name: self.registry.consumers(name, fresh=True) for name in RPC_SERVICES})
+        for name, answer in described.items():
             live = self.instances.live(name)
             services.append({"name": name,
-                             "instances": self.registry.consumers(name, fresh=True),
+                             "instances": counts[name],
                              "methods": answer["methods"] if answer else [],
                              "status": "down" if answer is None else "up",
                              "instance_list": [instance_entry(item) for item in live],
                              "metrics": summed_metrics(item["metrics"] for item in live)})
         services.append({"name": self.name, "instances": 1,
                          "methods": http_routes(type(self)), "status": "up",
-                         "instance_list": [instance_entry(dict(
-                             GATEWAY_INSTANCE, uptime_s=round(uptime(STARTED_AT), 1)))],
+                         "instance_list": [gateway_instance()],
                          "metrics": {}})
         return json_response({"services": services})
 
     @http("GET", "/health", answers={200: Health, 503: HealthDown}, calls_services=False,
           descriptions={503: "a required service does not answer"}, tag="operations")
-    def health(self, request):
+    async def health(self, request):
         """Every part of the mesh, each ``up``, ``catching_up`` (serving, still
         behind: billing's outbox, the bridge's queue, the aggregator's or
         analytics' Kafka lag), ``down`` or ``unknown`` (the aggregator, while
@@ -392,7 +404,7 @@ class GatewayService:
             GET /health -> 200 {"status": "ok", "services": {"customers": "up", ...,
                                 "analytics": "up", "kafka_bridge": "up", "streams": "up"}}
         """
-        states = self._part_states()
+        states = await self._part_states()
         down = sorted(name for name in REQUIRED_SERVICES if states[name] == "down")
         if down:
             return json_response({"status": "unavailable", "services": states,
@@ -406,20 +418,20 @@ class GatewayService:
             status = "catching_up"
         return json_response({"status": status, "services": states})
 
-    def _part_states(self):
+    async def _part_states(self):
         """``{part: state}`` for /health: pings, billing's outbox backlog and
         analytics' view of the Kafka side, all in flight at once."""
         timeout = float(self.config.get("HEALTH_TIMEOUT", 1))
         calls = {name: (getattr(self, name), "ping") for name in RPC_SERVICES}
         calls["billing_backlog"] = (self.billing, "get_outbox_backlog")
         calls["pipeline"] = (self.analytics, "get_readiness")
-        answers = self._ask_all(calls, timeout)
+        answers = await self._ask_all(calls, timeout)
         states = {name: "down" if answers[name] is None else "up" for name in RPC_SERVICES}
         if states["billing"] == "up" and answers["billing_backlog"]:
             states["billing"] = "catching_up"
         if states["kafka_bridge"] == "up":
             try:
-                if self.registry.messages(BRIDGE_QUEUE):
+                if await in_greenthread(self.registry.messages, BRIDGE_QUEUE):
                     states["kafka_bridge"] = "catching_up"
             except CONNECTION_ERRORS:
                 states["kafka_bridge"] = "unknown"
@@ -477,28 +489,24 @@ class GatewayService:
         """
         return static_file(name)
 
-    def _ask_every_service(self, method, services):
+    async def _ask_every_service(self, method, services):
         """``{service: answer, or None if it did not answer}`` for ``method`` of
         each of ``services``, all calls in flight at once, each within HEALTH_TIMEOUT."""
         timeout = float(self.config.get("HEALTH_TIMEOUT", 1))
-        return self._ask_all({name: (getattr(self, name), method) for name in services}, timeout)
+        return await self._ask_all(
+            {name: (getattr(self, name), method) for name in services}, timeout)
 
     @staticmethod
-    def _ask_all(calls, timeout):
+    async def _ask_all(calls, timeout):
         """``{key: answer, or None}`` for ``calls`` ``{key: (client, method)}``, all
-        in flight at once, each within ``timeout``."""
-        replies = {}
-        for key, (client, method) in calls.items():
-            try:
-                replies[key] = getattr(client, method).within(timeout).call_async()
-            except MeshError:  # nobody consumes its queue
-                replies[key] = None
+        in flight at once, each within ``timeout``; any failure (nobody consumes
+        the queue, no answer in time, an error) means: not serving."""
+        replies = await asyncio.gather(
+            *(getattr(client, method).within(timeout)() for client, method in calls.values()),
+            return_exceptions=True)
         answers = {}
-        for name, reply in replies.items():
-            try:
-                answers[name] = reply.result() if reply else None
-            except Exception:  # noqa: BLE001  any failure means: not serving
-                answers[name] = None
+        for name, reply in zip(calls, replies):
+            answers[name] = None if isinstance(reply, BaseException) else reply
         return answers
 
     @http("POST", "/rpc/<service>/<method>", body=RpcArguments, answers={200: RpcAnswer},
@@ -566,7 +574,8 @@ def event_stream(request, events):
 
 def instance_entry(heartbeat):
     """What the registry view shows of an instance."""
-    return {key: heartbeat[key] for key in ("instance", "host", "pid", "python", "uptime_s")}
+    return {key: heartbeat[key]
+            for key in ("instance", "host", "pid", "python", "hub", "uptime_s")}
 
 
 def summed_metrics(snapshots):

@@ -201,6 +201,7 @@ class InstanceEntry(BaseModel):
     host: str
     pid: int
     python: str
+    hub: str  # the event loop it runs on: "asyncio" (eventlet's asyncio hub)
     uptime_s: float
 
 

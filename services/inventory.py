@@ -16,7 +16,7 @@ whose stock changed meanwhile (one event for many bills, not one each).
 """
 import uuid
 
-from nameko.timer import timer
+from mesh.timer import timer
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 

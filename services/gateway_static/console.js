@@ -245,9 +245,10 @@
     var instances = service.instance_list || [];
     if (!instances.length) cells.hosts.appendChild(el('span', '\u2013', 'muted'));
     instances.forEach(function (instance) {
-      var line = el('div', instance.host + ' \u00b7 pid ' + instance.pid + ' \u00b7 up ' +
-        uptime(instance.uptime_s));
-      line.title = instance.instance + (instance.python ? ', Python ' + instance.python : '');
+      var line = el('div', instance.host + ' \u00b7 pid ' + instance.pid + ' \u00b7 ' +
+        instance.hub + ' \u00b7 up ' + uptime(instance.uptime_s));
+      line.title = instance.instance + ', Python ' + instance.python + ' on the ' +
+        instance.hub + ' hub';
       cells.hosts.appendChild(line);
     });
 

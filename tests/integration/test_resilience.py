@@ -94,6 +94,49 @@ def test_sigterm_lets_an_inflight_bill_finish(start_mesh, config, service_proces
     assert bills.json()["page"]["total_items"] == 4
 
 
+def test_sigterm_under_load_stops_within_10_s_and_finishes_what_it_started(
+        start_mesh, config, service_processes, tmp_path):
+    """billing (2 s per bill) on the asyncio hub, under a steady load of bills
+    and reads, gets SIGTERM: it exits within 10 s, every bill it had taken is
+    answered 201, and the stock taken is exactly the units billed."""
+    mesh = start_mesh(config, "customers", "inventory", "gateway")
+    (billing,) = service_processes(SLOW_BILLING, 1, config, queue="rpc-billing")
+    log = tmp_path / "{}.0.log".format(SLOW_BILLING)
+    stock_before, bills_before = stock(mesh, 1), bill_count(mesh)
+    answers, stopping = [], []
+
+    def bill(n):
+        response = requests.post(mesh.url + "/bills", timeout=30, json={
+            "customer_id": 1, "items": [{"product_id": 1, "quantity": 1}]})
+        answers.append((n, response.status_code, bool(stopping)))
+
+    def read(n):
+        requests.get(mesh.url + "/bills/1", timeout=30)
+
+    pool = eventlet.GreenPool(40)
+    for n in range(8):
+        pool.spawn(bill, n)
+        pool.spawn(read, n)
+    wait_for(lambda: log.read_text().count("storing slowly") >= 5, 15, "bills in flight")
+    stopping.append(time.time())
+    billing.send_signal(signal.SIGTERM)
+    try:
+        billing.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pytest.fail("billing did not exit within 10 s of SIGTERM")
+    took = time.time() - stopping[0]
+    pool.waitall()
+
+    made = [status for _, status, _ in answers if status == 201]
+    assert set(status for _, status, _ in answers) <= {201, 503}, answers
+    assert len(made) >= 5, "the bills in flight at SIGTERM were not all answered: {}".format(answers)
+    service_processes("billing", 1, config)
+    assert bill_count(mesh) - bills_before == len(made)
+    assert stock_before - stock(mesh, 1) == len(made), "stock taken differs from units billed"
+    print("billing exited {:.2f} s after SIGTERM; {} bills answered 201, {} answered 503".format(
+        took, len(made), len(answers) - len(made)))
+
+
 def rabbitmqctl(*args):
     try:
         subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)

@@ -1,7 +1,7 @@
 """Fixtures of the unit tests: each service's logic alone, ``worker_factory``
 with a real SQLite file (in a temporary folder, no server) and mocks for the
 other services. No broker."""
-from unittest.mock import Mock
+from unittest.mock import AsyncMock, Mock
 
 import pytest
 from nameko.testing.services import worker_factory
@@ -43,7 +43,9 @@ def billing(tmp_path):
     engine, db = seeded_db(tmp_path, BillingBase, seed_bills)
     outbox = OutboxClient(OutboxEvent, publish=Mock())
     service = worker_factory(BillingService, db=db, outbox=outbox,
-                             customer_cache=TaggedCache(ttl=30, size=100))
+                             customer_cache=TaggedCache(ttl=30, size=100),
+                             # awaited by its coroutines, as the real proxies are
+                             customers=AsyncMock(), inventory=AsyncMock())
     service.customers.get_customer.return_value = {"id": 2, "name": "Imane", "email": "imane@gmail.com"}
     service.engine = engine
     return service

@@ -100,12 +100,12 @@ def test_unknown_customers_are_not_cached(billing):
 
 
 def test_full_bill_makes_one_call_per_service(billing):
-    billing.customers.get_customer.call_async.return_value.result.return_value = {"id": 3, "name": "Yassine"}
-    billing.inventory.get_products.call_async.return_value.result.return_value = {"items": [
+    billing.customers.get_customer.return_value = {"id": 3, "name": "Yassine"}
+    billing.inventory.get_products.return_value = {"items": [
         {"id": 1, "name": "Computer"}, {"id": 2, "name": "Printer"}, {"id": 3, "name": "Smart Phone"}]}
     full = billing.get_full_bill(3)
-    billing.customers.get_customer.call_async.assert_called_once_with(3)
-    billing.inventory.get_products.call_async.assert_called_once_with([1, 2, 3])
+    billing.customers.get_customer.assert_awaited_once_with(3)
+    billing.inventory.get_products.assert_awaited_once_with([1, 2, 3])
     assert full["customer"]["name"] == "Yassine"
     assert full["total"] == Decimal("3") * (Decimal("3200") + Decimal("1299") + Decimal("5400"))
 
