@@ -71,13 +71,15 @@ class MeshService:
 
     @rpc
     def describe(self):
-        """This service's RPC methods, as the registry view shows them.
+        """This service's RPC methods, as the registry view shows them, and
+        what the answering instance runs on.
 
             >>> n.rpc.customers.describe()
-            {'service': 'customers', 'instance': 'host-a:4242',
-             'methods': ['create_customer', 'delete_customer', ...]}
+            {'service': 'customers', 'instance': 'host-a:4242', 'python': '3.13.0',
+             'hub': 'asyncio', 'methods': ['create_customer', 'delete_customer', ...]}
         """
         return {"service": self.name, "instance": INSTANCE,
+                "python": platform.python_version(), "hub": hub_name(),
                 "methods": rpc_methods(type(self))}
 
 

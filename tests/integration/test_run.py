@@ -2,6 +2,7 @@
 ``nameko shell --config config.yaml``, as real processes."""
 import json
 import os
+import platform
 import random
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from decimal import Decimal
 import pytest
 
 from helpers import config_env, free_port, wait_for
+from mesh.registry import queue_consumers
 from common.config import ROOT
 
 
@@ -100,6 +102,22 @@ def test_launcher_reaches_a_healthy_gateway_and_stops_cleanly(mesh_config, tmp_p
             pytest.fail("/services never showed {}; last seen (instances, status): {}".format(
                 expected, seen[-1:]))
 
+        # every instance, the gateway included, says where it runs: host, pid,
+        # Python, the asyncio hub, uptime (the instance list of Eureka's dashboard)
+        def instance_count():
+            found = requests.get(url + "/services", timeout=10).json()["services"]
+            return sum(len(s["instance_list"]) for s in found)
+        wait_for(lambda: instance_count() == sum(expected.values()), 10,
+                 "a heartbeat from every instance")
+        found = requests.get(url + "/services", timeout=10).json()["services"]
+        instances = [(s["name"], i) for s in found for i in s["instance_list"]]
+        assert {(name, i["hub"], i["python"]) for name, i in instances} == {
+            (name, "asyncio", platform.python_version()) for name in expected}, instances
+        assert all(i["pid"] > 0 and i["uptime_s"] >= 0 and i["host"] for _, i in instances)
+        # the first screen: no deprecation banner from eventlet in any process
+        assert not [line for line in lines if "deprecated" in line.lower()], [
+            line for line in lines if "deprecated" in line.lower()][:5]
+
         # every nameko process serves its own metrics, and the launcher's targets
         # file (beside its log folder) lists them for Prometheus
         groups = json.loads((tmp_path / "prometheus" / "targets.json").read_text())
@@ -153,3 +171,29 @@ def test_nameko_shell_calls_services(mesh, mesh_config):
         cwd=ROOT, env=env, input=script, capture_output=True, text=True, timeout=60)
     assert "customer med@gmail.com" in shell.stdout, shell.stdout + shell.stderr
     assert "total 9899.00" in shell.stdout, shell.stdout + shell.stderr
+
+
+def test_nameko_run_typed_by_hand_runs_on_the_asyncio_hub(mesh_config, tmp_path, rpc):
+    """Outside the venv's .pth (EVENTLET_HUB unset), `nameko run` starts on
+    eventlet's default hub; importing the services starts it again on asyncio."""
+    env = dict(os.environ, **config_env(mesh_config))
+    env.pop("EVENTLET_HUB", None)
+    nameko = os.path.join(os.path.dirname(sys.executable), "nameko")
+    # the .pth sets the variable as the interpreter starts: unset it again before
+    # nameko's CLI runs, as an interpreter without the .pth would have it
+    script = ("import os, sys; os.environ.pop('EVENTLET_HUB', None); "
+              "sys.argv = [{!r}, 'run', '--config', 'config.yaml', 'services.customers']; "
+              "from nameko.cli.main import main; main()").format(nameko)
+    log = tmp_path / "customers.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: queue_consumers(mesh_config["AMQP_URI"], "rpc-customers") == 1, 30,
+                 "customers consuming its queue")
+        described = rpc.customers.describe()
+        assert described["hub"] == "asyncio", log.read_text()
+        assert "starting again on eventlet's asyncio hub" in log.read_text()
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
