@@ -60,6 +60,16 @@ def test_a_deadline_inside_a_coroutine_cancels_it_and_commits_nothing(client):
     assert client.fan_out.count_records() == 1
 
 
+def test_an_awaited_call_past_its_deadline_raises_service_unavailable(client):
+    # no deadline comes with this call: the awaited one gets RPC_TIMEOUT of its own
+    started = time.time()
+    with pytest.raises(ServiceUnavailable) as raised:
+        client.fan_out.both(3.0, 0)
+    took = time.time() - started
+    assert "did not answer in time" in str(raised.value), raised.value
+    assert took < RPC_TIMEOUT + 0.5, "the 503 took {:.2f} s".format(took)
+
+
 def test_errors_cross_an_awaited_call_as_themselves(client):
     with pytest.raises(NotFound) as raised:
         client.fan_out.relay_failure()
