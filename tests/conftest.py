@@ -3,8 +3,22 @@
 PostgreSQL and a local Kafka broker (``make test`` starts what is missing).
 
 Run with ``make test`` or ``nameko test``; plain ``pytest`` works too: eventlet
-is patched here before anything else.
+is patched here before anything else. The whole suite runs on eventlet's
+asyncio hub, as the mesh does (the venv's ``tools/billing_mesh.pth`` sets
+``EVENTLET_HUB=asyncio``): on any other, it stops at once and says so.
 """
 import eventlet
 
 eventlet.monkey_patch()  # before sockets and threads exist
+
+import pytest  # noqa: E402
+
+from mesh.hub import hub_name  # noqa: E402
+
+
+def pytest_sessionstart(session):
+    running = hub_name()
+    if running != "asyncio":
+        pytest.exit("the tests run on eventlet's asyncio hub, this process runs on {!r}: "
+                    "run them with `make test` (its venv sets EVENTLET_HUB=asyncio) or "
+                    "EVENTLET_HUB=asyncio nameko test".format(running), returncode=2)
