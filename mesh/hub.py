@@ -27,19 +27,17 @@ REEXEC_MARK = "BILLING_MESH_HUB_REEXEC"
 
 def hub_name():
     """The running hub's name, as ``EVENTLET_HUB`` spells it: ``"asyncio"``,
-    ``"epolls"``, ... (``"asyncio+uvloop"`` when uvloop runs under the asyncio hub)."""
-    import asyncio
-
+    ``"epolls"``, ... (``"asyncio+uvloop"`` when uvloop's loop runs under the
+    asyncio hub)."""
     import eventlet.hubs
 
     hub = eventlet.hubs.get_hub()
-    name = type(hub).__module__.rsplit(".", 1)[-1]
-    loop = getattr(hub, "loop", None)
-    if isinstance(loop, asyncio.AbstractEventLoop) and "uvloop" in type(loop).__module__:
+    loop = getattr(hub, "loop", None)  # only the asyncio hub (and its subclasses) has one
+    if loop is None:
+        return type(hub).__module__.rsplit(".", 1)[-1]
+    if type(loop).__module__.startswith("uvloop"):
         return ASYNCIO_HUB + "+uvloop"
-    if getattr(hub, "loop", None) is not None and name != ASYNCIO_HUB:
-        return ASYNCIO_HUB
-    return name
+    return ASYNCIO_HUB
 
 
 def on_asyncio_hub():
