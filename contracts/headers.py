@@ -1,7 +1,9 @@
 """Context data that travels with every RPC call and event, as nameko headers
 (``nameko.<key>``), so it flows on through every further hop."""
 
-# the caller's deadline (epoch seconds): the callee refuses work past it
+# the caller's deadline (epoch seconds): the callee refuses work past it. Read it
+# with float(): nameko's proxies send a float, mesh.aio sends text (aio-pika would
+# encode a float as AMQP's 32-bit float, minutes coarse at today's epoch)
 DEADLINE_KEY = "deadline"
 # the X-Request-ID of the HTTP request that caused the call
 REQUEST_ID_KEY = "request_id"
