@@ -1,10 +1,15 @@
 # One image for every billing-mesh service; docker-compose.yml picks the
 # service with its command:  nameko run --config config.yaml services.<name>
-FROM python:3.11-slim
+# The newest Python the mesh supports (3.11 to 3.13: pyproject.toml; CI tests
+# 3.11 and 3.13).
+FROM python:3.13-slim
 
+# EVENTLET_HUB: every service on eventlet's asyncio hub (mesh/hub.py), set before
+# `nameko run` imports eventlet.
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    EVENTLET_HUB=asyncio
 
 WORKDIR /app
 
@@ -25,6 +30,13 @@ COPY services/ ./services/
 COPY streams/ ./streams/
 COPY tools/ ./tools/
 RUN pip install --no-cache-dir --no-deps -e .
+
+# tools/billing_mesh.pth in site-packages, as `make setup` does for .venv: the hub
+# default and exactly the upstream start-up warnings filtered (eventlet's banner,
+# pkg_resources' notice), for any Python process of the image (`docker compose exec
+# ... nameko shell` included).
+RUN cp tools/billing_mesh.pth \
+    "$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/billing_mesh.pth"
 
 # Run as an unprivileged user; var/ holds the SQLite files when no *_DB_URI is set.
 RUN useradd --system --no-create-home mesh \

@@ -2,12 +2,24 @@
 # Both set everything up first (virtualenv, RabbitMQ, and PostgreSQL for tests).
 
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV := .venv
+VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit lint fuzz openapi setup rabbitmq postgres wrk chromium shell services bench bench-stream clean
+# The Python the venv is built with (scripts/pick-python.sh): PYTHON=... when given,
+# else the newest of python3.13, python3.12, python3.11 (then python3) that runs;
+# any version outside 3.11 to 3.13 is refused. One venv at a time: when $(VENV) was
+# built with another version, `make setup` builds it again (the stamp names the version).
+PICKED := $(shell bash scripts/pick-python.sh $(PYTHON) 2>&1)
+ifeq ($(.SHELLSTATUS),0)
+PY_VERSION := $(word 1,$(PICKED))
+PY := $(word 2,$(PICKED))
+PY_MINOR := $(basename $(PY_VERSION))
+endif
+STAMP := $(VENV)/.installed-$(PY_MINOR)
+# the hub default and the exact upstream warning filters, for every process of the venv
+PTH := tools/billing_mesh.pth
+
+.PHONY: run test test-unit lint fuzz openapi setup interpreter rabbitmq postgres wrk chromium shell services bench bench-stream bench-aio example clean
 
 run: setup rabbitmq
 	$(BIN)/python -m tools.run
@@ -33,14 +45,34 @@ fuzz: setup rabbitmq
 	  $(BIN)/nameko test -s tests/integration/test_fuzz.py; \
 	status=$$?; echo "fuzz seed: $$seed"; exit $$status
 
-setup: $(STAMP)
+setup: interpreter $(STAMP)
+	@purelib="$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
+	  || { echo "billing-mesh: $(BIN)/python does not run: make clean, then make setup" >&2; exit 1; }; \
+	if ! cmp -s $(PTH) "$$purelib/billing_mesh.pth"; then \
+	  cp $(PTH) "$$purelib/billing_mesh.pth"; \
+	  echo "billing-mesh: installed $(PTH) in $$purelib (EVENTLET_HUB=asyncio by default)"; \
+	fi
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "billing-mesh needs Python 3.11 (found %d.%d): set PYTHON=/path/to/python3.11" % sys.version_info[:2])'
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+# says which Python (or why none): first, before anything is installed
+interpreter:
+ifeq ($(PY),)
+	@echo '$(subst ','\'',$(PICKED))' >&2; exit 1
+else
+	@echo "billing-mesh: using Python $(PY_VERSION) ($(PY))"
+endif
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml | interpreter
+	@have="$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)"; \
+	if [ "$$have" != "$(PY_MINOR)" ] && [ -e $(VENV) ]; then \
+	  [ -f $(VENV)/pyvenv.cfg ] || { echo "billing-mesh: $(VENV) is not a virtualenv; move it away" >&2; exit 1; }; \
+	  echo "billing-mesh: $(VENV) has Python $${have:-that no longer runs}; building it again with $(PY_VERSION)"; \
+	  rm -rf $(VENV); \
+	fi
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
-	touch $(STAMP)
+	rm -f $(VENV)/.installed $(VENV)/.installed-*
+	touch $@
 
 rabbitmq:
 	bash scripts/ensure-rabbitmq.sh
@@ -74,6 +106,15 @@ services: setup
 bench: setup rabbitmq wrk
 	bash scripts/ensure-rabbitmq.sh --management
 	$(BIN)/python -m bench.mesh_bench
+
+# the asyncio client's example app (mesh.aio + aiohttp) against a running mesh (make run first)
+example: setup
+	$(BIN)/python -m examples.aio_app --port $${PORT:-8080} --config config.yaml
+
+# mesh.aio's calls/s next to nameko's ClusterRpcProxy, on a mesh of its own
+bench-aio: setup rabbitmq
+	bash scripts/ensure-rabbitmq.sh --management
+	$(BIN)/python -m bench.aio_client_bench
 
 # the Kafka half's figures only: aggregator vs a plain consumer, bill -> analytics latency
 bench-stream: setup

@@ -16,6 +16,7 @@ from decimal import Decimal
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+from kafka.serializer import DefaultSerializer, JsonSerializer
 
 from common.config import ROOT
 from contracts.topics import (ALL_TOPICS, BILLS_TOPIC, CUSTOMER_STATS_TOPIC,
@@ -83,7 +84,7 @@ class Latest:
         self.values = {}
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20,
-            key_deserializer=bytes.decode, value_deserializer=json.loads)
+            key_deserializer=DefaultSerializer(), value_deserializer=JsonSerializer())
         partition = TopicPartition(topic, 0)
         self.consumer.assign([partition])
         self.consumer.seek_to_beginning(partition)
