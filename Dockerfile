@@ -27,6 +27,7 @@ COPY contracts/ ./contracts/
 COPY common/ ./common/
 COPY mesh/ ./mesh/
 COPY services/ ./services/
+COPY migrations/ ./migrations/
 COPY streams/ ./streams/
 COPY tools/ ./tools/
 RUN pip install --no-cache-dir --no-deps -e .

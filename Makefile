@@ -19,7 +19,7 @@ STAMP := $(VENV)/.installed-$(PY_MINOR)
 # the hub default and the exact upstream warning filters, for every process of the venv
 PTH := tools/billing_mesh.pth
 
-.PHONY: run test test-unit lint fuzz openapi setup interpreter rabbitmq postgres wrk chromium shell services bench bench-stream bench-aio example clean
+.PHONY: run test test-unit lint fuzz openapi setup interpreter rabbitmq postgres wrk chromium shell services bench bench-stream bench-aio example db db-upgrade clean
 
 run: setup rabbitmq
 	$(BIN)/python -m tools.run
@@ -106,6 +106,14 @@ services: setup
 bench: setup rabbitmq wrk
 	bash scripts/ensure-rabbitmq.sh --management
 	$(BIN)/python -m bench.mesh_bench
+
+# each service database's revision, its history's head and state (config.yaml's DB_URIS)
+db: setup
+	$(BIN)/python -m tools.db status
+
+# upgrade the three databases to head in place, as a service's start does
+db-upgrade: setup
+	$(BIN)/python -m tools.db upgrade
 
 # the asyncio client's example app (mesh.aio + aiohttp) against a running mesh (make run first)
 example: setup

@@ -5,25 +5,48 @@ write again:
 
 * SQLite in WAL mode with a busy timeout (several instances share one file);
   PostgreSQL through psycopg2 made cooperative with ``psycogreen``;
-* tables created and seed data written on the first start of an empty
-  database, under a database lock, so two instances starting together seed once;
+* the schema upgraded in place on every start, and seed data written on the
+  first start of an empty database, under a database lock, so two instances
+  starting together migrate and seed once;
 * no commit after the caller's RPC deadline (see ``mesh.proxy``): a request
   answered 503 never takes effect later.
 
-Schema: tables come from the service's ``DeclarativeBase`` (``create_all`` on
-first start). There has been no schema change yet; the first one brings Alembic.
+Schema: every change ships as an Alembic revision in ``migrations/<service>/``
+(found from the service's declarative base: ``services.billing_models`` ->
+``migrations/billing/``). On start, in one transaction holding the lock
+(``bootstrap``):
+
+* an empty database is upgraded to head, then seeded;
+* a database made before migrations existed (tables, no ``alembic_version``)
+  is stamped with the baseline revision (0001, exactly those tables), then
+  upgraded to head;
+* any other is upgraded to head (nothing to do when it is there).
+
+One line says what happened: ``billing database: upgraded 0001 -> 0002``.
+``python -m tools.db status|upgrade|revision`` uses the same functions. Bases
+with no migration history (test services) still get ``create_all``.
 """
+import contextlib
 import logging
 import os
+import re
 import sqlite3
 import time
 from functools import partial
 
+# alembic logs each of its plugins at INFO when first imported: no news to a start
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+from alembic import command, context
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from eventlet.semaphore import Semaphore
 from nameko_sqlalchemy.database import Database, DatabaseWrapper
 from nameko_sqlalchemy.database import Session as NamekoSession
-from sqlalchemy import create_engine, event, inspect
+from sqlalchemy import MetaData, TypeDecorator, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from common.config import ROOT
 from contracts.errors import DeadlineExceeded
@@ -32,6 +55,15 @@ from contracts.headers import DEADLINE_KEY
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_S = 10
+MIGRATIONS_DIR = os.path.join(ROOT, "migrations")
+VERSION_TABLE = "alembic_version"
+# the key the code before migrations locked too: an old and a new instance
+# starting together still take turns (advisory locks are per database)
+POSTGRES_LOCK = "SELECT pg_advisory_xact_lock(hashtext('billing-mesh:bootstrap'))"
+MODELS_MODULE = re.compile(r"services\.(\w+)_models")
+# alembic's ``context`` and ``op`` are process-wide proxies: one migration at a
+# time in a process (a test runs every service in one; PostgreSQL's I/O yields)
+_one_migration = Semaphore(1)
 
 
 class MeshSession(NamekoSession):
@@ -54,11 +86,8 @@ def make_engine(uri):
     url = make_url(uri)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
-            path = url.database
-            if not os.path.isabs(path):
-                path = os.path.join(ROOT, path)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            url = url.set(database=path)
+            url = url.set(database=sqlite_path(url))
+            os.makedirs(os.path.dirname(url.database), exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -70,6 +99,12 @@ def make_engine(uri):
         url = url.set(drivername="postgresql+psycopg2")
         return create_engine(url, pool_pre_ping=True)
     return create_engine(url)
+
+
+def sqlite_path(url):
+    """The absolute path of a SQLite file URL (relative ones from the root)."""
+    path = make_url(url).database
+    return path if os.path.isabs(path) else os.path.join(ROOT, path)
 
 
 def _sqlite_pragmas(dbapi_connection, _record):
@@ -93,33 +128,253 @@ def _sqlite_pragmas(dbapi_connection, _record):
     cursor.close()
 
 
-def bootstrap(engine, metadata, seed=None):
-    """Create the tables, and seed them, if this database has none yet.
+# --- where a database's migrations are ----------------------------------------
 
-    Runs in one transaction holding a database-wide lock, so concurrent first
-    starts (two instances of a service) create and seed exactly once.
-    ``seed(session)`` adds rows; it is called only when the tables were absent.
+def migrations_of(base_or_metadata):
+    """The migration history of a service's tables, from its declarative base
+    (or the base's ``MetaData``): ``BillingBase``, defined in
+    ``services/billing_models.py``, -> ``"billing"``, ``migrations/billing/``.
+    None for a base outside ``services/`` (a test's own tables)."""
+    base = base_or_metadata
+    if isinstance(base, MetaData):
+        base = next((cls for cls in _declarative_bases() if cls.metadata is base), None)
+    match = base is not None and MODELS_MODULE.fullmatch(base.__module__)
+    if not match:
+        return None
+    name = match.group(1)
+    if not os.path.isfile(os.path.join(MIGRATIONS_DIR, name, "env.py")):
+        raise RuntimeError("{}.{} has no migration history: migrations/{}/env.py is "
+                           "missing (is migrations/ deployed?)".format(
+                               base.__module__, base.__qualname__, name))
+    return name
+
+
+def _declarative_bases():
+    """Every ``DeclarativeBase`` subclass that holds its own ``MetaData``."""
+    pending = list(DeclarativeBase.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if "metadata" in vars(cls):
+            yield cls
+
+
+def alembic_config(history, connection=None):
+    """Alembic's configuration of ``history`` (a name under ``migrations/``, or
+    a script directory's path: tests' own copies), in code: the database
+    is the service's (``DB_URIS``), and the connection Alembic runs on is the
+    one holding the lock, so there is no alembic.ini (nor a second place for
+    the URL that a bare ``alembic upgrade`` would use without the lock)."""
+    config = Config()
+    config.set_main_option("script_location", os.path.join(MIGRATIONS_DIR, history))
+    config.set_main_option("file_template", "%%(rev)s_%%(slug)s")
+    config.attributes["connection"] = connection
+    return config
+
+
+def script_directory(history):
+    return ScriptDirectory.from_config(alembic_config(history))
+
+
+def head_of(script, name):
+    """The one head revision of a history. Revisions form one line, numbered
+    in order: two heads (two branches that each added one) are refused."""
+    heads = script.get_heads()
+    if len(heads) != 1:
+        raise RuntimeError("migrations/{}/ has {} heads ({}): revisions form one line; "
+                           "renumber the later one and make it revise the other "
+                           "(its down_revision)".format(
+                               name, len(heads), ", ".join(sorted(heads)) or "none"))
+    return heads[0]
+
+
+def run_migrations(target_metadata):
+    """The body of every ``migrations/<service>/env.py``: run Alembic on the
+    connection ``bootstrap`` (or ``tools.db``) handed it, inside its locked
+    transaction. ``target_metadata``: the service's models, for autogenerate."""
+    connection = context.config.attributes.get("connection")
+    if connection is None or context.is_offline_mode():
+        raise RuntimeError("the migrations run through mesh.db, which holds the database "
+                           "lock: start the service, or `python -m tools.db upgrade`")
+    context.configure(
+        connection=connection, target_metadata=target_metadata,
+        # SQLite alters a table by copying it (batch mode); batch operations run
+        # as plain ALTERs on PostgreSQL, so one script serves both
+        render_as_batch=True,
+        render_item=_render_item,
+        process_revision_directives=context.config.attributes.get("process_revision_directives"))
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _render_item(kind, obj, _autogen_context):
+    """Autogenerate writes a ``TypeDecorator`` column (``MoneyType``) as its
+    storage type (``sa.BigInteger()``): revisions import no project code, so a
+    later change of the code never changes history."""
+    if kind == "type" and isinstance(obj, TypeDecorator):
+        return "sa.{!r}".format(obj.impl_instance)
+    return False
+
+
+# --- what a start does ----------------------------------------------------------
+
+def database_state(connection, history):
+    """``(state, current revision, head revision)`` of the database behind
+    ``connection`` for the history ``history``. state: ``"empty"`` (no table),
+    ``"premigration"`` (tables, no ``alembic_version``: made before
+    migrations), ``"at head"`` or ``"behind"``. A revision the history does
+    not know (a newer release migrated it, or another service's database)
+    raises."""
+    name = os.path.basename(history)
+    script = script_directory(history)
+    head = head_of(script, name)
+    tables = set(inspect(connection).get_table_names())
+    versioned = VERSION_TABLE in tables
+    tables.discard(VERSION_TABLE)
+    current = (MigrationContext.configure(connection).get_current_revision()
+               if versioned else None)
+    if current is None:
+        if not tables:
+            return "empty", None, head
+        if not versioned:
+            return "premigration", None, head
+        raise RuntimeError("{} database: tables {} but no revision in {}".format(
+            name, ", ".join(sorted(tables)), VERSION_TABLE))
+    if current not in {rev.revision for rev in script.walk_revisions()}:
+        raise RuntimeError(
+            "{} database is at revision {!r}, which migrations/{}/ does not have: a newer "
+            "release migrated it, or it is another service's database".format(
+                name, current, name))
+    return ("at head" if current == head else "behind"), current, head
+
+
+def bootstrap(engine, metadata, seed=None, migrations=None, create=True):
+    """Bring the database up to date on start: see the module docstring; return
+    the line it logged (``"billing database: upgraded 0001 -> 0002"``).
+
+    Runs in one transaction holding a database-wide lock (SQLite's write lock,
+    PostgreSQL's advisory lock), so concurrent starts (two instances of a
+    service) migrate and seed exactly once; a failure rolls all of it back.
+    ``seed(session)`` adds rows; it is called only on an empty database.
+    ``migrations``: the history, a name under ``migrations/`` or a path
+    (default: found from ``metadata``'s base, ``migrations_of``); a base with
+    none gets ``create_all`` as before migrations. ``create=False`` leaves an
+    empty database alone (``tools.db upgrade``: its service seeds it).
     """
-    with engine.begin() as connection:
-        if engine.dialect.name == "sqlite":
-            # take the write lock now, not at the first write
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+    name = migrations or migrations_of(metadata)
+    with _one_migration, _quiet_alembic(), _locked(engine) as connection:
+        if name is None:
+            done = _create_all(connection, metadata, seed)
+        else:
+            done = _migrate(connection, name, seed, create)
+    if done:
+        log.info(done)
+    return done
+
+
+@contextlib.contextmanager
+def _locked(engine):
+    """A connection in one transaction that holds the bootstrap lock, committed
+    when the block succeeds."""
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        if sqlite:
+            # A batch migration copies a table others reference, which SQLite
+            # asks to do with foreign keys off (settable outside a transaction
+            # only); they are checked before the commit instead.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, now
         elif engine.dialect.name == "postgresql":
-            connection.exec_driver_sql(
-                "SELECT pg_advisory_xact_lock(hashtext('billing-mesh:bootstrap'))")
-        existing = set(inspect(connection).get_table_names())
-        missing = [t for t in metadata.sorted_tables if t.name not in existing]
-        if not missing:
-            return False
-        metadata.create_all(connection)
-        fresh = len(missing) == len(metadata.sorted_tables)
-        if fresh and seed is not None:
-            session = Session(bind=connection)
-            seed(session)
-            session.flush()
-        log.info("created tables %s%s", ", ".join(t.name for t in missing),
-                 " and seed data" if fresh and seed else "")
-        return True
+            connection.exec_driver_sql(POSTGRES_LOCK)
+        try:
+            yield connection
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError("rows left without their foreign key's row: {}".format(
+                        broken[:10]))
+            connection.commit()
+        finally:
+            if connection.in_transaction():
+                connection.rollback()
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
+
+
+def _migrate(connection, history, seed, create):
+    state, current, head = database_state(connection, history)
+    config = alembic_config(history, connection)
+    name = os.path.basename(history)
+    if state == "at head":
+        return "{} database: at head {}".format(name, head)
+    if state == "empty":
+        if not create:
+            return "{} database: empty, left for its service's first start".format(name)
+        command.upgrade(config, "head")
+        _seed(connection, seed)
+        return "{} database: empty, created at head {}{}".format(
+            name, head, " and seeded" if seed else "")
+    done = ""
+    if state == "premigration":
+        current = _stamp_baseline(connection, config, name)
+        done = "made before migrations, stamped {}".format(current)
+        if current == head:
+            return "{} database: {} (at head)".format(name, done)
+        done += ", "
+    command.upgrade(config, "head")
+    return "{} database: {}upgraded {} -> {}".format(name, done, current, head)
+
+
+def _stamp_baseline(connection, config, name):
+    """Record that a database made before migrations holds the baseline's
+    tables (revision 0001 creates exactly what ``create_all`` made then)."""
+    script = ScriptDirectory.from_config(config)
+    baseline = script.get_revision(script.get_base())
+    tables = set(inspect(connection).get_table_names())
+    missing = sorted(set(baseline.module.TABLES) - tables)
+    if missing:
+        raise RuntimeError(
+            "{} database has tables {} but not {}, and no {}: not a database its "
+            "service made; refusing to stamp it {}".format(
+                name, ", ".join(sorted(tables)), ", ".join(missing), VERSION_TABLE,
+                baseline.revision))
+    command.stamp(config, baseline.revision)
+    return baseline.revision
+
+
+@contextlib.contextmanager
+def _quiet_alembic():
+    """Alembic's INFO lines (its dialect, each revision run) say what
+    bootstrap's one line says."""
+    logger = logging.getLogger("alembic")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _create_all(connection, metadata, seed):
+    """Tables with no migration history (a test's): created when missing."""
+    existing = set(inspect(connection).get_table_names())
+    missing = [t for t in metadata.sorted_tables if t.name not in existing]
+    if not missing:
+        return None
+    metadata.create_all(connection)
+    fresh = len(missing) == len(metadata.sorted_tables)
+    if fresh:
+        _seed(connection, seed)
+    return "created tables {}{}".format(", ".join(t.name for t in missing),
+                                        " and seed data" if fresh and seed else "")
+
+
+def _seed(connection, seed):
+    if seed is not None:
+        session = Session(bind=connection)
+        seed(session)
+        session.flush()
 
 
 def database_wrapper(session_factory, deadline=None):
@@ -138,11 +393,15 @@ class MeshDatabase(Database):
 
         class CustomersService:
             db = MeshDatabase(CustomersBase, seed=seed_customers)
+
+    Its migrations are found from the base (``migrations/customers/``);
+    ``migrations="name"`` names another history.
     """
 
-    def __init__(self, declarative_base, seed=None):
+    def __init__(self, declarative_base, seed=None, migrations=None):
         super().__init__(declarative_base)
         self.seed = seed
+        self.migrations = migrations
 
     def setup(self):
         service_name = self.container.service_name
@@ -150,7 +409,8 @@ class MeshDatabase(Database):
         uri = self.container.config["DB_URIS"][key]
         self.engine = make_engine(uri)
         self.Session = session_factory(self.engine)
-        bootstrap(self.engine, self.declarative_base.metadata, self.seed)
+        bootstrap(self.engine, self.declarative_base.metadata, self.seed,
+                  migrations=self.migrations or migrations_of(self.declarative_base))
 
     def get_dependency(self, worker_ctx):
         db = database_wrapper(self.Session, worker_ctx.data.get(DEADLINE_KEY))
