@@ -1,18 +1,31 @@
 """``make bench``: what the mesh's hops cost, against the physical limit.
 
-    .venv/bin/python -m bench.mesh_bench            # what `make bench` runs
-    .venv/bin/python -m bench.mesh_bench --smoke    # seconds, no targets (make test)
+    .venv/bin/python -m bench.mesh_bench              # what `make bench` runs
+    .venv/bin/python -m bench.mesh_bench --smoke      # seconds, no targets (make test)
+    .venv/bin/python -m bench.mesh_bench --hub epolls # the whole mesh on another hub
 
 Starts the mesh as ``make run`` does (in a vhost, port and folder of its own,
 ``bench.harness``), measures, stops it, prints a table and writes
-``bench/results.json``: ``{"metric": {"value", "unit", "baseline", "ratio",
-"target", "pass"}}``. HTTP load comes from wrk at 64 connections. Every figure
-with a limit is a ratio to a baseline measured in the same run:
+``bench/results.json``: ``{"run": {"hub", "python", ...}, "metrics": {"metric":
+{"value", "unit", "baseline", "against", "ratio", "target", "pass"}}}``. HTTP
+load comes from wrk at 64 connections.
 
-1. ``GET /customers/1`` through the gateway (read cache on) against the no-hop
-   limit (``bench/nohop.py``: one eventlet WSGI process reading the same row
-   from the same SQLite file); and with a second gateway whose cache is off,
-   so the RPC path's own cost stays visible.
+The hub: ``--hub`` (or ``BENCH_HUB``) ``asyncio`` (the default, the mesh's) or
+``epolls`` (eventlet's own default, on which the mesh's ``async def`` routes
+cannot run: the run stops saying so). Every process started here gets ``EVENTLET_HUB`` for
+it, the benchmark's own RPC client runs on it too, and the hub every instance
+reports (``GET /services``, and ``/hub`` of the no-hop servers) is checked,
+then printed with the Python they run.
+
+Every figure with a limit is a ratio to a baseline measured in the same run, on
+the same hub (``against`` names it), so figures are compared within one run:
+
+1. ``GET /customers/1`` through the gateway (read cache on: answered from
+   memory) against the memory no-hop limit (``bench/nohop.py --memory``: one
+   eventlet WSGI process answering a fixed body, the gateway's own answer, from
+   memory); and with a second gateway whose cache is off, so the RPC path's own
+   cost stays visible, against the SQLite no-hop limit (``bench/nohop.py``: the
+   same row read from the same SQLite file on every request).
 2. ``GET /bills/{id}/full`` (three items) against the single read, cached and not.
 3. ``POST /bills`` for 30 s: bills/s, p99, errors (socket errors and timeouts
    count); then the bills stored and the stock taken are checked against the
@@ -24,6 +37,7 @@ with a limit is a ratio to a baseline measured in the same run:
 """
 import argparse
 import collections
+import importlib.metadata
 import json
 import os
 import shutil
@@ -36,8 +50,10 @@ import requests
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from bench.harness import (
-    ROOT, BenchMesh, free_port, peak_rss_mb, percentile, start_tansu, stop, wrk,
+    HUBS, ROOT, BenchMesh, add_hub_argument, free_port, peak_rss_mb, percentile,
+    python_version, start_tansu, stop, use_hub_here, wrk,
 )
+from mesh.hub import HUB_VARIABLE, hub_name
 from bench.stream_bench import aggregator_throughput, bill_latency
 from tools.net import wait_until_ok
 
@@ -46,45 +62,64 @@ BILLS_LUA = os.path.join(ROOT, "bench", "wrk", "bills.lua")
 CONNECTIONS = 64
 RSS_LIMIT_MB = 150
 
-FULL = dict(seconds=10, warmup=2, bill_seconds=30, rpc_seconds=5, stream_rate=100,
+# timeout: wrk's per request (a slower answer counts as an error). Smoke mode only
+# checks that every path answers, on a machine perhaps busy with other work: seconds
+# enough for answers that take one or two under 64 connections, and a timeout only a
+# route that hangs reaches.
+FULL = dict(seconds=10, warmup=2, timeout=2, bill_seconds=30, rpc_seconds=5, stream_rate=100,
             stream_seconds=20, events=50000)  # 50k: the issue's measured basis
-SMOKE = dict(seconds=1, warmup=1, bill_seconds=2, rpc_seconds=1, stream_rate=20,
+SMOKE = dict(seconds=3, warmup=1, timeout=10, bill_seconds=2, rpc_seconds=1, stream_rate=20,
              stream_seconds=2, events=500)
 
 
+# the two no-hop limits (bench/nohop.py), and what the table calls each baseline
+MEMORY_LIMIT = "nohop_memory_read_rps"
+SQLITE_LIMIT = "nohop_sqlite_read_rps"
+BASELINES = {
+    MEMORY_LIMIT: "memory no-hop",
+    SQLITE_LIMIT: "SQLite no-hop",
+    "mesh_read_rps": "cached read",
+    "mesh_read_uncached_rps": "uncached read",
+    "stream_plain_consumer_events_per_s": "plain consumer",
+}
+
+
 class Results:
-    """The figures, in the shape of ``bench/results.json``."""
+    """The figures, in the shape of ``bench/results.json``'s ``metrics``."""
 
     def __init__(self, judge):
         self.judge = judge  # False in smoke mode: figures only, no verdicts
         self.metrics = collections.OrderedDict()
         self.problems = []  # wrong answers (not slow ones): the run fails
 
-    def add(self, name, value, unit, baseline=None, target=None, passed=None):
+    def add(self, name, value, unit, against=None, target=None, passed=None):
+        """``against``: the name of the metric (added before) this one is a
+        ratio to."""
+        baseline = self.metrics[against]["value"] if against else None
         ratio = value / baseline if baseline else None
         self.metrics[name] = {
             "value": round(value, 3), "unit": unit,
-            "baseline": round(baseline, 3) if baseline is not None else None,
+            "baseline": baseline, "against": against,
             "ratio": round(ratio, 3) if ratio is not None else None,
             "target": target if self.judge else None,
             "pass": (bool(passed(value, ratio)) if passed else None) if self.judge else None,
         }
 
     def table(self):
-        lines = ["{:<32} {:>12} {:<10} {:>8}  {:<26} {}".format(
-            "metric", "value", "unit", "ratio", "target", "")]
+        lines = ["{:<36} {:>12} {:<9} {:>27}  {:<32} {}".format(
+            "metric", "value", "unit", "ratio (to what, this run)", "target", "")]
         for name, m in self.metrics.items():
             verdict = {True: "PASS", False: "FAIL", None: ""}[m["pass"]]
-            lines.append("{:<32} {:>12,.1f} {:<10} {:>8}  {:<26} {}".format(
-                name, m["value"], m["unit"],
-                "{:.3f}x".format(m["ratio"]) if m["ratio"] is not None else "",
-                m["target"] or "", verdict))
+            ratio = "" if m["ratio"] is None else "{:.3f}x {}".format(
+                m["ratio"], BASELINES.get(m["against"], m["against"]))
+            lines.append("{:<36} {:>12,.1f} {:<9} {:>27}  {:<32} {}".format(
+                name, m["value"], m["unit"], ratio, m["target"] or "", verdict))
         return "\n".join(lines)
 
 
-def read_load(url, seconds, warmup, threads):
-    wrk(url, warmup, CONNECTIONS, threads)
-    return wrk(url, seconds, CONNECTIONS, threads)
+def read_load(url, plan, threads):
+    wrk(url, plan["warmup"], CONNECTIONS, threads, timeout=plan["timeout"])
+    return wrk(url, plan["seconds"], CONNECTIONS, threads, timeout=plan["timeout"])
 
 
 def require_no_errors(name, figures):
@@ -161,16 +196,50 @@ def settled_counts(mesh, product, bills_before, stock_before, seconds=10):
         time.sleep(0.5)
 
 
-def measure(plan, threads, folder, results):
+def answer_of(url):
+    """The body of ``GET url`` (200 expected)."""
+    answer = requests.get(url, timeout=10)
+    answer.raise_for_status()
+    return answer.content
+
+
+def nohop_hub(port):
+    """``{"hub", "python"}`` a no-hop server reports."""
+    return requests.get("http://127.0.0.1:{}/hub".format(port), timeout=10).json()
+
+
+def check_nohop(name, port, mesh, body, results):
+    """A no-hop server runs on the mesh's hub and answers ``/customers/1``
+    with a body as long as the gateway's (else the comparison is unfair)."""
+    ran = nohop_hub(port)["hub"]
+    if ran != HUBS[mesh.hub].reported:
+        results.problems.append("{} runs on the {} hub, not {}".format(name, ran, mesh.hub))
+    answered = answer_of("http://127.0.0.1:{}/customers/1".format(port))
+    if len(answered) != len(body):
+        results.problems.append("{} answers {} bytes for /customers/1, the gateway {}".format(
+            name, len(answered), len(body)))
+    return ran
+
+
+def measure(plan, threads, folder, results, hub, run):
     bootstrap, tansu = start_tansu(folder)
     try:
-        with BenchMesh(folder, bootstrap) as mesh:
+        with BenchMesh(folder, bootstrap, hub=hub) as mesh:
             product, customers, bill = make_bench_data(mesh.url)
-            nohop_port, uncached_port = free_port(), free_port()
-            nohop = start_process(
+            # the memory limit answers exactly what the cached read answers
+            body = answer_of(mesh.url + "/customers/1")
+            body_path = os.path.join(folder, "customer-1.json")
+            with open(body_path, "wb") as handle:
+                handle.write(body)
+            sqlite_port, memory_port, uncached_port = free_port(), free_port(), free_port()
+            sqlite_nohop = start_process(
                 [sys.executable, "-m", "bench.nohop", mesh.db_path("customers"),
-                 "127.0.0.1:{}".format(nohop_port)], mesh.env, folder, "nohop",
-                "http://127.0.0.1:{}/customers/1".format(nohop_port))
+                 "127.0.0.1:{}".format(sqlite_port)], mesh.env, folder, "nohop-sqlite",
+                "http://127.0.0.1:{}/customers/1".format(sqlite_port))
+            memory_nohop = start_process(
+                [sys.executable, "-m", "bench.nohop", "--memory", body_path,
+                 "127.0.0.1:{}".format(memory_port)], mesh.env, folder, "nohop-memory",
+                "http://127.0.0.1:{}/customers/1".format(memory_port))
             uncached_env = dict(mesh.env, GATEWAY_CACHE="false", MAX_WORKERS="100",
                                 WEB_SERVER_ADDRESS="127.0.0.1:{}".format(uncached_port))
             uncached = start_process(
@@ -179,36 +248,50 @@ def measure(plan, threads, folder, results):
                 "http://127.0.0.1:{}/health/live".format(uncached_port))
             uncached_url = "http://127.0.0.1:{}".format(uncached_port)
             try:
-                s, w = plan["seconds"], plan["warmup"]
-                limit = read_load("http://127.0.0.1:{}/customers/1".format(nohop_port), s, w, threads)
-                read = read_load(mesh.url + "/customers/1", s, w, threads)
-                read_uncached = read_load(uncached_url + "/customers/1", s, w, threads)
-                full = read_load(mesh.url + "/bills/{}/full".format(bill), s, w, threads)
-                full_uncached = read_load(uncached_url + "/bills/{}/full".format(bill), s, w, threads)
-                for name, figures in [("no-hop", limit), ("read", read),
+                run["instances"] = mesh.check_hubs(uncached_url)
+                run["instances"]["nohop-sqlite"] = check_nohop(
+                    "the SQLite no-hop server", sqlite_port, mesh, body, results)
+                run["instances"]["nohop-memory"] = check_nohop(
+                    "the memory no-hop server", memory_port, mesh, body, results)
+                run["read_body_bytes"] = len(body)
+                memory_limit = read_load(
+                    "http://127.0.0.1:{}/customers/1".format(memory_port), plan, threads)
+                read = read_load(mesh.url + "/customers/1", plan, threads)
+                sqlite_limit = read_load(
+                    "http://127.0.0.1:{}/customers/1".format(sqlite_port), plan, threads)
+                read_uncached = read_load(uncached_url + "/customers/1", plan, threads)
+                full = read_load(mesh.url + "/bills/{}/full".format(bill), plan, threads)
+                full_uncached = read_load(uncached_url + "/bills/{}/full".format(bill), plan, threads)
+                for name, figures in [("memory no-hop", memory_limit), ("read", read),
+                                      ("SQLite no-hop", sqlite_limit),
                                       ("uncached read", read_uncached), ("full bill", full),
                                       ("uncached full bill", full_uncached)]:
                     require_no_errors(name, figures)
                 rss_extra = {"gateway-uncached": peak_rss_mb(uncached.pid)}
             finally:
-                stop(nohop)
+                stop(sqlite_nohop)
+                stop(memory_nohop)
                 stop(uncached)
 
-            results.add("nohop_read_rps", limit["rps"], "req/s")
-            results.add("nohop_read_p99_ms", limit["p99_ms"], "ms")
-            results.add("mesh_read_rps", read["rps"], "req/s", limit["rps"], ">= 0.35x no-hop",
-                        lambda v, r: r >= 0.35)
+            # the cached read answers from memory: its limit does too
+            results.add(MEMORY_LIMIT, memory_limit["rps"], "req/s")
+            results.add("nohop_memory_read_p99_ms", memory_limit["p99_ms"], "ms")
+            results.add("mesh_read_rps", read["rps"], "req/s", MEMORY_LIMIT,
+                        ">= 0.35x memory no-hop", lambda v, r: r >= 0.35)
             results.add("mesh_read_p50_ms", read["p50_ms"], "ms")
             results.add("mesh_read_p99_ms", read["p99_ms"], "ms", None, "<= 60 ms",
                         lambda v, r: v <= 60)
-            results.add("mesh_read_uncached_rps", read_uncached["rps"], "req/s", limit["rps"],
-                        ">= 0.2x no-hop", lambda v, r: r >= 0.2)
+            # the uncached read reads the row from SQLite: so does its limit
+            results.add(SQLITE_LIMIT, sqlite_limit["rps"], "req/s")
+            results.add("nohop_sqlite_read_p99_ms", sqlite_limit["p99_ms"], "ms")
+            results.add("mesh_read_uncached_rps", read_uncached["rps"], "req/s", SQLITE_LIMIT,
+                        ">= 0.2x SQLite no-hop", lambda v, r: r >= 0.2)
             results.add("mesh_read_uncached_p99_ms", read_uncached["p99_ms"], "ms")
-            results.add("full_bill_rps", full["rps"], "req/s", read["rps"],
-                        ">= 0.5x read", lambda v, r: r >= 0.5)
+            results.add("full_bill_rps", full["rps"], "req/s", "mesh_read_rps",
+                        ">= 0.5x cached read", lambda v, r: r >= 0.5)
             results.add("full_bill_p99_ms", full["p99_ms"], "ms")
             results.add("full_bill_uncached_rps", full_uncached["rps"], "req/s",
-                        read_uncached["rps"], ">= 0.5x uncached read", lambda v, r: r >= 0.5)
+                        "mesh_read_uncached_rps", ">= 0.5x uncached read", lambda v, r: r >= 0.5)
 
             results.add("rpc_sequential_calls_per_s", rpc_calls(mesh.vhost.amqp_uri, plan["rpc_seconds"], 1), "calls/s")
             results.add("rpc_100_in_flight_calls_per_s", rpc_calls(mesh.vhost.amqp_uri, plan["rpc_seconds"], 100), "calls/s")
@@ -230,7 +313,7 @@ def measure(plan, threads, folder, results):
             bills_before = bill_count(mesh.vhost.amqp_uri, product)
             stock_before = stock_of(mesh.url, product)
             posts = wrk(mesh.url + "/bills", plan["bill_seconds"], CONNECTIONS, threads,
-                        script=BILLS_LUA, timeout=2,
+                        script=BILLS_LUA, timeout=plan["timeout"],
                         env={"BENCH_PRODUCT": str(product),
                              "BENCH_CUSTOMERS": ",".join(map(str, customers))})
             made, taken = settled_counts(mesh, product, bills_before, stock_before)
@@ -257,10 +340,11 @@ def measure(plan, threads, folder, results):
             results.add("peak_rss_{}_mb".format(name), mb, "MB", None,
                         "< {} MB".format(RSS_LIMIT_MB), lambda v, r: v < RSS_LIMIT_MB)
 
-    plain, aggregated = aggregator_throughput(plan["events"], folder)
+    plain, aggregated = aggregator_throughput(plan["events"], folder, hub)
     results.add("stream_plain_consumer_events_per_s", plain, "events/s")
-    results.add("stream_aggregator_events_per_s", aggregated, "events/s", plain,
-                ">= 0.4x plain consumer", lambda v, r: r >= 0.4)
+    results.add("stream_aggregator_events_per_s", aggregated, "events/s",
+                "stream_plain_consumer_events_per_s", ">= 0.4x plain consumer",
+                lambda v, r: r >= 0.4)
     return answered, made, taken
 
 
@@ -272,22 +356,39 @@ def main():
     parser.add_argument("--out", default=None,
                         help="where to write the results (default bench/results.json; "
                              "smoke runs write nowhere unless given)")
+    add_hub_argument(parser)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("the benchmark needs wrk: apt-get install -y wrk (make bench installs it)")
+    use_hub_here(args.hub)  # the RPC client of the RPC figures: the same hub as the mesh
     plan = SMOKE if args.smoke else FULL
     results = Results(judge=not args.smoke)
     folder = tempfile.mkdtemp(prefix="mesh-bench-")
-    answered, made, taken = measure(plan, args.threads, folder, results)
-    print("\nbilling-mesh benchmark ({}; wrk {} connections, {} threads; {} cores)".format(
-        "smoke" if args.smoke else "full", CONNECTIONS, args.threads, os.cpu_count()))
+    run = {"mode": "smoke" if args.smoke else "full", "hub": args.hub,
+           HUB_VARIABLE: HUBS[args.hub].variable, "hub_reported": HUBS[args.hub].reported,
+           "python": python_version(), "python_executable": sys.executable,
+           "eventlet": importlib.metadata.version("eventlet"),
+           "wrk_connections": CONNECTIONS, "wrk_threads": args.threads, "cores": os.cpu_count()}
+    answered, made, taken = measure(plan, args.threads, folder, results, args.hub, run)
+    run["instances"]["benchmark (RPC client)"] = hub_name()
+    print("\nbilling-mesh benchmark ({}; hub {}, Python {}; wrk {} connections, {} threads; "
+          "{} cores)".format(run["mode"], run["hub_reported"], run["python"], CONNECTIONS,
+                             args.threads, os.cpu_count()))
+    print("hub {} ({}={}, eventlet {}) checked in {} processes: {}".format(
+        run["hub_reported"], HUB_VARIABLE, run[HUB_VARIABLE], run["eventlet"],
+        len(run["instances"]), ", ".join(sorted(run["instances"]))))
     print(results.table())
+    print("limits, measured in this run on the same hub (compare ratios within one run):\n"
+          "  {:<22} bench/nohop.py --memory: a fixed {}-byte body from memory, the cached "
+          "read's limit\n"
+          "  {:<22} bench/nohop.py: the row read from the same SQLite file, the uncached "
+          "read's limit".format(MEMORY_LIMIT, run["read_body_bytes"], SQLITE_LIMIT))
     print("POST /bills: {} answered 201, {} bills stored, {} units taken".format(
         answered, made, taken))
     out = args.out or (None if args.smoke else RESULTS)
     if out:
         with open(out, "w") as handle:
-            json.dump(results.metrics, handle, indent=2)
+            json.dump({"run": run, "metrics": results.metrics}, handle, indent=2)
             handle.write("\n")
         print("written to {}".format(os.path.relpath(out, ROOT)))
     if results.problems:

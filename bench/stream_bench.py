@@ -1,8 +1,11 @@
 """Stream benchmark: what the Kafka half of the mesh costs.
 
     .venv/bin/python -m bench.stream_bench [--events 50000] [--rate 100] [--seconds 20]
+                                           [--hub asyncio|epolls]
 
-(``make bench`` takes the same figures, beside the HTTP and RPC ones.)
+(``make bench`` takes the same figures, beside the HTTP and RPC ones.) Every
+process it starts gets ``EVENTLET_HUB`` for ``--hub`` (``BENCH_HUB``, default
+``asyncio``), as ``bench.mesh_bench`` does.
 
 1. Throughput: ``--events`` bill_created events are produced to billing.bills on a
    fresh local Tansu broker; a plain kafka-python consumer summing revenue per
@@ -33,7 +36,10 @@ from decimal import Decimal
 
 import requests
 
-from bench.harness import ROOT, BenchMesh, percentile, start_tansu
+from bench.harness import (
+    DEFAULT_HUB, HUBS, ROOT, BenchMesh, add_hub_argument, hub_environment, percentile,
+    python_version, start_tansu,
+)
 from contracts.events import bill_created_event
 from contracts.topics import BILLS_TOPIC, CUSTOMER_STATS_TOPIC, ensure_topics
 
@@ -81,11 +87,11 @@ def plain_consumer(bootstrap, count):
     return count / elapsed, totals
 
 
-def aggregator(bootstrap, count, folder):
+def aggregator(bootstrap, count, folder, hub=DEFAULT_HUB):
     """events/s of ``python -m streams``: first to last customer-stats output."""
     from kafka import KafkaConsumer
-    env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-               STREAMS_STATE_DIR=os.path.join(folder, "state"))
+    env = hub_environment(dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+                               STREAMS_STATE_DIR=os.path.join(folder, "state")), hub)
     process = subprocess.Popen([sys.executable, "-m", "streams"], cwd=ROOT, env=env,
                                stdout=open(os.path.join(folder, "streams.log"), "ab"),
                                stderr=subprocess.STDOUT)
@@ -247,15 +253,16 @@ async def _bill_latency(host, port, rate, total_bills, customers, product_id):
     return delays, len(posted) - len(delays), errors, achieved
 
 
-def aggregator_throughput(events, folder):
+def aggregator_throughput(events, folder, hub=DEFAULT_HUB):
     """``(plain consumer events/s, aggregator events/s)`` over ``events`` events
-    on a broker of their own; both sums checked against what was produced."""
+    on a broker of their own; both sums checked against what was produced
+    (the aggregator's process on ``hub``)."""
     bootstrap, tansu = start_tansu(folder)
     try:
         ensure_topics(bootstrap, tansu=True)
         expected = produce(bootstrap, events)
         plain_rate, plain_totals = plain_consumer(bootstrap, events)
-        aggregator_rate, aggregator_totals = aggregator(bootstrap, events, folder)
+        aggregator_rate, aggregator_totals = aggregator(bootstrap, events, folder, hub)
     finally:
         tansu.kill()
     if plain_totals != expected:
@@ -270,12 +277,14 @@ def main():
     parser.add_argument("--events", type=int, default=50000)
     parser.add_argument("--rate", type=float, default=100)
     parser.add_argument("--seconds", type=float, default=20)
+    add_hub_argument(parser)
     args = parser.parse_args()
     folder = tempfile.mkdtemp(prefix="stream-bench-")
-    plain_rate, aggregator_rate = aggregator_throughput(args.events, folder)
+    plain_rate, aggregator_rate = aggregator_throughput(args.events, folder, args.hub)
     bootstrap, tansu = start_tansu(folder)  # the mesh gets a broker of its own
     try:
-        with BenchMesh(folder, bootstrap, LOG_LEVEL="WARNING") as mesh:
+        with BenchMesh(folder, bootstrap, hub=args.hub, LOG_LEVEL="WARNING") as mesh:
+            instances = mesh.check_hubs()
             delays, missing, errors, achieved = bill_latency(mesh.url, args.rate, args.seconds)
     finally:
         tansu.kill()
@@ -292,7 +301,9 @@ def main():
          "target < 1000 ms {}".format("PASS" if p99 < 1 else "FAIL")),
     ]
     width = max(len(row[0]) for row in rows)
-    print("\nstream benchmark ({} events; {} bills/s for {} s)".format(args.events, args.rate, args.seconds))
+    print("\nstream benchmark ({} events; {} bills/s for {} s; hub {} in {} instances, "
+          "Python {})".format(args.events, args.rate, args.seconds, HUBS[args.hub].reported,
+                              len(instances), python_version()))
     for name, value, note in rows:
         print("  {:<{}}  {:>16}  {}".format(name, width, value, note))
     shutil.rmtree(folder, ignore_errors=True)

@@ -60,7 +60,13 @@ def run_coroutine(coroutine, deadline=None, name="coroutine"):
     is killed) cancels the task too."""
     try:
         loop = asyncio.get_running_loop()
-    except RuntimeError:  # the main greenlet, outside the hub (a test calling a worker)
+    except RuntimeError:
+        if getattr(get_hub(), "loop", None) is None:
+            coroutine.close()
+            raise RuntimeError(
+                "{} is a coroutine: it needs eventlet's asyncio hub, and this process "
+                "runs on another (start it with EVENTLET_HUB=asyncio)".format(name))
+        # the main greenlet, outside the loop (a test calling a worker): a greenthread runs it
         return eventlet.spawn(run_coroutine, coroutine, deadline, name).wait()
     if deadline is not None:
         coroutine = _within(coroutine, float(deadline), name)
