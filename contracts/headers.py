@@ -1,5 +1,6 @@
 """Context data that travels with every RPC call and event, as nameko headers
 (``nameko.<key>``), so it flows on through every further hop."""
+import re
 
 # the caller's deadline (epoch seconds): the callee refuses work past it. Read it
 # with float(): nameko's proxies send a float, mesh.aio sends text (aio-pika would
@@ -7,6 +8,9 @@
 DEADLINE_KEY = "deadline"
 # the X-Request-ID of the HTTP request that caused the call
 REQUEST_ID_KEY = "request_id"
+# what a request id may be: one the services' log lines can carry and grep can find
+# (the gateway replaces any other with a new one; mesh.aio refuses it)
+VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def header_name(key):

@@ -43,7 +43,6 @@ not want; the few names of nameko's wire format are spelled out below.
 import asyncio
 import logging
 import os
-import re
 import socket
 import time
 import uuid
@@ -55,7 +54,7 @@ from kombu.utils.json import dumps, loads
 
 from common.config import CONFIG_PATH, load_config
 from contracts.errors import DeadlineExceeded, ServiceUnavailable, all_errors
-from contracts.headers import DEADLINE_KEY, REQUEST_ID_KEY, header_name
+from contracts.headers import DEADLINE_KEY, REQUEST_ID_KEY, VALID_REQUEST_ID, header_name
 
 __all__ = ["connect", "Mesh", "RemoteError", "EventStream", "error_from", "amqp_url"]
 
@@ -89,10 +88,6 @@ EVENTS_PREFETCH = 256
 BROKER_ERRORS = (AMQPError, ConnectionError, OSError)
 
 _MESH_ERRORS = {cls.__name__: cls for cls in all_errors()}
-# the rule of mesh.tracing.VALID_REQUEST_ID (not imported: it brings nameko):
-# an id the services' log lines can carry and grep can find
-VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-
 
 def _checked_request_id(request_id):
     if request_id is not None and not (isinstance(request_id, str)

@@ -15,16 +15,14 @@ prints ``-`` for lines logged before that.
 """
 import contextvars
 import logging
-import re
 import time
 import uuid
 
 from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc
 
-from contracts.headers import DEADLINE_KEY, REQUEST_ID_KEY
+from contracts.headers import DEADLINE_KEY, REQUEST_ID_KEY, VALID_REQUEST_ID
 
-VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 log = logging.getLogger("mesh.rpc.access")
 _request_id = contextvars.ContextVar("mesh_request_id", default=None)
