@@ -58,41 +58,43 @@ def hub_answer(start_response):
                   {"hub": hub_name(), "python": platform.python_version()})
 
 
+def customers_app(customer):
+    """A WSGI app answering ``/customers/{id}`` with ``customer(start_response,
+    id)``, and ``/hub``: the routing both limits share."""
+
+    def app(environ, start_response):
+        found = route(environ)
+        if found is None:
+            return not_found(start_response)
+        if found[0] == "hub":
+            return hub_answer(start_response)
+        return customer(start_response, found[1])
+
+    return app
+
+
 def make_app(db_path):
     """The SQLite limit: the row read on every request."""
     # one connection: every greenthread runs on the one OS thread, and a
     # primary-key read never yields, so they cannot interleave inside a query
     connection = sqlite3.connect(db_path, check_same_thread=False)
 
-    def app(environ, start_response):
-        found = route(environ)
-        if found is None:
-            return not_found(start_response)
-        if found[0] == "hub":
-            return hub_answer(start_response)
+    def customer(start_response, customer_id):
         row = connection.execute("SELECT id, name, email FROM customers WHERE id = ?",
-                                 (found[1],)).fetchone()
+                                 (customer_id,)).fetchone()
         if row is None:
             return answer(start_response, "404 Not Found",
                           {"error": "CUSTOMER_NOT_FOUND", "message": "no customer"})
         return answer(start_response, "200 OK",
                       {"id": row[0], "name": row[1], "email": row[2]})
 
-    return app
+    return customers_app(customer)
 
 
 def make_memory_app(body):
     """The memory limit: ``body`` (bytes) for every ``/customers/{id}``."""
-
-    def app(environ, start_response):
-        found = route(environ)
-        if found is None:
-            return not_found(start_response)
-        if found[0] == "hub":
-            return hub_answer(start_response)
-        return answer(start_response, "200 OK", body)
-
-    return app
+    return customers_app(lambda start_response, customer_id: answer(
+        start_response, "200 OK", body))
 
 
 def main(argv=None):
