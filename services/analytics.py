@@ -31,7 +31,8 @@ def with_money(value, *fields):
     return dict(value, **{field: money(Decimal(value[field])) for field in fields})
 
 
-# /health asks often (the launcher four times a second): Kafka is asked at most this often
+# /health asks often (the launcher four times a second): while all is up, Kafka is
+# asked at most this often
 READINESS_CACHE_S = 1.0
 READINESS_TIMEOUT_S = 0.5  # inside the gateway's HEALTH_TIMEOUT
 # The aggregator is "down" when bills wait for it and its lag has not shrunk for
@@ -132,6 +133,12 @@ class AnalyticsService(mesh.service.MeshService):
             answer[STREAMS] = "unknown"
         else:
             answer[STREAMS] = aggregator_state(bootstrap, lag, time.monotonic())
-        _readiness[bootstrap] = (time.monotonic(), answer)
+        # only an answer that all is up is kept: a part behind is asked again
+        # next time, so that an instance never answers "behind" from its cache
+        # after another one (or it, a moment ago) found all up
+        if all(state == "up" for state in answer.values()):
+            _readiness[bootstrap] = (time.monotonic(), answer)
+        else:
+            _readiness.pop(bootstrap, None)
         return answer
 

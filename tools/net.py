@@ -39,16 +39,19 @@ def http_status(url, timeout=3):
         return None, str(exc)
 
 
-def wait_until_ok(url, seconds, give_up=lambda: False, interval=0.2, ready=lambda body: True):
-    """Poll ``GET url`` until it answers 200 with a body ``ready(body)`` accepts,
-    ``seconds`` pass or ``give_up()`` is true: ``(True, body)``, or ``(False,
-    the last answer or error)``. The launcher and the benchmarks wait on
-    ``<gateway>/health`` with it."""
+def wait_until_ok(url, seconds, give_up=lambda: False, interval=0.2, ready=lambda body: True,
+                  times=1):
+    """Poll ``GET url`` until it answers 200 with a body ``ready(body)`` accepts
+    ``times`` polls in a row, ``seconds`` pass or ``give_up()`` is true: ``(True,
+    body)``, or ``(False, the last answer or error)``. The launcher and the
+    benchmarks wait on ``<gateway>/health`` with it."""
     deadline = time.time() + seconds
     last = "no answer yet"
+    in_a_row = 0
     while time.time() < deadline and not give_up():
         status, body = http_status(url)
-        if status == 200 and ready(body):
+        in_a_row = in_a_row + 1 if status == 200 and ready(body) else 0
+        if in_a_row >= times:
             return True, body
         last = body
         time.sleep(interval)

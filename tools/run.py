@@ -128,9 +128,12 @@ def all_parts_up(health_body):
 def announce_when_healthy(url, manager):
     """Print the gateway's URL once ``/health`` answers 200; stop everything if
     it does not within ``MESH_HEALTH_WAIT`` seconds."""
-    # every part up (analytics caught up with the seeded bills), not just a 200
+    # every part up (analytics caught up with the seeded bills), not just a 200;
+    # four answers in a row, so that with INSTANCES=2 both analytics instances
+    # said so (RabbitMQ hands /health's calls to them in turn)
     healthy, last = wait_until_ok(url + "/health", HEALTH_WAIT_S, ready=all_parts_up,
-                                  give_up=lambda: manager._terminating, interval=0.25)
+                                  give_up=lambda: manager._terminating, interval=0.25,
+                                  times=4)
     if healthy:
         print("billing-mesh is up: {}  (logs in {}; Ctrl-C stops it)".format(
             url, os.path.relpath(LOG_DIR, ROOT)), flush=True)
