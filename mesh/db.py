@@ -51,6 +51,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from common.config import ROOT
 from contracts.errors import DeadlineExceeded
 from contracts.headers import DEADLINE_KEY
+from mesh.inbox import CALL_KEY, CallDatabase, start_call
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,37 @@ _one_migration = Semaphore(1)
 
 
 class MeshSession(NamekoSession):
-    """A session that refuses to commit once its worker's caller gave up."""
+    """A session that refuses to commit once its worker's caller gave up.
+
+    In a call of an inbox method (``mesh.inbox``) it is the call's one
+    session: leaving its block flushes, and the framework commits it with the
+    call's answer once the method returned, unless the block handed the
+    answer (``answer_call``), which commits at the block's exit as usual.
+    """
+
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        call = self.info.get(CALL_KEY)
+        if call is None or exc_type is not None or call.answer_handed or call.recorded:
+            return super().__exit__(exc_type, exc_val, exc_tb)
+        try:
+            self.flush()  # what the commit would raise (a unique key) is raised here
+        except Exception:
+            self.rollback()
+            raise
+        return None
+
+    def answer_call(self, answer):
+        """Record ``answer`` as the answer of this worker's inbox call, in this
+        transaction: the block's exit commits effect and record together. A
+        session of a method that did not opt in records nothing.
+
+            with self.db.get_session() as session:
+                ...
+                session.answer_call(full)     # committed with the bill
+        """
+        call = self.info.get(CALL_KEY)
+        if call is not None:
+            call.hand(answer)
 
 
 @event.listens_for(MeshSession, "before_commit")
@@ -75,6 +106,27 @@ def _refuse_late_commit(session):
     deadline = session.info.get(DEADLINE_KEY)
     if deadline is not None and time.time() > float(deadline):
         raise DeadlineExceeded("the caller's deadline passed before the commit")
+
+
+@event.listens_for(MeshSession, "before_commit")
+def _record_answer(session):
+    call = session.info.get(CALL_KEY)
+    if call is not None:
+        call.before_commit(session)
+
+
+@event.listens_for(MeshSession, "after_commit")
+def _answer_recorded(session):
+    call = session.info.get(CALL_KEY)
+    if call is not None:
+        call.after_commit()
+
+
+@event.listens_for(MeshSession, "after_soft_rollback")
+def _answer_not_recorded(session, _previous_transaction):
+    call = session.info.get(CALL_KEY)
+    if call is not None:
+        call.after_rollback()
 
 
 def make_engine(uri):
@@ -395,13 +447,16 @@ class MeshDatabase(Database):
             db = MeshDatabase(CustomersBase, seed=seed_customers)
 
     Its migrations are found from the base (``migrations/customers/``);
-    ``migrations="name"`` names another history.
+    ``migrations="name"`` names another history. ``inbox=Model`` (a table with
+    ``mesh.inbox.InboxColumns``) is where ``@rpc(inbox=True)`` methods record
+    their calls.
     """
 
-    def __init__(self, declarative_base, seed=None, migrations=None):
+    def __init__(self, declarative_base, seed=None, migrations=None, inbox=None):
         super().__init__(declarative_base)
         self.seed = seed
         self.migrations = migrations
+        self.inbox = inbox
 
     def setup(self):
         service_name = self.container.service_name
@@ -413,6 +468,9 @@ class MeshDatabase(Database):
                   migrations=self.migrations or migrations_of(self.declarative_base))
 
     def get_dependency(self, worker_ctx):
-        db = database_wrapper(self.Session, worker_ctx.data.get(DEADLINE_KEY))
+        deadline = worker_ctx.data.get(DEADLINE_KEY)
+        call = start_call(worker_ctx, self.inbox, lambda: self.Session(
+            info={DEADLINE_KEY: deadline, CALL_KEY: call}))
+        db = CallDatabase(call) if call is not None else database_wrapper(self.Session, deadline)
         self.dbs[worker_ctx] = db
         return db

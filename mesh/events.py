@@ -19,6 +19,7 @@ from contracts.errors import MeshError
 from mesh.amqp import FastReconnectQueueConsumer, MeshPublisher
 from mesh.coroutines import accepting_coroutines
 from mesh.errors import quiet_expected_errors
+from mesh.inbox import after_commit
 
 
 class EventHandler(NamekoEventHandler):
@@ -55,9 +56,15 @@ evicts_on = broadcast_handler
 class ChangeEvents(EventDispatcher):
     """Change events: transient and unconfirmed, like RPC messages
     (``mesh.amqp.RpcPublisher``), so a write does not wait on a disk write for a
-    hint. ``self.changes(PRODUCT_UPDATED, products_changed([4]))``."""
+    hint. ``self.changes(PRODUCT_UPDATED, products_changed([4]))``. In an
+    inbox call (``mesh.inbox``) the event leaves once the call has committed."""
 
     publisher_cls = MeshPublisher
 
     def __init__(self, **options):
         super().__init__(use_confirms=False, delivery_mode=NON_PERSISTENT, **options)
+
+    def get_dependency(self, worker_ctx):
+        dispatch = super().get_dependency(worker_ctx)
+        return lambda event_type, event_data: after_commit(
+            worker_ctx, dispatch, event_type, event_data)

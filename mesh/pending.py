@@ -15,8 +15,11 @@ service drains in one go (one statement, one event) instead of one each.
 The set belongs to one service instance and lives in memory: whatever is
 pending when the instance stops is lost, so use it only where the timer's work
 is also done another way (the outbox relay re-sends, a cache TTL expires).
+In an inbox call (``mesh.inbox``) ids are added once the call has committed.
 """
 from nameko.extensions import DependencyProvider
+
+from mesh.inbox import AfterCommitSet
 
 
 class Pending(DependencyProvider):
@@ -26,4 +29,6 @@ class Pending(DependencyProvider):
         self.ids = set()
 
     def get_dependency(self, worker_ctx):
+        if getattr(worker_ctx.entrypoint, "inbox", False):
+            return AfterCommitSet(self.ids, worker_ctx)
         return self.ids

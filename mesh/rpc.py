@@ -6,6 +6,9 @@ caller's deadline as nameko context data (``contracts.headers``); a request
 that arrives past it is refused with ``DeadlineExceeded`` instead of run, and
 ``mesh.db`` refuses to commit past it, so a call answered 503 never takes
 effect later.
+
+``@rpc(inbox=True)``: the method's effect and answer commit together, and a
+request RabbitMQ delivers again is answered from that record (``mesh.inbox``).
 """
 import logging
 import time
@@ -21,6 +24,7 @@ from contracts.headers import DEADLINE_KEY, header_name
 from mesh.amqp import FastReconnectQueueConsumer, RpcPublisher
 from mesh.coroutines import accepting_coroutines
 from mesh.errors import quiet_expected_errors
+from mesh.inbox import CallData, call_identity, finish_call, inbox_database, replay
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +56,42 @@ class DeadlineRpc(Rpc):
     """``@rpc`` that refuses requests whose caller has already given up.
 
     ``MeshError`` (not found, conflict, invalid input) is an answer, not a
-    failure: logged as a warning, not as a crash.
+    failure: logged as a warning, not as a crash. ``inbox=True``: exactly-once
+    effects (``mesh.inbox``).
     """
 
     rpc_consumer = MeshRpcConsumer()
 
-    def __init__(self, expected_exceptions=(MeshError,), **kwargs):
+    def __init__(self, expected_exceptions=(MeshError,), inbox=False, **kwargs):
         super().__init__(expected_exceptions=expected_exceptions, **kwargs)
+        self.inbox = inbox
 
     def setup(self):
         super().setup()
         quiet_expected_errors()
+        self.inbox_db = inbox_database(self.container) if self.inbox else None
+
+    def unpack_message_headers(self, message):
+        data = super().unpack_message_headers(message)
+        if self.inbox:  # the identity for mesh.db's Call, never sent on (CallData)
+            return CallData(data, identity=call_identity(message))
+        return data
+
+    def handle_result(self, message, worker_ctx, result, exc_info):
+        if self.inbox:  # commit effect and answer, then reply and acknowledge
+            result, exc_info = finish_call(worker_ctx, result, exc_info)
+        return super().handle_result(message, worker_ctx, result, exc_info)
 
     def handle_message(self, body, message):
+        if self.inbox:
+            # before the deadline: a call that took effect is answered what it
+            # answered, however late its second delivery
+            found, answer = replay(self.inbox_db, message)
+            if found:
+                log.info("answered %s again from its inbox record (a redelivery)",
+                         message.delivery_info["routing_key"])
+                self.rpc_consumer.handle_result(message, answer, None)
+                return None
         deadline = message.headers.get(header_name(DEADLINE_KEY))
         late = deadline is not None and time.time() > float(deadline)
         if not late:

@@ -47,7 +47,9 @@ from mesh.events import evicts_on
 from mesh.outbox import Outbox
 from mesh.proxy import MeshRpcProxy
 from mesh.rpc import rpc
-from services.billing_models import Bill, BillingBase, IdempotencyKey, OutboxEvent, ProductItem
+from services.billing_models import (
+    Bill, BillingBase, BillingInbox, IdempotencyKey, OutboxEvent, ProductItem,
+)
 from services.billing_schemas import BillIn
 from services.billing_seed import seed_bills
 
@@ -60,7 +62,8 @@ OUTBOX_GRACE_S = 2.0  # younger ones are left to the request that made them
 class BillingService(mesh.service.MeshService):
     name = BILLING
 
-    db = MeshDatabase(BillingBase, seed=seed_bills)
+    # inbox: create_bill applies once, also when RabbitMQ delivers a call again
+    db = MeshDatabase(BillingBase, seed=seed_bills, inbox=BillingInbox)
     customers = MeshRpcProxy(CUSTOMERS)
     inventory = MeshRpcProxy(INVENTORY)
     # gives stock back after a failure, even when the caller's deadline is spent
@@ -108,7 +111,7 @@ class BillingService(mesh.service.MeshService):
         """
         return await self._full_bill(bill_id)
 
-    @rpc
+    @rpc(inbox=True)
     async def create_bill(self, customer_id=None, items=None, idempotency_key=None):
         """Bill a customer: checks the customer, takes the stock from inventory,
         stores the bill with the products' current prices, gives the stock back
@@ -145,9 +148,11 @@ class BillingService(mesh.service.MeshService):
             if error is not None:
                 self._release(reservation_id)
 
+        products = {line["product"]["id"]: line["product"] for line in reservation["items"]}
         try:
-            bill, event = await run_to_completion(self._store, request, reservation,
-                                                  settle=release_unless_stored)
+            bill, event, answer = await run_to_completion(
+                self._store, request, reservation, customer, products,
+                settle=release_unless_stored)
         except IntegrityError:
             await in_greenthread(self._release, reservation_id)
             earlier = (await in_greenthread(self._bill_for_key, request)
@@ -158,11 +163,10 @@ class BillingService(mesh.service.MeshService):
         except Exception:
             await in_greenthread(self._release, reservation_id)
             raise
-        products = {line["product"]["id"]: line["product"] for line in reservation["items"]}
         await in_greenthread(self._dispatch, bill, event)
         log.info("bill %s created for customer %s, reservation %s",
                  bill["id"], request.customer_id, reservation_id)
-        return full_bill(bill, customer, products)
+        return answer
 
     @rpc
     def count_bills(self, customer_id=None, product_id=None):
@@ -229,9 +233,10 @@ class BillingService(mesh.service.MeshService):
                 "Idempotency-Key {!r} was used for a different bill".format(used.key))
         return used.bill_id
 
-    def _store(self, request, reservation):
-        """Insert the bill, its items, its idempotency key and its event in one
-        transaction; the bill as ``get_bill`` answers it, and the event.
+    def _store(self, request, reservation, customer, products):
+        """Insert the bill, its items, its idempotency key, its event and the
+        call's answer (the full bill, ``mesh.inbox``) in one transaction; the
+        bill as ``get_bill`` answers it, the event, and the full bill.
 
         Core inserts with RETURNING on the session's connection: the ORM's unit
         of work for these four rows cost billing more than the rest of the bill.
@@ -256,7 +261,14 @@ class BillingService(mesh.service.MeshService):
                     key=request.idempotency_key, bill_id=bill["id"],
                     request_hash=request.fingerprint()))
             event = self.outbox.write(connection, bill_created_event(bill))
-            return bill, event  # the commit happens on leaving the block
+            answer = full_bill(bill, customer, products)
+            # The one explicit line of the inbox: this block must commit here, not
+            # after create_bill returns, so that a failed commit (a late one, the
+            # call's twin that won) still gives the stock back (create_bill's
+            # except clauses, run_to_completion's settle) and bill_created leaves
+            # only after it. So the answer is handed to this transaction.
+            session.answer_call(answer)
+            return bill, event, answer  # the commit happens on leaving the block
 
     @rpc
     def get_outbox_backlog(self):

@@ -7,6 +7,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from common.columns import MoneyType, UtcDateTime
 from contracts.wire import utc_now
+from mesh.inbox import InboxColumns
 from mesh.outbox import OutboxColumns
 
 
@@ -64,3 +65,10 @@ class OutboxEvent(OutboxColumns, BillingBase):
     in the bill's own transaction. Seeded bills get theirs too."""
 
     __tablename__ = "outbox_events"
+
+
+class BillingInbox(InboxColumns, BillingBase):
+    """billing's inbox (``mesh.inbox``): each call of an ``@rpc(inbox=True)``
+    method and its answer, written in the call's own transaction."""
+
+    __tablename__ = "inbox"

@@ -17,7 +17,7 @@ from mesh.db import MeshDatabase
 from mesh.events import ChangeEvents
 from mesh.proxy import MeshRpcProxy
 from mesh.rpc import rpc
-from services.customers_models import Customer, CustomersBase
+from services.customers_models import Customer, CustomersBase, CustomersInbox
 from services.customers_schemas import CustomerIn
 from services.customers_seed import seed_customers
 
@@ -25,7 +25,8 @@ from services.customers_seed import seed_customers
 class CustomersService(mesh.service.MeshService):
     name = CUSTOMERS
 
-    db = MeshDatabase(CustomersBase, seed=seed_customers)
+    # inbox: the writes below apply once, also when RabbitMQ delivers a call again
+    db = MeshDatabase(CustomersBase, seed=seed_customers, inbox=CustomersInbox)
     billing = MeshRpcProxy(BILLING)
     changes = ChangeEvents()
 
@@ -65,7 +66,7 @@ class CustomersService(mesh.service.MeshService):
                 select(Customer).where(Customer.id.in_(ids)).order_by(Customer.id))
             return {"items": [row.as_dict() for row in rows]}
 
-    @rpc
+    @rpc(inbox=True)
     def create_customer(self, customer):
         """Create a customer; the e-mail address must be unused.
 
@@ -79,7 +80,7 @@ class CustomersService(mesh.service.MeshService):
             self._flush_unique_email(session, data.email)
             return row.as_dict()
 
-    @rpc
+    @rpc(inbox=True)
     def update_customer(self, customer_id, customer):
         """Replace a customer's name and e-mail address; ``customer_updated``
         follows the commit.
@@ -96,7 +97,7 @@ class CustomersService(mesh.service.MeshService):
         self.changes(CUSTOMER_UPDATED, customer_changed(customer_id))
         return updated
 
-    @rpc
+    @rpc(inbox=True)
     def delete_customer(self, customer_id):
         """Delete a customer that no bill refers to; ``customer_deleted``
         follows the commit.

@@ -2,6 +2,8 @@
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from mesh.inbox import InboxColumns
+
 
 class CustomersBase(DeclarativeBase):
     pass
@@ -16,3 +18,10 @@ class Customer(CustomersBase):
 
     def as_dict(self):
         return {"id": self.id, "name": self.name, "email": self.email}
+
+
+class CustomersInbox(InboxColumns, CustomersBase):
+    """customers' inbox (``mesh.inbox``): each call of an ``@rpc(inbox=True)``
+    method and its answer, written in the call's own transaction."""
+
+    __tablename__ = "inbox"

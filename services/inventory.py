@@ -33,7 +33,7 @@ from mesh.events import ChangeEvents
 from mesh.pending import Pending
 from mesh.proxy import MeshRpcProxy
 from mesh.rpc import rpc
-from services.inventory_models import InventoryBase, Product, StockReservation
+from services.inventory_models import InventoryBase, InventoryInbox, Product, StockReservation
 from services.inventory_schemas import ProductIn
 from services.inventory_seed import seed_products
 
@@ -58,7 +58,8 @@ def reservation_answer(reservation_id, lines, products):
 class InventoryService(mesh.service.MeshService):
     name = INVENTORY
 
-    db = MeshDatabase(InventoryBase, seed=seed_products)
+    # inbox: the writes below apply once, also when RabbitMQ delivers a call again
+    db = MeshDatabase(InventoryBase, seed=seed_products, inbox=InventoryInbox)
     billing = MeshRpcProxy(BILLING)
     changes = ChangeEvents()
     stock_changes = Pending()  # products whose stock changed since the last stock_changed
@@ -99,7 +100,7 @@ class InventoryService(mesh.service.MeshService):
                 select(Product).where(Product.id.in_(ids)).order_by(Product.id))
             return {"items": [row.as_dict() for row in rows]}
 
-    @rpc
+    @rpc(inbox=True)
     def create_product(self, product):
         """Create a product (price >= 0 with at most 2 decimals, stock >= 0).
 
@@ -113,7 +114,7 @@ class InventoryService(mesh.service.MeshService):
             session.flush()
             return row.as_dict()
 
-    @rpc
+    @rpc(inbox=True)
     def update_product(self, product_id, product):
         """Replace a product's name, price and stock; ``product_updated`` follows
         the commit. Bills keep the price they were made with.
@@ -131,7 +132,7 @@ class InventoryService(mesh.service.MeshService):
         self.changes(PRODUCT_UPDATED, products_changed([product_id]))
         return updated
 
-    @rpc
+    @rpc(inbox=True)
     def delete_product(self, product_id):
         """Delete a product that no bill refers to; ``product_deleted`` follows
         the commit.
@@ -148,7 +149,7 @@ class InventoryService(mesh.service.MeshService):
         self.changes(PRODUCT_DELETED, products_changed([product_id]))
         return {"id": product_id, "deleted": True}
 
-    @rpc
+    @rpc(inbox=True)
     def reserve_stock(self, items, reservation_id=None):
         """Take stock for every item, or for none: ``InsufficientStock`` names
         the first product that is short; ``stock_changed`` follows (within 50 ms).
@@ -191,7 +192,7 @@ class InventoryService(mesh.service.MeshService):
         self.stock_changes.update(line["product_id"] for line in lines)
         return reservation
 
-    @rpc
+    @rpc(inbox=True)
     def release_stock(self, reservation_id):
         """Give a reservation's stock back, once (then ``stock_changed``).
         Releasing an unknown id leaves a tombstone, so a late ``reserve_stock``

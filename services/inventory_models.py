@@ -7,6 +7,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from common.columns import MoneyType, UtcDateTime
 from contracts.wire import utc_now
+from mesh.inbox import InboxColumns
 
 
 class InventoryBase(DeclarativeBase):
@@ -40,3 +41,10 @@ class StockReservation(InventoryBase):
     status: Mapped[str] = mapped_column(String(10))  # "reserved" | "released"
     items: Mapped[list] = mapped_column(JSON)  # [{"product_id", "quantity"}]
     created_at: Mapped[datetime.datetime] = mapped_column(UtcDateTime, default=utc_now)
+
+
+class InventoryInbox(InboxColumns, InventoryBase):
+    """inventory's inbox (``mesh.inbox``): each call of an ``@rpc(inbox=True)``
+    method and its answer, written in the call's own transaction."""
+
+    __tablename__ = "inbox"

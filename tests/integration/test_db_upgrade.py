@@ -281,27 +281,30 @@ def test_a_failed_upgrade_changes_nothing_on_postgresql(postgres_db, tmp_path):
     history = tmp_path / "inventory"
     shutil.copytree(os.path.join(MIGRATIONS_DIR, "inventory"), history,
                     ignore=shutil.ignore_patterns("__pycache__"))
-    (history / "versions" / "0002_broken.py").write_text(
+    new = "{:04d}".format(int(head("inventory")) + 1)  # the revision after the head
+    broken = history / "versions" / "{}_broken.py".format(new)
+    broken.write_text(
         "from alembic import op\nimport sqlalchemy as sa\n"
-        "revision = '0002'\ndown_revision = '0001'\n"
+        "revision = '{}'\ndown_revision = '{}'\n".format(new, head("inventory")) +
         "def upgrade():\n"
         "    op.add_column('products', sa.Column('colour', sa.String(20)))\n"
-        "    raise RuntimeError('0002 is broken')\n"
+        "    raise RuntimeError('the new revision is broken')\n"
         "def downgrade():\n    pass\n")
     engine = make_engine(postgres_db())
     premigration_schema(engine, "inventory")
     fill_inventory(engine)
     before = table_rows(engine)
 
-    with pytest.raises(RuntimeError, match="0002 is broken"):
+    with pytest.raises(RuntimeError, match="the new revision is broken"):
         bootstrap(engine, InventoryBase.metadata, seed_products, migrations=str(history))
 
     assert table_rows(engine) == before
     columns = {c["name"] for c in inspect(engine).get_columns("products")}
     assert "colour" not in columns and "alembic_version" not in inspect(engine).get_table_names()
-    (history / "versions" / "0002_broken.py").unlink()
+    broken.unlink()
     assert bootstrap(engine, InventoryBase.metadata, seed_products, migrations=str(history)) == (
-        "inventory database: made before migrations, stamped 0001 (at head)")
+        "inventory database: made before migrations, stamped 0001, upgraded 0001 -> {}".format(
+            head("inventory")))
     engine.dispose()
 
 

@@ -43,7 +43,7 @@ def test_create_bill_stores_prices_and_dispatches_after_commit(billing):
 
 def test_create_bill_gives_stock_back_when_storing_fails(billing, monkeypatch):
     billing.inventory.reserve_stock.return_value = reservation((4, 3, Decimal("19.99")))
-    def store_fails(self, request, reservation):
+    def store_fails(self, *args):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(BillingService, "_store", store_fails)

@@ -12,7 +12,7 @@ from sqlalchemy import inspect
 
 from helpers import seeded_db, stock
 from contracts.errors import DeadlineExceeded
-from mesh.db import MIGRATIONS_DIR, bootstrap, make_engine
+from mesh.db import MIGRATIONS_DIR, bootstrap, make_engine, script_directory
 from services.billing_models import BillingBase
 from services.billing_seed import seed_bills
 from services.customers_models import CustomersBase
@@ -31,17 +31,20 @@ def test_no_commit_after_the_callers_deadline(tmp_path):
 
 
 def broken_history(tmp_path):
-    """A copy of inventory's history whose 0002 adds a column, then fails."""
+    """A copy of inventory's history whose next revision (after its head)
+    adds a column, then fails."""
     folder = tmp_path / "inventory"
     shutil.copytree(os.path.join(MIGRATIONS_DIR, "inventory"), folder,
                     ignore=shutil.ignore_patterns("__pycache__"))
-    (folder / "versions" / "0002_broken.py").write_text(
+    head = script_directory("inventory").get_current_head()
+    new = "{:04d}".format(int(head) + 1)
+    (folder / "versions" / "{}_broken.py".format(new)).write_text(
         "from alembic import op\nimport sqlalchemy as sa\n"
-        "revision = '0002'\ndown_revision = '0001'\n"
+        "revision = '{}'\ndown_revision = '{}'\n".format(new, head) +
         "def upgrade():\n"
         "    with op.batch_alter_table('products', recreate='always') as batch_op:\n"
         "        batch_op.add_column(sa.Column('colour', sa.String(20)))\n"
-        "    raise RuntimeError('0002 is broken')\n"
+        "    raise RuntimeError('the new revision is broken')\n"
         "def downgrade():\n    pass\n")
     return str(folder)
 
@@ -50,11 +53,12 @@ def test_a_failed_upgrade_changes_nothing(tmp_path):
     """The whole upgrade is one transaction: a revision that fails half-way
     leaves the database as it was, and the service does not start."""
     engine, _db = seeded_db(tmp_path, InventoryBase, seed_products)
-    with pytest.raises(RuntimeError, match="0002 is broken"):
+    with pytest.raises(RuntimeError, match="the new revision is broken"):
         bootstrap(engine, InventoryBase.metadata, seed_products, migrations=broken_history(tmp_path))
     assert "colour" not in {c["name"] for c in inspect(engine).get_columns("products")}
     with engine.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0001"
+        assert MigrationContext.configure(connection).get_current_revision() == (
+            script_directory("inventory").get_current_head())
     assert stock(engine) == {1: 11, 2: 10, 3: 8}
 
 
@@ -80,4 +84,5 @@ def test_a_seed_that_fails_leaves_the_database_empty(tmp_path):
         bootstrap(engine, CustomersBase.metadata, failing_seed)
     assert inspect(engine).get_table_names() == []
     assert bootstrap(engine, CustomersBase.metadata, seed_customers) == (
-        "customers database: empty, created at head 0001 and seeded")
+        "customers database: empty, created at head {} and seeded".format(
+            script_directory("customers").get_current_head()))

@@ -99,6 +99,16 @@ ROWS = (
     Row("nameko.rpc.Rpc.handle_message", "nameko",
         "mesh/rpc.py DeadlineRpc.handle_message", "overrides",
         (Source("nameko.rpc.Rpc.handle_message", "7cafedcdfc41"),)),
+    Row("nameko.rpc.Rpc.handle_result", "nameko",
+        "mesh/rpc.py DeadlineRpc.handle_result", "overrides",
+        (Source("nameko.rpc.Rpc.handle_result", "6ebc9ffac02c"),
+         # the entrypoint's handle_result runs in the worker, before the
+         # dependencies' worker_result and worker_teardown (which closes sessions)
+         Source("nameko.containers.ServiceContainer._run_worker", "7418dcb70469"))),
+    Row("nameko.messaging.HeaderDecoder.unpack_message_headers", "nameko",
+        "mesh/rpc.py DeadlineRpc.unpack_message_headers", "overrides",
+        (Source("nameko.messaging.HeaderDecoder.unpack_message_headers", "2ce5e0693e3d"),
+         Source("nameko.rpc.Rpc.handle_message", "7cafedcdfc41"))),
     Row("nameko.rpc.Responder.publisher_cls", "nameko",
         "mesh/rpc.py MeshResponder.publisher_cls", "class attribute",
         (Value("nameko.rpc.Responder.publisher_cls", "nameko.amqp.publish.Publisher"),
@@ -234,7 +244,8 @@ ROWS = (
         (Value("nameko.containers._log.name", "nameko.containers"),)),
     Row("nameko.containers.WorkerContext.data", "nameko",
         "mesh/proxy.py MethodClient._wait_until; mesh/db.py MeshDatabase.get_dependency; "
-        "mesh/tracing.py Tracing.worker_setup; mesh/metrics.py Metrics.worker_result",
+        "mesh/tracing.py Tracing.worker_setup; mesh/metrics.py Metrics.worker_result; "
+        "mesh/inbox.py start_call; mesh/pending.py Pending.get_dependency",
         "private attribute",
         (Source("nameko.containers.WorkerContext.__init__", "fa7d8add7231"),
          Source("nameko.containers.WorkerContext.context_data", "1678663ff8e8"))),
@@ -266,6 +277,9 @@ ROWS = (
     Row("nameko_sqlalchemy.database.Session", "nameko-sqlalchemy",
         "mesh/db.py MeshSession", "subclasses",
         (Source("nameko_sqlalchemy.database.Session", "2e1e06667b3a"),)),
+    Row("nameko_sqlalchemy.database.Session.__exit__", "nameko-sqlalchemy",
+        "mesh/db.py MeshSession.__exit__", "overrides",
+        (Source("nameko_sqlalchemy.database.Session.__exit__", "a00ba5617bc7"),)),
     # --- honcho ----------------------------------------------------------------------
     Row("honcho.manager.Manager._any_stopped", "honcho",
         "tools/run.py MeshManager._any_stopped", "overrides",

@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 class SlowBillingService(BillingService):
 
-    def _store(self, request, reservation):
+    def _store(self, *args):
         log.info("storing slowly")
         eventlet.sleep(2)
-        return super()._store(request, reservation)
+        return super()._store(*args)
