@@ -19,7 +19,7 @@ STAMP := $(VENV)/.installed-$(PY_MINOR)
 # the hub default and the exact upstream warning filters, for every process of the venv
 PTH := tools/billing_mesh.pth
 
-.PHONY: run test test-unit lint fuzz openapi setup interpreter rabbitmq postgres wrk chromium shell services bench bench-stream bench-aio example db db-upgrade clean
+.PHONY: run test test-unit lint fuzz openapi setup interpreter rabbitmq postgres wrk chromium shell services bench bench-stream bench-aio bench-hub example db db-upgrade clean
 
 run: setup rabbitmq
 	$(BIN)/python -m tools.run
@@ -50,7 +50,7 @@ setup: interpreter $(STAMP)
 	  || { echo "billing-mesh: $(BIN)/python does not run: make clean, then make setup" >&2; exit 1; }; \
 	if ! cmp -s $(PTH) "$$purelib/billing_mesh.pth"; then \
 	  cp $(PTH) "$$purelib/billing_mesh.pth"; \
-	  echo "billing-mesh: installed $(PTH) in $$purelib (EVENTLET_HUB=asyncio by default)"; \
+	  echo "billing-mesh: installed $(PTH) in $$purelib (EVENTLET_HUB=mesh.asyncio_hub by default)"; \
 	fi
 
 # says which Python (or why none): first, before anything is installed
@@ -123,6 +123,10 @@ example: setup
 bench-aio: setup rabbitmq
 	bash scripts/ensure-rabbitmq.sh --management
 	$(BIN)/python -m bench.aio_client_bench
+
+# CPU per socket wait on eventlet's epolls and asyncio hubs and on the mesh's (mesh.asyncio_hub)
+bench-hub: setup
+	$(BIN)/python -m bench.hub_bench
 
 # the Kafka half's figures only: aggregator vs a plain consumer, bill -> analytics latency
 bench-stream: setup

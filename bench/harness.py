@@ -28,7 +28,7 @@ import requests
 from common.config import ROOT, load_config
 from contracts.events import HEARTBEAT_INTERVAL_S
 from contracts.services import RPC_SERVICES
-from mesh.hub import ASYNCIO_HUB, HUB_VARIABLE, mesh_environment
+from mesh.hub import ASYNCIO_HUB, HUB_VARIABLE, MESH_HUB, mesh_environment
 from tools.local_kafka import KafkaNotStarted, LocalKafka
 from tools.net import free_port, http_status
 
@@ -46,7 +46,7 @@ class Hub(NamedTuple):
 # (uvloop's loop under the asyncio hub was tried here and dropped: not faster
 # beyond noise, README "Benchmarks")
 HUBS = {
-    "asyncio": Hub("asyncio", "asyncio"),  # the mesh's hub (mesh.hub)
+    "asyncio": Hub(MESH_HUB, ASYNCIO_HUB),  # the mesh's hub (mesh.hub, mesh.asyncio_hub)
     "epolls": Hub("epolls", "epolls"),  # eventlet's own default, the mesh's hub before
 }
 DEFAULT_HUB = "asyncio"

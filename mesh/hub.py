@@ -7,7 +7,8 @@ inside a service module (asyncio's selectors would already be green).
 Every way the mesh starts therefore sets the variable first:
 
 * ``.venv``: ``make setup`` puts ``tools/billing_mesh.pth`` in its site-packages,
-  which sets ``EVENTLET_HUB=asyncio`` as a default for every Python process of the
+  which sets ``EVENTLET_HUB=mesh.asyncio_hub`` (eventlet's asyncio hub, see
+  ``mesh.asyncio_hub``) as a default for every Python process of the
   venv (``nameko run``, ``nameko shell``, ``nameko test`` typed by hand included);
 * the Dockerfile sets it in the image's environment;
 * anywhere else, ``ensure_asyncio_hub`` (called by ``services/__init__.py``)
@@ -20,14 +21,18 @@ import os
 import sys
 
 HUB_VARIABLE = "EVENTLET_HUB"
-ASYNCIO_HUB = "asyncio"
+ASYNCIO_HUB = "asyncio"  # the name hub_name() reports
+# what the mesh sets EVENTLET_HUB to: eventlet's asyncio hub, as mesh.asyncio_hub
+# refines it (eventlet's documented "package.module" form of the variable)
+MESH_HUB = "mesh.asyncio_hub"
 # set on the re-executed process, so a failed switch cannot loop
 REEXEC_MARK = "BILLING_MESH_HUB_REEXEC"
 
 
 def hub_name():
-    """The running hub's name, as ``EVENTLET_HUB`` spells it: ``"asyncio"``,
-    ``"epolls"``, ... (``"asyncio+uvloop"`` when uvloop's loop runs under the
+    """The running hub's name: ``"asyncio"`` (eventlet's asyncio hub, the mesh's
+    ``mesh.asyncio_hub`` included), ``"epolls"``, ... as ``EVENTLET_HUB`` names
+    eventlet's own hubs (``"asyncio+uvloop"`` when uvloop's loop runs under the
     asyncio hub)."""
     import eventlet.hubs
 
@@ -60,13 +65,13 @@ def ensure_asyncio_hub(argv=None, environ=None, execv=os.execve):
     if not _started_by_nameko_run(argv) or on_asyncio_hub():
         return False
     print("billing-mesh: starting again on eventlet's asyncio hub ({}={})".format(
-        HUB_VARIABLE, ASYNCIO_HUB), file=sys.stderr, flush=True)
-    env = dict(environ, **{HUB_VARIABLE: ASYNCIO_HUB, REEXEC_MARK: "1"})
+        HUB_VARIABLE, MESH_HUB), file=sys.stderr, flush=True)
+    env = dict(environ, **{HUB_VARIABLE: MESH_HUB, REEXEC_MARK: "1"})
     execv(sys.executable, [sys.executable] + list(argv), env)
     return True  # only reached with a fake execv (the tests)
 
 
-def mesh_environment(environ=None, hub=ASYNCIO_HUB):
+def mesh_environment(environ=None, hub=MESH_HUB):
     """The environment of a mesh process the launcher, the tests or the benchmark
     start: ``environ`` with the hub set (``hub=None``: left as it is)."""
     env = dict(os.environ if environ is None else environ)

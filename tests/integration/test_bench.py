@@ -61,7 +61,7 @@ def test_benchmark_smoke_mode_measures_every_figure(tmp_path):
 
     # the hub and the Python it ran on: asked for, checked in every process, said
     info = document["run"]
-    assert info["hub"] == "asyncio" and info["EVENTLET_HUB"] == "asyncio", info
+    assert info["hub"] == "asyncio" and info["EVENTLET_HUB"] == "mesh.asyncio_hub", info
     assert info["python"].startswith(platform.python_version()), info
     instances = info["instances"]
     for name in ("customers", "inventory", "billing", "gateway", "kafka_bridge", "analytics"):
@@ -70,5 +70,5 @@ def test_benchmark_smoke_mode_measures_every_figure(tmp_path):
     assert set(instances.values()) == {"asyncio"}, instances
     assert "billing-mesh benchmark (smoke; hub asyncio, Python {}".format(
         platform.python_version()) in run.stdout, run.stdout[-3000:]
-    assert "hub asyncio (EVENTLET_HUB=asyncio" in run.stdout, run.stdout[-3000:]
+    assert "hub asyncio (EVENTLET_HUB=mesh.asyncio_hub" in run.stdout, run.stdout[-3000:]
     assert "memory no-hop" in run.stdout and "SQLite no-hop" in run.stdout, run.stdout[-3000:]

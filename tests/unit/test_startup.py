@@ -16,7 +16,7 @@ import sysconfig
 import pytest
 
 import mesh.hub
-from mesh.hub import ASYNCIO_HUB, HUB_VARIABLE, REEXEC_MARK, ensure_asyncio_hub
+from mesh.hub import ASYNCIO_HUB, HUB_VARIABLE, MESH_HUB, REEXEC_MARK, ensure_asyncio_hub
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PTH_SOURCE = os.path.join(ROOT, "tools", "billing_mesh.pth")
@@ -76,7 +76,7 @@ def test_a_process_of_the_venv_prints_no_banner_and_runs_on_the_asyncio_hub():
     assert result.returncode == 0, result.stderr
     assert BANNER not in result.stderr, "eventlet's banner is back:\n" + result.stderr
     assert result.stderr == "", "a bare `import eventlet` is not quiet:\n" + result.stderr
-    assert result.stdout.split() == [ASYNCIO_HUB, ASYNCIO_HUB]
+    assert result.stdout.split() == [MESH_HUB, ASYNCIO_HUB]
 
 
 def test_a_hub_named_explicitly_is_kept():
@@ -111,7 +111,7 @@ def test_the_line_silences_exactly_its_two_warnings():
     ])
     result = without_site(code)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == ASYNCIO_HUB
+    assert result.stdout.strip() == MESH_HUB
     assert "Eventlet is deprecated. It is currently" not in result.stderr
     assert "nameko/cli/main.py" not in result.stderr
     for shown in ("pkg_resources is deprecated as an API (from elsewhere)",
@@ -253,12 +253,12 @@ def test_nameko_run_on_another_hub_starts_again_on_asyncio(other_hub, capsys):
     [(executable, argv, env)] = execv.calls
     assert executable == sys.executable
     assert argv == [sys.executable] + NAMEKO_RUN
-    assert env == {"PATH": "/usr/bin", HUB_VARIABLE: ASYNCIO_HUB, REEXEC_MARK: "1"}
+    assert env == {"PATH": "/usr/bin", HUB_VARIABLE: MESH_HUB, REEXEC_MARK: "1"}
     assert environ == {"PATH": "/usr/bin"}, "the caller's environment was changed"
     assert "asyncio hub" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("hub", ["asyncio", "epolls", "poll", "selects"])
+@pytest.mark.parametrize("hub", ["asyncio", MESH_HUB, "epolls", "poll", "selects"])
 def test_a_hub_set_in_the_environment_is_never_overridden(other_hub, hub):
     execv = FakeExecv()
     assert ensure_asyncio_hub(argv=NAMEKO_RUN, environ={HUB_VARIABLE: hub}, execv=execv) is False

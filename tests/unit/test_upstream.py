@@ -306,6 +306,14 @@ ROWS = (
         "mesh/coroutines.py on_loop_greenlet", "private attribute",
         # asyncio code runs on the hub's own greenlet: where a proxy call must not block
         (Contains("eventlet.hubs.hub.BaseHub.__init__", "self.greenlet = greenlet.greenlet(self.run)"),)),
+    Row("eventlet.hubs.asyncio.Hub._file_cb", "eventlet",
+        "mesh/asyncio_hub.py Hub._file_cb", "overrides",
+        # the loop registers it per file descriptor; it and add_timer wake the
+        # timer coroutine, which waits on sleep_event until the next timer
+        (Contains("eventlet.hubs.asyncio.Hub.add", "self._file_cb, cb, fileno"),
+         Contains("eventlet.hubs.asyncio.Hub._file_cb", "cb(fileno)"),
+         Contains("eventlet.hubs.asyncio.Hub.add_timer", "self.sleep_event.set()"),
+         Contains("eventlet.hubs.asyncio.Hub.run", "await asyncio.wait_for(self.sleep_event.wait(), sleep_time)"))),
     Row("eventlet.hubs.asyncio.Hub.loop", "eventlet",
         "mesh/hub.py hub_name", "private attribute",
         (Contains("eventlet.hubs.asyncio.Hub._post_initialize", "self.loop = asyncio.new_event_loop()"),)),
