@@ -5,9 +5,10 @@ eventlet's asyncio hub runs its timers in a coroutine that sleeps on an
 descriptor callback as well as when a timer is added. On Python 3.11 every wake
 of that coroutine costs a new task (``asyncio.wait_for`` wraps the event's wait
 in one) and several turns of the loop; a greenthread's socket wait paid it
-twice. Only a new or due timer gives the coroutine anything to do (what the
-woken greenthread schedules goes through ``add_timer``, which wakes it), so this
-hub wakes it for those only: a socket round trip between two greenthreads took
+twice. Only a new or due timer, or a listener to tell that its file descriptor
+is gone, gives the coroutine anything to do (what the woken greenthread
+schedules goes through ``add_timer``, which wakes it), so this hub wakes it for
+those only: a socket round trip between two greenthreads took
 about a quarter less CPU (``bench/hub_bench.py``).
 
 Selected by ``EVENTLET_HUB=mesh.asyncio_hub`` (eventlet's documented
@@ -31,7 +32,8 @@ def is_available():
 class Hub(eventlet_asyncio_hub.Hub):
     """eventlet's asyncio hub; its timer coroutine wakes when a timer is added
     (eventlet's own ``add_timer``, which every spawn, sleep and switch back
-    goes through) or a timer is due, not after every I/O callback."""
+    goes through), a timer is due or a file descriptor's waiters must be told
+    it is gone, not after every I/O callback."""
 
     def _file_cb(self, cb, fileno):
         # eventlet's own, without setting sleep_event afterwards
@@ -41,3 +43,11 @@ class Hub(eventlet_asyncio_hub.Hub):
             raise
         except BaseException:
             self.squelch_exception(fileno, sys.exc_info())
+
+    def _obsolete(self, fileno):
+        # the waiters of a file descriptor the OS handed out again are told by
+        # the timer coroutine (close_one): it must run now, not at the next timer
+        found = super()._obsolete(fileno)
+        if self.closed:
+            self.sleep_event.set()
+        return found

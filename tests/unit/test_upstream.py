@@ -314,6 +314,11 @@ ROWS = (
          Contains("eventlet.hubs.asyncio.Hub._file_cb", "cb(fileno)"),
          Contains("eventlet.hubs.asyncio.Hub.add_timer", "self.sleep_event.set()"),
          Contains("eventlet.hubs.asyncio.Hub.run", "await asyncio.wait_for(self.sleep_event.wait(), sleep_time)"))),
+    Row("eventlet.hubs.hub.BaseHub._obsolete", "eventlet",
+        "mesh/asyncio_hub.py Hub._obsolete", "overrides",
+        # it queues the listeners on `closed`, which the run loop drains
+        (Contains("eventlet.hubs.hub.BaseHub._obsolete", "self.closed.append(listener)"),
+         Contains("eventlet.hubs.asyncio.Hub.run", "self.close_one()"))),
     Row("eventlet.hubs.asyncio.Hub.loop", "eventlet",
         "mesh/hub.py hub_name", "private attribute",
         (Contains("eventlet.hubs.asyncio.Hub._post_initialize", "self.loop = asyncio.new_event_loop()"),)),
