@@ -49,6 +49,20 @@ def load_config(path=CONFIG_PATH):
         return yaml.load(handle, Loader=ConfigLoader)  # noqa: S506  a SafeLoader
 
 
+def seconds_setting(config, key, default, at_least=0.0):
+    """A positive number of seconds from the config (at least ``at_least``),
+    checked where it is read, at start.
+
+        >>> seconds_setting({"INBOX_RETENTION_S": "600"}, "INBOX_RETENTION_S", 3600)
+        600.0
+    """
+    value = float(config.get(key, default))
+    if value <= 0 or value < at_least:
+        raise ValueError("{} must be at least {} seconds (is {})".format(
+            key, max(at_least, 0), value))
+    return value
+
+
 def as_bool(value):
     """A flag from config: YAML gives ``true``/``false`` as bool, an environment
     override may give text (``"false"``, ``"0"``)."""

@@ -41,6 +41,7 @@ from alembic import command, context
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+import eventlet
 from eventlet.semaphore import Semaphore
 from nameko_sqlalchemy.database import Database, DatabaseWrapper
 from nameko_sqlalchemy.database import Session as NamekoSession
@@ -48,10 +49,11 @@ from sqlalchemy import MetaData, TypeDecorator, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from common.config import ROOT
+from common.config import ROOT, seconds_setting
 from contracts.errors import DeadlineExceeded
 from contracts.headers import DEADLINE_KEY
 from mesh.inbox import CALL_KEY, CallDatabase, start_call
+from mesh.retention import DEFAULT_PRUNE_INTERVAL_S, inbox_retention_s, prune_older_than
 
 log = logging.getLogger(__name__)
 
@@ -449,7 +451,8 @@ class MeshDatabase(Database):
     Its migrations are found from the base (``migrations/customers/``);
     ``migrations="name"`` names another history. ``inbox=Model`` (a table with
     ``mesh.inbox.InboxColumns``) is where ``@rpc(inbox=True)`` methods record
-    their calls.
+    their calls; records older than ``INBOX_RETENTION_S`` are pruned every
+    ``PRUNE_INTERVAL_S`` (``mesh.retention``).
     """
 
     def __init__(self, declarative_base, seed=None, migrations=None, inbox=None):
@@ -466,6 +469,38 @@ class MeshDatabase(Database):
         self.Session = session_factory(self.engine)
         bootstrap(self.engine, self.declarative_base.metadata, self.seed,
                   migrations=self.migrations or migrations_of(self.declarative_base))
+        if self.inbox is not None:
+            config = self.container.config
+            self.inbox_retention_s = inbox_retention_s(config)
+            self.prune_interval_s = seconds_setting(config, "PRUNE_INTERVAL_S",
+                                                    DEFAULT_PRUNE_INTERVAL_S)
+
+    def start(self):
+        super().start()
+        if self.inbox is not None:
+            self.container.spawn_managed_thread(self._prune_inbox_forever,
+                                                identifier="prune inbox")
+
+    def _prune_inbox_forever(self):
+        while True:
+            self.prune_inbox()
+            eventlet.sleep(self.prune_interval_s)
+
+    def prune_inbox(self):
+        """Delete the inbox records older than ``INBOX_RETENTION_S``; how many."""
+        session = self.Session()
+        try:
+            pruned = prune_older_than(session, self.inbox.created_at, self.inbox_retention_s)
+        except Exception:  # noqa: BLE001  tried again next time
+            log.warning("%s: could not prune the inbox", self.container.service_name,
+                        exc_info=True)
+            return 0
+        finally:
+            session.close()
+        if pruned:
+            log.info("%s: pruned %d inbox record(s) older than %.0f s",
+                     self.container.service_name, pruned, self.inbox_retention_s)
+        return pruned
 
     def get_dependency(self, worker_ctx):
         deadline = worker_ctx.data.get(DEADLINE_KEY)

@@ -25,7 +25,10 @@ its last run in one statement, then dispatches what the table still holds
 set of dispatched ids lives in memory: lost if the service stops first, and
 then the relay sends those events again (consumers deduplicate by ``event_id``).
 Each run also sets ``mesh_outbox_backlog{service}`` (``mesh.metrics``): the
-events still undispatched past the grace period, 0 while all is well.
+events still undispatched past the grace period, 0 while all is well; and, once
+every ``PRUNE_INTERVAL_S``, deletes the events dispatched more than
+``OUTBOX_RETENTION_S`` ago (``mesh.retention``): the table holds what is in
+flight and the recent past, not every event ever sent.
 
 nameko drops an event when no queue is bound to its exchange yet, so
 ``handler_queues`` names the queues of the handlers that must not miss one; the
@@ -45,6 +48,10 @@ from common.columns import UtcDateTime
 from contracts.wire import utc_now
 from mesh.amqp import MeshPublisher
 from mesh.metrics import set_outbox_backlog
+from common.config import seconds_setting
+from mesh.retention import (
+    DEFAULT_OUTBOX_RETENTION_S, DEFAULT_PRUNE_INTERVAL_S, Schedule, prune_older_than,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +86,15 @@ class OutboxClient:
     sends one event; tests pass their own. ``service`` labels the backlog
     gauge (None: not recorded)."""
 
-    def __init__(self, model, publish, dispatched=None, grace_s=2.0, service=None):
+    def __init__(self, model, publish, dispatched=None, grace_s=2.0, service=None,
+                 retention_s=DEFAULT_OUTBOX_RETENTION_S, pruning=None):
         self.model = model
         self.publish = publish
         self.dispatched = set() if dispatched is None else dispatched
         self.grace_s = grace_s
         self.service = service
+        self.retention_s = retention_s
+        self.pruning = pruning or Schedule(DEFAULT_PRUNE_INTERVAL_S)
 
     def write(self, db, payload):
         """``write_event`` into this outbox, in ``db``'s transaction."""
@@ -129,7 +139,18 @@ class OutboxClient:
             self.dispatch(event.payload)
         if pending:
             log.info("relayed %d event(s) from the outbox", len(pending))
+        if self.pruning.due():
+            self.prune(database)
         return len(pending)
+
+    def prune(self, database):
+        """Delete the events dispatched more than ``retention_s`` ago; how many."""
+        with database.get_session() as session:
+            pruned = prune_older_than(session, self.model.dispatched_at, self.retention_s)
+        if pruned:
+            log.info("pruned %d dispatched event(s) older than %.0f s from the outbox",
+                     pruned, self.retention_s)
+        return pruned
 
 
 class Outbox(EventDispatcher):
@@ -153,7 +174,13 @@ class Outbox(EventDispatcher):
                                       durable=True, auto_delete=False, exclusive=False))
         super().setup()  # declares the exchange too, and makes the publisher
         self.dispatched = set()
+        config = self.container.config
+        self.retention_s = seconds_setting(config, "OUTBOX_RETENTION_S",
+                                           DEFAULT_OUTBOX_RETENTION_S)
+        self.pruning = Schedule(seconds_setting(config, "PRUNE_INTERVAL_S",
+                                                DEFAULT_PRUNE_INTERVAL_S))
 
     def get_dependency(self, worker_ctx):
         return OutboxClient(self.model, super().get_dependency(worker_ctx),
-                            self.dispatched, self.grace_s, self.container.service_name)
+                            self.dispatched, self.grace_s, self.container.service_name,
+                            self.retention_s, self.pruning)

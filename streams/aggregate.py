@@ -19,19 +19,60 @@ def is_bill_created(event):
     return event.get("type") == BILL_CREATED
 
 
-def first_delivery(state, event_id):
+# how many slices of the retention the seen ids are filed in: the oldest slice is
+# forgotten whole once it is a full retention older than the newest event
+DEDUP_SLICES = 24
+
+
+def first_delivery(state, event_id, at_ms=None, retention_ms=None):
     """Dedup decision: True the first time ``event_id`` is seen (and remember it),
     False on every repeat; delivery is at least once, a repeat must count zero times.
 
-    ``state`` is anything with ``exists(key)`` and ``set(key, value)``: in the
+    ``state`` is anything with ``exists``, ``get``, ``set`` and ``delete``: in the
     application a quixstreams ``State`` (changelog-backed, scoped to the message
     key), one entry per event so a check never loads the whole history.
+
+    With ``retention_ms`` (and the event's time ``at_ms``), ids are forgotten once
+    their events are more than ``retention_ms`` older than the newest event of
+    the key, so the state stays bounded; a repeat inside the retention is still
+    caught. Each id is filed in a slice (``DEDUP_SLICES`` per retention): a new
+    id costs a few entries, and a slice is dropped whole, so no step ever loads
+    the list of every id.
+
+        >>> first_delivery(state, "e-1", at_ms=0, retention_ms=86_400_000)
+        True
     """
     key = "seen:" + event_id
     if state.exists(key):
         return False
     state.set(key, True)
+    if retention_ms is not None and at_ms is not None:
+        _file_seen(state, event_id, at_ms, retention_ms)
     return True
+
+
+def _file_seen(state, event_id, at_ms, retention_ms):
+    width = max(1, retention_ms // DEDUP_SLICES)
+    slice_ = at_ms // width
+    count = state.get("slice:{}".format(slice_), 0)
+    state.set("slice:{}:{}".format(slice_, count), event_id)
+    state.set("slice:{}".format(slice_), count + 1)
+    slices = state.get("slices", [])
+    if slice_ not in slices:
+        slices = sorted(slices + [slice_])
+    newest = slices[-1]
+    while slices and (newest - slices[0]) * width > retention_ms:
+        _forget_slice(state, slices.pop(0))
+    state.set("slices", slices)
+
+
+def _forget_slice(state, slice_):
+    count = state.get("slice:{}".format(slice_), 0)
+    for n in range(count):
+        entry = "slice:{}:{}".format(slice_, n)
+        state.delete("seen:" + state.get(entry))
+        state.delete(entry)
+    state.delete("slice:{}".format(slice_))
 
 
 def add_bill(stats, event):

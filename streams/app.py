@@ -46,7 +46,7 @@ with warnings.catch_warnings():
                             category=AuthlibDeprecationWarning)
     from quixstreams import Application
 
-from common.config import ROOT, as_bool
+from common.config import ROOT, as_bool, seconds_setting
 from streams.aggregate import (add_bill, add_product_line, add_to_window,
                                event_time_ms, first_delivery, is_bill_created,
                                product_lines)
@@ -92,6 +92,7 @@ class Settings:
     tansu: bool
     window_seconds: float
     state_dir: str
+    dedup_retention_s: float = 86400.0
 
     @classmethod
     def from_config(cls, config):
@@ -100,12 +101,17 @@ class Settings:
         return cls(bootstrap=str(config["KAFKA_BOOTSTRAP_SERVERS"]),
                    tansu=as_bool(config["KAFKA_TANSU"]),
                    window_seconds=float(config["STREAMS_WINDOW_SECONDS"]),
-                   state_dir=os.path.join(ROOT, str(config["STREAMS_STATE_DIR"])))
+                   state_dir=os.path.join(ROOT, str(config["STREAMS_STATE_DIR"])),
+                   dedup_retention_s=seconds_setting(config, "STREAMS_DEDUP_RETENTION_S",
+                                                     86400.0))
 
 
-def once(event, state):
-    """Stateful filter: pass an event the first time its ``event_id`` is seen."""
-    return first_delivery(state, event["event_id"])
+def once(retention_ms):
+    """Stateful filter: pass an event the first time its ``event_id`` is seen
+    (remembered ``retention_ms`` of event time, ``STREAMS_DEDUP_RETENTION_S``)."""
+    def step(event, state):
+        return first_delivery(state, event["event_id"], event_time_ms(event), retention_ms)
+    return step
 
 
 def accumulate(add):
@@ -156,7 +162,7 @@ def build_app(settings):
 
     bills = (app.dataframe(bills_topic)
              .filter(is_bill_created)
-             .filter(once, stateful=True))
+             .filter(once(int(settings.dedup_retention_s * 1000)), stateful=True))
 
     (bills.apply(accumulate(add_bill), stateful=True)
      .to_topic(customers_topic, key=lambda totals: str(totals["customer_id"])))

@@ -14,6 +14,9 @@ class FakeState(dict):
     def set(self, key, value):
         self[key] = value
 
+    def delete(self, key):
+        del self[key]
+
 
 def test_first_delivery_counts_each_event_id_once():
     state = FakeState()
@@ -21,6 +24,41 @@ def test_first_delivery_counts_each_event_id_once():
     assert aggregate.first_delivery(state, "a") is False
     assert aggregate.first_delivery(state, "b") is True
     assert aggregate.first_delivery(state, "a") is False
+
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+
+
+def test_a_repeat_inside_the_retention_is_caught():
+    state = FakeState()
+    assert aggregate.first_delivery(state, "a", at_ms=0, retention_ms=DAY_MS)
+    # newer events up to a full retention later: "a" is still remembered
+    for n, at in enumerate(range(HOUR_MS, DAY_MS + 1, HOUR_MS)):
+        assert aggregate.first_delivery(state, "b{}".format(n), at_ms=at, retention_ms=DAY_MS)
+    assert aggregate.first_delivery(state, "a", at_ms=DAY_MS, retention_ms=DAY_MS) is False
+
+
+def test_ids_older_than_the_retention_are_forgotten_and_the_state_stays_bounded():
+    state = FakeState()
+    sizes = []
+    # ten days of a bill a minute for one customer (one message key)
+    for n in range(10 * 24 * 60):
+        assert aggregate.first_delivery(state, "e{}".format(n), at_ms=n * 60_000,
+                                        retention_ms=DAY_MS)
+        sizes.append(len(state))
+    # about one day of ids (two entries each, plus a slice's worth), not ten
+    per_day = 24 * 60
+    assert max(sizes) < 2 * (per_day + per_day // aggregate.DEDUP_SLICES) + 50, max(sizes)
+    assert not state.exists("seen:e0")  # nine days old: forgotten
+    assert state.exists("seen:e{}".format(10 * 24 * 60 - per_day))  # a day old: kept
+
+
+def test_without_a_retention_nothing_is_forgotten():
+    state = FakeState()
+    for n in range(100):
+        aggregate.first_delivery(state, "e{}".format(n))
+    assert len(state) == 100
 
 
 def test_add_bill_keeps_exact_money_and_counts():
@@ -103,7 +141,10 @@ def test_settings_from_config():
     config = {"KAFKA_BOOTSTRAP_SERVERS": "kafka:9092", "KAFKA_TANSU": "false",
               "STREAMS_WINDOW_SECONDS": 5, "STREAMS_STATE_DIR": "var/streams"}
     settings = Settings.from_config(config)
-    assert settings == Settings("kafka:9092", False, 5.0, os.path.join(ROOT, "var/streams"))
+    assert settings == Settings("kafka:9092", False, 5.0, os.path.join(ROOT, "var/streams"),
+                                86400.0)
+    config["STREAMS_DEDUP_RETENTION_S"] = "3600"
+    assert Settings.from_config(config).dedup_retention_s == 3600.0
     config.update(KAFKA_TANSU=True, STREAMS_STATE_DIR="/data/streams")
     assert Settings.from_config(config).tansu is True
     assert Settings.from_config(config).state_dir == "/data/streams"
