@@ -87,6 +87,13 @@ class IdsIn(BaseModel):
     ids: Annotated[List[Id], Field(max_length=MAX_IDS_PER_CALL)]
 
 
+class ReservationIdsIn(BaseModel):
+    """Stock reservation ids (uuid4 text, or any id a caller gave ``reserve_stock``)."""
+
+    reservation_ids: Annotated[List[Annotated[StrictStr, Field(min_length=1, max_length=36)]],
+                               Field(max_length=MAX_IDS_PER_CALL)]
+
+
 def validate(model, data):
     """``model`` built from ``data``, or ``InvalidInput`` naming each bad field."""
     try:

@@ -62,13 +62,19 @@ def handler_queue_name(source_service, event_type, service, method):
 
 
 BRIDGE_QUEUE = handler_queue_name(BILLING, BILL_CREATED, KAFKA_BRIDGE, BRIDGE_HANDLER)
+# inventory's handler of bill_created: it confirms the bill's stock reservation;
+# billing declares its queue too, like the bridge's
+CONFIRM_HANDLER = "confirm_reservation"
+CONFIRM_QUEUE = handler_queue_name(BILLING, BILL_CREATED, INVENTORY, CONFIRM_HANDLER)
 
 
-def bill_created_event(bill, event_id=None, occurred_at=None):
+def bill_created_event(bill, event_id=None, occurred_at=None, reservation_id=None):
     """The ``bill_created`` payload of ``bill``: ``{"id", "customer_id",
     "billing_date", "items": [{"product_id", "quantity", "unit_price"}]}``, as
     ``billing.get_bill`` answers it (``Decimal`` prices, ``datetime`` date) or as
     text. Plain JSON out: money with two decimals, times ISO 8601 UTC.
+    ``reservation_id``: the inventory reservation the bill's stock came from
+    (inventory confirms it; None for bills made without one, the seeded ones).
 
         >>> bill_created_event({"id": 4, "customer_id": 1, "billing_date": "2026-11-24T10:00:00+00:00",
         ...                     "items": [{"product_id": 2, "quantity": 3, "unit_price": "1299"}]})["bill"]["total"]
@@ -80,7 +86,7 @@ def bill_created_event(bill, event_id=None, occurred_at=None):
               "unit_price": money_text(item["unit_price"])} for item in bill["items"]]
     total = sum((Decimal(item["unit_price"]) * item["quantity"] for item in items), Decimal(0))
     return {"event_id": event_id or str(uuid.uuid4()), "type": BILL_CREATED,
-            "occurred_at": occurred_at,
+            "occurred_at": occurred_at, "reservation_id": reservation_id,
             "bill": {"id": bill["id"], "customer_id": bill["customer_id"],
                      "billing_date": billing_date if isinstance(billing_date, str)
                      else billing_date.isoformat(),

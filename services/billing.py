@@ -32,12 +32,13 @@ from sqlalchemy.exc import IntegrityError
 
 import mesh.service
 from common.paging import get_or_raise, page_of
-from common.validation import PageIn, validate
+from common.validation import PageIn, ReservationIdsIn, validate
 from contracts.wire import money, utc_now
 from contracts.cache_tags import customer_tag
 from contracts.errors import BillNotFound, IdempotencyKeyReused, ServiceUnavailable
 from contracts.events import (
-    BILL_CREATED, BRIDGE_QUEUE, CUSTOMER_DELETED, CUSTOMER_UPDATED, bill_created_event,
+    BILL_CREATED, BRIDGE_QUEUE, CONFIRM_QUEUE, CUSTOMER_DELETED, CUSTOMER_UPDATED,
+    bill_created_event,
 )
 from contracts.services import BILLING, CUSTOMERS, INVENTORY
 from mesh.cache import ReadCache
@@ -70,7 +71,9 @@ class BillingService(mesh.service.MeshService):
     inventory_compensation = MeshRpcProxy(INVENTORY, inherit_deadline=False)
     # bill_created, to Kafka through the bridge, whose queue must exist before
     # the bridge first runs
-    outbox = Outbox(OutboxEvent, handler_queues=[(BRIDGE_QUEUE, BILL_CREATED)],
+    # and to inventory, which confirms the bill's reservation with it
+    outbox = Outbox(OutboxEvent, handler_queues=[(BRIDGE_QUEUE, BILL_CREATED),
+                                                 (CONFIRM_QUEUE, BILL_CREATED)],
                     grace_s=OUTBOX_GRACE_S)
     # a call to customers per bill cost the mesh ~3 ms of CPU (its share, the
     # broker's, billing's); answers only, never "not found"
@@ -169,6 +172,21 @@ class BillingService(mesh.service.MeshService):
         return answer
 
     @rpc
+    def get_bills_for_reservations(self, reservation_ids):
+        """Which of these stock reservations a bill was made with: ``{reservation
+        id: bill id}``, the others left out. inventory asks before it gives back
+        a reservation no confirmation reached in ``RESERVATION_TTL``.
+
+            >>> n.rpc.billing.get_bills_for_reservations(["r-1", "r-2"])
+            {'r-1': 4}
+        """
+        ids = validate(ReservationIdsIn, {"reservation_ids": reservation_ids}).reservation_ids
+        with self.db.get_session() as session:
+            rows = session.execute(select(Bill.reservation_id, Bill.id)
+                                   .where(Bill.reservation_id.in_(ids)))
+            return {reservation_id: bill_id for reservation_id, bill_id in rows}
+
+    @rpc
     def count_bills(self, customer_id=None, product_id=None):
         """How many bills name this customer, or hold this product.
 
@@ -260,7 +278,8 @@ class BillingService(mesh.service.MeshService):
                 connection.execute(insert(IdempotencyKey).values(
                     key=request.idempotency_key, bill_id=bill["id"],
                     request_hash=request.fingerprint()))
-            event = self.outbox.write(connection, bill_created_event(bill))
+            event = self.outbox.write(connection, bill_created_event(
+                bill, reservation_id=reservation["reservation_id"]))
             answer = full_bill(bill, customer, products)
             # The one explicit line of the inbox: this block must commit here, not
             # after create_bill returns, so that a failed commit (a late one, the

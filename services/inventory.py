@@ -5,6 +5,15 @@ Stock is taken for a bill with ``reserve_stock`` and given back with
 (a conditional ``UPDATE ... WHERE quantity >= n`` per product, in one
 transaction), so stock never goes below zero, however many instances run.
 
+A reservation is ``held`` until billing's ``bill_created`` (from its outbox, at
+least once) confirms it (``confirmed``: the stock is sold), or it goes back
+(``released``). Held reservations older than ``RESERVATION_TTL`` are asked about
+(``expire_reservations``): billing says which have a bill (those are confirmed,
+never released, however late their event) and the others are given back; while
+billing does not answer, nothing is released. The TTL is at least twice
+``RPC_TIMEOUT``: a bill committed after it would have missed its deadline, which
+``mesh.db`` refuses.
+
     nameko run --config config.yaml services.inventory
     >>> n.rpc.inventory.reserve_stock([{"product_id": 2, "quantity": 1}])
     {'reservation_id': '9f0c...', 'items': [{'product': {...}, 'quantity': 1,
@@ -14,30 +23,44 @@ Events (after the commit): ``product_updated``, ``product_deleted`` at once;
 ``stock_changed`` at most every ``STOCK_EVENT_INTERVAL_S``, naming every product
 whose stock changed meanwhile (one event for many bills, not one each).
 """
+import datetime
+import logging
 import uuid
 
-from mesh.timer import timer
+from nameko.dependency_providers import Config
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 import mesh.service
 from common.paging import get_or_raise, page_of
 from common.validation import IdsIn, ItemsIn, PageIn, validate
+from common.config import seconds_setting
 from contracts.errors import (
     Conflict, InsufficientStock, ProductHasBills, ProductNotFound, ReservationReleased,
+    ServiceUnavailable,
 )
-from contracts.events import PRODUCT_DELETED, PRODUCT_UPDATED, STOCK_CHANGED, products_changed
+from contracts.events import (
+    BILL_CREATED, PRODUCT_DELETED, PRODUCT_UPDATED, STOCK_CHANGED,
+    products_changed,
+)
 from contracts.services import BILLING, INVENTORY
+from contracts.wire import utc_now
 from mesh.db import MeshDatabase
-from mesh.events import ChangeEvents
+from mesh.events import ChangeEvents, event_handler
 from mesh.pending import Pending
 from mesh.proxy import MeshRpcProxy
 from mesh.rpc import rpc
+from mesh.timer import timer
 from services.inventory_models import InventoryBase, InventoryInbox, Product, StockReservation
 from services.inventory_schemas import ProductIn
 from services.inventory_seed import seed_products
 
-RESERVED, RELEASED = "reserved", "released"
+HELD, CONFIRMED, RELEASED = "held", "confirmed", "released"
+DEFAULT_RESERVATION_TTL_S = 60.0
+RESERVATION_SWEEP_S = 1.0  # how often each instance looks for expired reservations
+SWEEP_BATCH = 100
+
+log = logging.getLogger(__name__)
 
 # Every bill changes stock: one event per bill cost inventory, the broker and
 # each gateway more than the reservation itself. Readers only need "read again".
@@ -62,6 +85,7 @@ class InventoryService(mesh.service.MeshService):
     db = MeshDatabase(InventoryBase, seed=seed_products, inbox=InventoryInbox)
     billing = MeshRpcProxy(BILLING)
     changes = ChangeEvents()
+    config = Config()
     stock_changes = Pending()  # products whose stock changed since the last stock_changed
 
     @rpc
@@ -167,7 +191,7 @@ class InventoryService(mesh.service.MeshService):
         with self.db.get_session() as session:
             # the reservation row first: a repeated id fails here, before any
             # stock is touched (and waits for a concurrent twin to commit)
-            session.add(StockReservation(id=reservation_id, status=RESERVED, items=lines))
+            session.add(StockReservation(id=reservation_id, status=HELD, items=lines))
             try:
                 session.flush()
             except IntegrityError:
@@ -194,31 +218,98 @@ class InventoryService(mesh.service.MeshService):
 
     @rpc(inbox=True)
     def release_stock(self, reservation_id):
-        """Give a reservation's stock back, once (then ``stock_changed``).
+        """Give a held reservation's stock back, once (then ``stock_changed``).
         Releasing an unknown id leaves a tombstone, so a late ``reserve_stock``
-        with that id is refused.
+        with that id is refused; a confirmed one (its bill committed) keeps its
+        stock.
 
             >>> n.rpc.inventory.release_stock("r-1")
             {'reservation_id': 'r-1', 'status': 'released', 'restocked': True}
         """
         with self.db.get_session() as session:
-            released = session.execute(
-                update(StockReservation)
-                .where(StockReservation.id == reservation_id,
-                       StockReservation.status == RESERVED)
-                .values(status=RELEASED))
-            restocked = released.rowcount == 1
-            lines = []
-            if restocked:
-                lines = session.get(StockReservation, reservation_id).items
-                for line in lines:
-                    session.execute(
-                        update(Product).where(Product.id == line["product_id"])
-                        .values(quantity=Product.quantity + line["quantity"]))
-            elif session.get(StockReservation, reservation_id) is None:
-                session.add(StockReservation(id=reservation_id, status=RELEASED, items=[]))
+            lines = self._give_back(session, reservation_id)
+            status = RELEASED
+            if lines is None:
+                lines = []
+                row = session.get(StockReservation, reservation_id)
+                if row is None:
+                    session.add(StockReservation(id=reservation_id, status=RELEASED, items=[]))
+                else:
+                    status = row.status
         self.stock_changes.update(line["product_id"] for line in lines)
-        return {"reservation_id": reservation_id, "status": RELEASED, "restocked": restocked}
+        return {"reservation_id": reservation_id, "status": status,
+                "restocked": status == RELEASED and bool(lines)}
+
+    @event_handler(BILLING, BILL_CREATED)
+    def confirm_reservation(self, event):
+        """A bill committed: its reservation's stock is sold (``confirmed``, never
+        given back). Idempotent: events come at least once.
+
+            billing.bill_created {"event_id": "...", "reservation_id": "r-1", "bill": {...}}
+        """
+        reservation_id = event.get("reservation_id")
+        if reservation_id:
+            self._confirm([reservation_id])
+
+    @timer(interval=RESERVATION_SWEEP_S)
+    def expire_reservations(self):
+        """Held reservations older than ``RESERVATION_TTL``: confirm those billing
+        has a bill for, give the others back; while billing does not answer,
+        nothing (tried again at the next run).
+
+            inventory: reservation r-7 held 61 s without a bill: stock given back
+        """
+        ttl = seconds_setting(self.config, "RESERVATION_TTL", DEFAULT_RESERVATION_TTL_S,
+                              at_least=2 * float(self.config.get("RPC_TIMEOUT", 5)))
+        cutoff = utc_now() - datetime.timedelta(seconds=ttl)
+        with self.db.get_session() as session:
+            expired = session.scalars(
+                select(StockReservation.id)
+                .where(StockReservation.status == HELD, StockReservation.created_at < cutoff)
+                .order_by(StockReservation.created_at).limit(SWEEP_BATCH)).all()
+        if not expired:
+            return
+        try:
+            billed = self.billing.get_bills_for_reservations(expired)
+        except ServiceUnavailable as exc:
+            log.warning("%d reservation(s) held past %.0f s, kept until billing answers "
+                        "which have a bill (%s)", len(expired), ttl, exc)
+            return
+        self._confirm([reservation_id for reservation_id in expired if reservation_id in billed])
+        given_back = []
+        with self.db.get_session() as session:
+            for reservation_id in expired:
+                if reservation_id not in billed:
+                    lines = self._give_back(session, reservation_id)
+                    if lines is not None:
+                        given_back.append(reservation_id)
+                        self.stock_changes.update(line["product_id"] for line in lines)
+        for reservation_id in given_back:
+            log.info("reservation %s held %.0f s without a bill: stock given back",
+                     reservation_id, ttl)
+
+    def _confirm(self, reservation_ids):
+        with self.db.get_session() as session:
+            session.execute(update(StockReservation)
+                            .where(StockReservation.id.in_(reservation_ids),
+                                   StockReservation.status == HELD)
+                            .values(status=CONFIRMED))
+
+    @staticmethod
+    def _give_back(session, reservation_id):
+        """Release a held reservation in ``session``: its lines, restocked; None
+        when it is not held (unknown, confirmed or released already)."""
+        released = session.execute(
+            update(StockReservation)
+            .where(StockReservation.id == reservation_id, StockReservation.status == HELD)
+            .values(status=RELEASED))
+        if released.rowcount != 1:
+            return None
+        lines = session.get(StockReservation, reservation_id).items
+        for line in lines:
+            session.execute(update(Product).where(Product.id == line["product_id"])
+                            .values(quantity=Product.quantity + line["quantity"]))
+        return lines
 
     @timer(interval=STOCK_EVENT_INTERVAL_S)
     def publish_stock_changes(self):

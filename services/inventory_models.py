@@ -2,7 +2,7 @@
 import datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, CheckConstraint, Integer, String
+from sqlalchemy import JSON, CheckConstraint, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from common.columns import MoneyType, UtcDateTime
@@ -32,13 +32,16 @@ class Product(InventoryBase):
 
 
 class StockReservation(InventoryBase):
-    """Stock taken for one bill. Released reservations stay as tombstones, so a
-    reservation request arriving after its release is refused."""
+    """Stock taken for one bill: ``held`` until billing confirms its bill
+    (``confirmed``) or it goes back (``released``). Released reservations stay as
+    tombstones, so a reservation request arriving after its release is refused."""
 
     __tablename__ = "stock_reservations"
+    # the expiry sweep: held ones, oldest first
+    __table_args__ = (Index("ix_stock_reservations_status_created_at", "status", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    status: Mapped[str] = mapped_column(String(10))  # "reserved" | "released"
+    status: Mapped[str] = mapped_column(String(10))  # "held" | "confirmed" | "released"
     items: Mapped[list] = mapped_column(JSON)  # [{"product_id", "quantity"}]
     created_at: Mapped[datetime.datetime] = mapped_column(UtcDateTime, default=utc_now)
 

@@ -43,6 +43,20 @@ def stock(engine):
         return {p.id: p.quantity for p in session.query(Product)}
 
 
+def query(config, service, sql):
+    """Rows straight from a service's database (``config["DB_URIS"]``):
+    ``query(config, "customers", "SELECT count(*) FROM inbox")`` -> ``[(1,)]``."""
+    from sqlalchemy import text
+
+    uri = next(uri for key, uri in config["DB_URIS"].items() if key.startswith(service + ":"))
+    engine = make_engine(uri)
+    try:
+        with engine.connect() as db:
+            return db.execute(text(sql)).fetchall()
+    finally:
+        engine.dispose()
+
+
 def sqlite_uris(folder):
     return {
         "customers:CustomersBase": "sqlite:///{}/customers.db".format(folder),

@@ -21,7 +21,7 @@ from sqlalchemy import inspect, text
 
 from common.config import ROOT
 from contracts.events import bill_created_event
-from helpers import sqlite_uris
+from helpers import sqlite_uris, wait_for
 from mesh.db import MIGRATIONS_DIR, alembic_config, bootstrap, make_engine, script_directory
 from services.billing_schemas import BillIn
 from services.billing_seed import CUSTOMER_IDS, UNIT_PRICES
@@ -150,13 +150,14 @@ def premigration_mesh(uris):
 
 def table_rows(engine):
     """``{table: rows}`` of every table but alembic's (the outbox without
-    ``dispatched_at``, which the relay sets)."""
+    ``dispatched_at``, which the relay sets; reservations without ``status``,
+    which inventory's 0003 and its expiry sweep change: checked on their own)."""
     with engine.connect() as db:
         tables = sorted(t for t in inspect(db).get_table_names() if t != "alembic_version")
         found = {}
         for table in tables:
-            columns = ("event_id, event_type, payload, created_at" if table == "outbox_events"
-                       else "*")
+            columns = {"outbox_events": "event_id, event_type, payload, created_at",
+                       "stock_reservations": "id, items, created_at"}.get(table, "*")
             found[table] = db.execute(text(
                 'SELECT {} FROM "{}" ORDER BY 1'.format(columns, table))).fetchall()
         return found
@@ -196,6 +197,10 @@ def test_databases_of_the_current_main_are_upgraded_and_served(
     print("rows before the upgrade:", counts)
 
     mesh_config["DB_URIS"] = database_uris
+    # the old outbox rows were dispatched long ago: the relay would prune them at
+    # once (OUTBOX_RETENTION_S, tests/integration/test_pruning.py); here every row
+    # must be seen kept by the upgrade
+    mesh_config["OUTBOX_RETENTION_S"] = 10 * 365 * 86400
     with caplog.at_level(logging.INFO, logger="mesh.db"):
         mesh = start_mesh(mesh_config)
 
@@ -232,6 +237,17 @@ def test_databases_of_the_current_main_are_upgraded_and_served(
                         json={"customer_id": 2, "items": [{"product_id": 2, "quantity": 1}]})
     assert created.status_code == 201, created.text
     assert created.json()["id"] == 3 + EXTRA_BILLS + 1 and created.json()["total"] == "1299.00"
+    assert mesh.http("GET", "/products/2").json()["quantity"] == 9
+
+    # every old reservation had a bill: 0003 made them held, and the expiry sweep
+    # (they are older than RESERVATION_TTL) asked billing and confirmed each one,
+    # giving no stock back (the new bill's is confirmed by its bill_created)
+    def statuses():
+        with engines["inventory"].connect() as db:
+            return dict(db.execute(text(
+                "SELECT status, count(*) FROM stock_reservations GROUP BY status")).fetchall())
+    wait_for(lambda: statuses() == {"confirmed": 3 + EXTRA_BILLS + 1}, 15,
+             "every reservation of a bill confirmed, none released")
     assert mesh.http("GET", "/products/2").json()["quantity"] == 9
     for engine in engines.values():
         engine.dispose()

@@ -4,11 +4,9 @@ request (``MESH_TEST_EXIT_AFTER_COMMIT``), is started again; RabbitMQ delivers
 the request again, it is answered what the first run recorded, and the
 database holds the effect once."""
 import pytest
-from sqlalchemy import text
 
 from contracts.errors import InsufficientStock
-from helpers import wait_for
-from mesh.db import make_engine
+from helpers import query, wait_for
 from mesh.inbox import TEST_EXIT_CODE, TEST_EXIT_ENV
 
 
@@ -19,17 +17,6 @@ def config(request, mesh_config):
         make = request.getfixturevalue("postgres_db")
         mesh_config["DB_URIS"] = {key: make() for key in mesh_config["DB_URIS"]}
     return mesh_config
-
-
-def query(config, service, sql):
-    """Rows straight from a service's database."""
-    uri = next(uri for key, uri in config["DB_URIS"].items() if key.startswith(service + ":"))
-    engine = make_engine(uri)
-    try:
-        with engine.connect() as db:
-            return db.execute(text(sql)).fetchall()
-    finally:
-        engine.dispose()
 
 
 def crash_after_commit(monkeypatch, service_processes, config, module, method, call):

@@ -1,20 +1,11 @@
 """Bounded growth (mesh.retention) in running services against the real
 RabbitMQ: inbox records and dispatched outbox events are pruned after their
 retention, what they were about stays."""
-from sqlalchemy import text
-
-from helpers import wait_for
-from mesh.db import make_engine
+from helpers import query, wait_for
 
 
 def count(config, service, sql):
-    uri = next(uri for key, uri in config["DB_URIS"].items() if key.startswith(service + ":"))
-    engine = make_engine(uri)
-    try:
-        with engine.connect() as db:
-            return db.execute(text(sql)).scalar()
-    finally:
-        engine.dispose()
+    return query(config, service, sql)[0][0]
 
 
 def short_retention(config):

@@ -7,7 +7,10 @@ from honcho.environ import parse_procfile
 
 from common.config import ROOT
 from contracts import errors, events, services, topics
-from contracts.events import BRIDGE_HANDLER, BRIDGE_QUEUE, bill_created_event
+from contracts.events import (
+    BRIDGE_HANDLER, BRIDGE_QUEUE, CONFIRM_HANDLER, CONFIRM_QUEUE, bill_created_event,
+)
+from services.inventory import InventoryService
 from services.kafka_bridge import KafkaBridgeService
 
 
@@ -19,11 +22,13 @@ def test_bill_created_payload():
     event = bill_created_event(bill, event_id="e-1", occurred_at="2026-11-24T10:00:01+00:00")
     assert event == {
         "event_id": "e-1", "type": "bill_created", "occurred_at": "2026-11-24T10:00:01+00:00",
+        "reservation_id": None,
         "bill": {"id": 4, "customer_id": 1, "billing_date": "2026-11-24T10:00:00+00:00",
                  "items": [{"product_id": 2, "quantity": 3, "unit_price": "1299.00"},
                            {"product_id": 3, "quantity": 1, "unit_price": "0.10"}],
                  "total": "3897.10"}}
     assert len(bill_created_event(bill)["event_id"]) == 36
+    assert bill_created_event(bill, reservation_id="r-1")["reservation_id"] == "r-1"
 
 
 def test_the_bridge_queue_is_the_bridge_handlers_queue():
@@ -31,6 +36,11 @@ def test_the_bridge_queue_is_the_bridge_handlers_queue():
     handler: the names must agree."""
     assert KafkaBridgeService.forward_bill_created.__name__ == BRIDGE_HANDLER
     assert BRIDGE_QUEUE == "evt-billing-bill_created--kafka_bridge.forward_bill_created"
+
+
+def test_the_confirm_queue_is_inventorys_handlers_queue():
+    assert InventoryService.confirm_reservation.__name__ == CONFIRM_HANDLER
+    assert CONFIRM_QUEUE == "evt-billing-bill_created--inventory.confirm_reservation"
 
 
 def test_every_error_code_is_unique_and_has_a_status():

@@ -189,8 +189,19 @@ def test_a_database_made_before_migrations_is_stamped_and_upgraded(tmp_path, nam
     assert done.endswith("(at head)" if head == "0001" else "upgraded 0001 -> " + head)
     assert revision_of(engine) == head
     after = rows(engine)
-    assert {t: after[t] for t in before} == before  # every row kept, no second seed
+    # every row kept, no second seed
+    assert {t: after[t] for t in before} == as_upgraded(name, before)
     assert bootstrap(engine, base.metadata, seed) == "{} database: at head {}".format(name, head)
+
+
+def as_upgraded(name, tables):
+    """``tables`` (``rows()``) as the migrations change their values on purpose:
+    inventory's 0003 makes the old ``reserved`` reservations ``held``."""
+    if name != "inventory":
+        return tables
+    return dict(tables, stock_reservations=[
+        (row[0], "held" if row[1] == "reserved" else row[1]) + tuple(row[2:])
+        for row in tables["stock_reservations"]])
 
 
 def test_seeded_once(tmp_path):
@@ -277,15 +288,15 @@ def test_status_and_upgrade(tmp_path, capsys):
         "customers:CustomersBase": "sqlite:///{}/customers.db".format(tmp_path),
         "inventory:InventoryBase": "sqlite:///{}/inventory.db".format(tmp_path),
         "billing:BillingBase": "sqlite:///{}/billing.db".format(tmp_path)}}
-    head = script_directory("billing").get_current_head()
+    head = {name: script_directory(name).get_current_head()
+            for name in ("customers", "inventory", "billing")}
 
     assert db_tool.status(config) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:4] == ["DATABASE", "REVISION", "HEAD", "STATE"]
-    # every history is at the same head (each has its inbox revision)
-    assert lines[1].split()[:5] == ["customers", "-", head, "made", "before"]
-    assert lines[2].split()[:5] == ["inventory", "-", head, "no", "database"]
-    assert lines[3].split()[:5] == ["billing", head, head, "at", "head"]
+    assert lines[1].split()[:5] == ["customers", "-", head["customers"], "made", "before"]
+    assert lines[2].split()[:5] == ["inventory", "-", head["inventory"], "no", "database"]
+    assert lines[3].split()[:5] == ["billing", head["billing"], head["billing"], "at", "head"]
 
     assert db_tool.upgrade(config) == 0
     assert capsys.readouterr().out.splitlines()[0].startswith(
@@ -293,7 +304,7 @@ def test_status_and_upgrade(tmp_path, capsys):
     assert not (tmp_path / "inventory.db").exists()  # its service creates and seeds it
     db_tool.status(config, ("customers",))
     assert capsys.readouterr().out.splitlines()[1].split()[:5] == [
-        "customers", head, head, "at", "head"]
+        "customers", head["customers"], head["customers"], "at", "head"]
 
 
 def test_the_state_of_a_database(tmp_path):
