@@ -45,10 +45,10 @@ from sqlalchemy import JSON, String, func, insert, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.columns import UtcDateTime
+from common.config import seconds_setting
 from contracts.wire import utc_now
 from mesh.amqp import MeshPublisher
 from mesh.metrics import set_outbox_backlog
-from common.config import seconds_setting
 from mesh.retention import (
     DEFAULT_OUTBOX_RETENTION_S, DEFAULT_PRUNE_INTERVAL_S, Schedule, prune_older_than,
 )

@@ -13,14 +13,12 @@ Each instance prunes every ``PRUNE_INTERVAL_S``, a batch at a time (several
 instances pruning the same table only share the work).
 """
 import datetime
-import logging
+import time
 
 from sqlalchemy import delete, inspect, select
 
 from common.config import seconds_setting
 from contracts.wire import utc_now
-
-log = logging.getLogger(__name__)
 
 DEFAULT_INBOX_RETENTION_S = 3600.0
 DEFAULT_OUTBOX_RETENTION_S = 86400.0
@@ -63,8 +61,6 @@ class Schedule:
     (the first time at once). One per process, shared by its workers."""
 
     def __init__(self, interval_s, clock=None):
-        import time
-
         self.interval_s = interval_s
         self._clock = clock or time.monotonic
         self._last = None

@@ -25,6 +25,7 @@ whose stock changed meanwhile (one event for many bills, not one each).
 """
 import datetime
 import logging
+import time
 import uuid
 
 from nameko.dependency_providers import Config
@@ -59,6 +60,9 @@ HELD, CONFIRMED, RELEASED = "held", "confirmed", "released"
 DEFAULT_RESERVATION_TTL_S = 60.0
 RESERVATION_SWEEP_S = 1.0  # how often each instance looks for expired reservations
 SWEEP_BATCH = 100
+# while billing does not answer, the sweep says so at most this often (not every run)
+SWEEP_WARNING_EVERY_S = 30.0
+_last_sweep_warning = [float("-inf")]  # monotonic time, one per process
 
 log = logging.getLogger(__name__)
 
@@ -272,8 +276,11 @@ class InventoryService(mesh.service.MeshService):
         try:
             billed = self.billing.get_bills_for_reservations(expired)
         except ServiceUnavailable as exc:
-            log.warning("%d reservation(s) held past %.0f s, kept until billing answers "
-                        "which have a bill (%s)", len(expired), ttl, exc)
+            now = time.monotonic()
+            if now - _last_sweep_warning[0] >= SWEEP_WARNING_EVERY_S:
+                _last_sweep_warning[0] = now
+                log.warning("%d reservation(s) held past %.0f s, kept until billing answers "
+                            "which have a bill (%s)", len(expired), ttl, exc)
             return
         self._confirm([reservation_id for reservation_id in expired if reservation_id in billed])
         given_back = []

@@ -52,27 +52,26 @@ def first_delivery(state, event_id, at_ms=None, retention_ms=None):
 
 
 def _file_seen(state, event_id, at_ms, retention_ms):
+    # two entries per id (its slot, the slices' counts), beside its "seen:" entry
     width = max(1, retention_ms // DEDUP_SLICES)
     slice_ = at_ms // width
-    count = state.get("slice:{}".format(slice_), 0)
-    state.set("slice:{}:{}".format(slice_, count), event_id)
-    state.set("slice:{}".format(slice_), count + 1)
-    slices = state.get("slices", [])
-    if slice_ not in slices:
-        slices = sorted(slices + [slice_])
-    newest = slices[-1]
-    while slices and (newest - slices[0]) * width > retention_ms:
-        _forget_slice(state, slices.pop(0))
-    state.set("slices", slices)
+    counts = state.get("slices", {})  # {slice number as text: ids filed in it}
+    filed = counts.get(str(slice_), 0)
+    state.set("slice:{}:{}".format(slice_, filed), event_id)
+    counts[str(slice_)] = filed + 1
+    newest = max(int(number) for number in counts)
+    for oldest in sorted(int(number) for number in counts):
+        if (newest - oldest) * width <= retention_ms:
+            break
+        _forget_slice(state, oldest, counts.pop(str(oldest)))
+    state.set("slices", counts)
 
 
-def _forget_slice(state, slice_):
-    count = state.get("slice:{}".format(slice_), 0)
-    for n in range(count):
+def _forget_slice(state, slice_, filed):
+    for n in range(filed):
         entry = "slice:{}:{}".format(slice_, n)
         state.delete("seen:" + state.get(entry))
         state.delete(entry)
-    state.delete("slice:{}".format(slice_))
 
 
 def add_bill(stats, event):
