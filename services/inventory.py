@@ -232,8 +232,8 @@ class InventoryService(mesh.service.MeshService):
         """
         with self.db.get_session() as session:
             lines = self._give_back(session, reservation_id)
-            status = RELEASED
-            if lines is None:
+            restocked, status = lines is not None, RELEASED
+            if not restocked:
                 lines = []
                 row = session.get(StockReservation, reservation_id)
                 if row is None:
@@ -241,8 +241,7 @@ class InventoryService(mesh.service.MeshService):
                 else:
                     status = row.status
         self.stock_changes.update(line["product_id"] for line in lines)
-        return {"reservation_id": reservation_id, "status": status,
-                "restocked": status == RELEASED and bool(lines)}
+        return {"reservation_id": reservation_id, "status": status, "restocked": restocked}
 
     @event_handler(BILLING, BILL_CREATED)
     def confirm_reservation(self, event):

@@ -86,13 +86,16 @@ TANSU_CONSUMER_CONFIG = {"fetch.wait.max.ms": 25}
 #    after 60k).
 
 
+DEFAULT_DEDUP_RETENTION_S = 86400.0  # a day of event time (config.yaml)
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     bootstrap: str
     tansu: bool
     window_seconds: float
     state_dir: str
-    dedup_retention_s: float = 86400.0
+    dedup_retention_s: float = DEFAULT_DEDUP_RETENTION_S
 
     @classmethod
     def from_config(cls, config):
@@ -103,7 +106,7 @@ class Settings:
                    window_seconds=float(config["STREAMS_WINDOW_SECONDS"]),
                    state_dir=os.path.join(ROOT, str(config["STREAMS_STATE_DIR"])),
                    dedup_retention_s=seconds_setting(config, "STREAMS_DEDUP_RETENTION_S",
-                                                     86400.0))
+                                                     DEFAULT_DEDUP_RETENTION_S))
 
 
 def once(retention_ms):
