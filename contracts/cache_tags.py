@@ -12,6 +12,11 @@ def product_tag(product_id):
     return "product:{}".format(product_id)
 
 
+def bill_tag(bill_id):
+    """What shows this bill (its status changes once: when it is cancelled)."""
+    return "bill:{}".format(bill_id)
+
+
 def full_bill_key(bill_id):
     """The cache key of a full bill (tagged with its customer and products)."""
     return "bill:{}:full".format(bill_id)

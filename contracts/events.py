@@ -5,9 +5,20 @@ least once (consumers deduplicate by ``event_id``); forwarded to Kafka by
 ``kafka_bridge`` (topic ``billing.bills``, see ``contracts.topics``)::
 
     {"event_id": "<uuid4>", "type": "bill_created", "occurred_at": "<ISO 8601 UTC>",
+     "reservation_id": "<uuid4>",
      "bill": {"id": 4, "customer_id": 1, "billing_date": "<ISO 8601 UTC>",
               "items": [{"product_id": 2, "quantity": 3, "unit_price": "1299.00"}],
               "total": "3897.00"}}
+
+``billing.bill_cancelled``: one per cancelled bill (the first cancellation; a
+repeated one sends nothing), the same way and to the same topic. The same bill,
+with its status and the time of the cancellation, which is also the event's
+``occurred_at``; inventory gives the bill's stock back with it::
+
+    {"event_id": "<uuid4>", "type": "bill_cancelled", "occurred_at": "<cancelled_at>",
+     "reservation_id": "<uuid4>",
+     "bill": {"id": 4, ..., "total": "3897.00", "status": "cancelled",
+              "cancelled_at": "<ISO 8601 UTC>"}}
 
 Change events, for the read caches of the gateway and billing, sent after the
 change committed, transient (a hint: "read it again"; nobody is harmed if one
@@ -35,6 +46,8 @@ from contracts.wire import money_text, utc_now
 from contracts.services import BILLING, CUSTOMERS, INVENTORY, KAFKA_BRIDGE, RPC_SERVICES
 
 BILL_CREATED = "bill_created"
+BILL_CANCELLED = "bill_cancelled"
+BILL_EVENTS = (BILL_CREATED, BILL_CANCELLED)  # what goes to Kafka, on billing.bills
 CUSTOMER_UPDATED, CUSTOMER_DELETED = "customer_updated", "customer_deleted"
 PRODUCT_UPDATED, PRODUCT_DELETED = "product_updated", "product_deleted"
 STOCK_CHANGED = "stock_changed"
@@ -45,7 +58,7 @@ HEARTBEAT_EXPIRY_S = 3 * HEARTBEAT_INTERVAL_S
 
 # (source service, event type) of every event the mesh sends
 EVENTS = (
-    (BILLING, BILL_CREATED),
+    (BILLING, BILL_CREATED), (BILLING, BILL_CANCELLED),
     (CUSTOMERS, CUSTOMER_UPDATED), (CUSTOMERS, CUSTOMER_DELETED),
     (INVENTORY, PRODUCT_UPDATED), (INVENTORY, PRODUCT_DELETED), (INVENTORY, STOCK_CHANGED),
 ) + tuple((service, HEARTBEAT) for service in RPC_SERVICES)
@@ -62,10 +75,17 @@ def handler_queue_name(source_service, event_type, service, method):
 
 
 BRIDGE_QUEUE = handler_queue_name(BILLING, BILL_CREATED, KAFKA_BRIDGE, BRIDGE_HANDLER)
+BRIDGE_CANCEL_HANDLER = "forward_bill_cancelled"
+BRIDGE_CANCEL_QUEUE = handler_queue_name(BILLING, BILL_CANCELLED, KAFKA_BRIDGE,
+                                         BRIDGE_CANCEL_HANDLER)
+BRIDGE_QUEUES = (BRIDGE_QUEUE, BRIDGE_CANCEL_QUEUE)
 # inventory's handler of bill_created: it confirms the bill's stock reservation;
 # billing declares its queue too, like the bridge's
 CONFIRM_HANDLER = "confirm_reservation"
 CONFIRM_QUEUE = handler_queue_name(BILLING, BILL_CREATED, INVENTORY, CONFIRM_HANDLER)
+# inventory's handler of bill_cancelled: it gives the bill's stock back
+RETURN_HANDLER = "return_cancelled_stock"
+RETURN_QUEUE = handler_queue_name(BILLING, BILL_CANCELLED, INVENTORY, RETURN_HANDLER)
 
 
 def bill_created_event(bill, event_id=None, occurred_at=None, reservation_id=None):
@@ -81,16 +101,40 @@ def bill_created_event(bill, event_id=None, occurred_at=None, reservation_id=Non
         '3897.00'
     """
     occurred_at = occurred_at or utc_now().isoformat()
-    billing_date = bill.get("billing_date") or occurred_at
+    return {"event_id": event_id or str(uuid.uuid4()), "type": BILL_CREATED,
+            "occurred_at": occurred_at, "reservation_id": reservation_id,
+            "bill": _bill_payload(bill, default_date=occurred_at)}
+
+
+def bill_cancelled_event(bill, cancelled_at, event_id=None, reservation_id=None):
+    """The ``bill_cancelled`` payload: the bill as in ``bill_created``, with
+    ``"status": "cancelled"`` and ``cancelled_at``, which is also the event's
+    ``occurred_at`` (the revenue windows book the cancellation at that time).
+
+        >>> bill_cancelled_event({"id": 4, "customer_id": 1, "billing_date": "2026-11-24T10:00:00+00:00",
+        ...                       "items": [{"product_id": 2, "quantity": 3, "unit_price": "1299"}]},
+        ...                      "2026-11-24T11:00:00+00:00")["bill"]["status"]
+        'cancelled'
+    """
+    cancelled_at = cancelled_at if isinstance(cancelled_at, str) else cancelled_at.isoformat()
+    payload = _bill_payload(bill, default_date=cancelled_at)
+    payload.update(status=CANCELLED, cancelled_at=cancelled_at)
+    return {"event_id": event_id or str(uuid.uuid4()), "type": BILL_CANCELLED,
+            "occurred_at": cancelled_at, "reservation_id": reservation_id, "bill": payload}
+
+
+ACTIVE, CANCELLED = "active", "cancelled"  # a bill's status
+
+
+def _bill_payload(bill, default_date):
+    billing_date = bill.get("billing_date") or default_date
     items = [{"product_id": item["product_id"], "quantity": item["quantity"],
               "unit_price": money_text(item["unit_price"])} for item in bill["items"]]
     total = sum((Decimal(item["unit_price"]) * item["quantity"] for item in items), Decimal(0))
-    return {"event_id": event_id or str(uuid.uuid4()), "type": BILL_CREATED,
-            "occurred_at": occurred_at, "reservation_id": reservation_id,
-            "bill": {"id": bill["id"], "customer_id": bill["customer_id"],
-                     "billing_date": billing_date if isinstance(billing_date, str)
-                     else billing_date.isoformat(),
-                     "items": items, "total": money_text(total)}}
+    return {"id": bill["id"], "customer_id": bill["customer_id"],
+            "billing_date": billing_date if isinstance(billing_date, str)
+            else billing_date.isoformat(),
+            "items": items, "total": money_text(total)}
 
 
 def heartbeat(service, instance, host, pid, python, hub, started_at, metrics):

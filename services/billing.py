@@ -14,11 +14,16 @@ evict them.
      'unit_price': Decimal('3200.00'), 'line_total': Decimal('3200.00')}, ...],
      'total': Decimal('9899.00'), ...}
 
-Event: ``bill_created`` (``contracts.events``). It is written to billing's
-outbox (``mesh.outbox``) in the bill's own transaction and dispatched right
-after the commit; a timer marks the dispatched ones, all in one statement, and
-re-sends whatever was not dispatched (a crash between commit and dispatch, the
-seeded bills), so every bill's event leaves at least once.
+Events: ``bill_created`` and ``bill_cancelled`` (``contracts.events``). Each is
+written to billing's outbox (``mesh.outbox``) in the transaction of its change
+and dispatched right after the commit; a timer marks the dispatched ones, all
+in one statement, and re-sends whatever was not dispatched (a crash between
+commit and dispatch, the seeded bills), so every bill's events leave at least
+once. inventory confirms a bill's stock reservation with ``bill_created`` and
+gives its stock back with ``bill_cancelled``.
+
+A bill is ``active`` until cancelled (``cancel_bill``); a cancelled bill stays,
+with ``cancelled_at``, and the analytics stop counting it.
 """
 import asyncio
 import logging
@@ -27,7 +32,7 @@ import uuid
 import eventlet
 
 from mesh.timer import timer
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 import mesh.service
@@ -37,7 +42,8 @@ from contracts.wire import money, utc_now
 from contracts.cache_tags import customer_tag
 from contracts.errors import BillNotFound, IdempotencyKeyReused, ServiceUnavailable
 from contracts.events import (
-    BILL_CREATED, BRIDGE_QUEUE, CONFIRM_QUEUE, CUSTOMER_DELETED, CUSTOMER_UPDATED,
+    ACTIVE, BILL_CANCELLED, BILL_CREATED, BRIDGE_CANCEL_QUEUE, BRIDGE_QUEUE, CANCELLED,
+    CONFIRM_QUEUE, CUSTOMER_DELETED, CUSTOMER_UPDATED, RETURN_QUEUE, bill_cancelled_event,
     bill_created_event,
 )
 from contracts.services import BILLING, CUSTOMERS, INVENTORY
@@ -69,11 +75,13 @@ class BillingService(mesh.service.MeshService):
     inventory = MeshRpcProxy(INVENTORY)
     # gives stock back after a failure, even when the caller's deadline is spent
     inventory_compensation = MeshRpcProxy(INVENTORY, inherit_deadline=False)
-    # bill_created, to Kafka through the bridge, whose queue must exist before
-    # the bridge first runs
-    # and to inventory, which confirms the bill's reservation with it
+    # bill_created and bill_cancelled, to Kafka through the bridge, whose queues
+    # must exist before the bridge first runs, and to inventory, which confirms
+    # the bill's reservation with the first and gives its stock back with the second
     outbox = Outbox(OutboxEvent, handler_queues=[(BRIDGE_QUEUE, BILL_CREATED),
-                                                 (CONFIRM_QUEUE, BILL_CREATED)],
+                                                 (CONFIRM_QUEUE, BILL_CREATED),
+                                                 (BRIDGE_CANCEL_QUEUE, BILL_CANCELLED),
+                                                 (RETURN_QUEUE, BILL_CANCELLED)],
                     grace_s=OUTBOX_GRACE_S)
     # a call to customers per bill cost the mesh ~3 ms of CPU (its share, the
     # broker's, billing's); answers only, never "not found"
@@ -85,6 +93,7 @@ class BillingService(mesh.service.MeshService):
 
             >>> n.rpc.billing.get_bill(1)
             {'id': 1, 'billing_date': datetime(...), 'customer_id': 1,
+             'status': 'active', 'cancelled_at': None,
              'items': [{'id': 1, 'product_id': 1, 'quantity': 1,
                         'unit_price': Decimal('3200.00')}, ...]}
         """
@@ -170,6 +179,38 @@ class BillingService(mesh.service.MeshService):
         log.info("bill %s created for customer %s, reservation %s",
                  bill["id"], request.customer_id, reservation_id)
         return answer
+
+    @rpc(inbox=True)
+    def cancel_bill(self, bill_id):
+        """Cancel a bill: it is kept, ``"status": "cancelled"`` with
+        ``cancelled_at``, and ``bill_cancelled`` leaves through the outbox
+        (inventory gives the stock back with it, the aggregator subtracts the
+        bill). Cancelling a cancelled bill answers it as it is and sends
+        nothing; an unknown bill is ``BillNotFound``. Answers the bill as
+        ``get_bill`` does.
+
+            >>> n.rpc.billing.cancel_bill(4)
+            {'id': 4, 'status': 'cancelled', 'cancelled_at': datetime(...),
+             'customer_id': 1, 'items': [...], ...}
+        """
+        with self.db.get_session() as session:
+            # conditional: of concurrent cancellations, one changes the row and
+            # writes the event, the others find it cancelled
+            changed = session.execute(
+                update(Bill).where(Bill.id == bill_id, Bill.status == ACTIVE)
+                .values(status=CANCELLED, cancelled_at=utc_now())).rowcount
+            row = get_or_raise(session, Bill, bill_id, BillNotFound)
+            bill = row.as_dict()
+            event = None
+            if changed:
+                event = self.outbox.write(session.connection(), bill_cancelled_event(
+                    bill, bill["cancelled_at"], reservation_id=row.reservation_id))
+            # committed here, with the answer (mesh.inbox): the event leaves after it
+            session.answer_call(bill)
+        if event is not None:
+            self._dispatch(bill, event)
+            log.info("bill %s of customer %s cancelled", bill["id"], bill["customer_id"])
+        return bill
 
     @rpc
     def get_bills_for_reservations(self, reservation_ids):
@@ -265,6 +306,7 @@ class BillingService(mesh.service.MeshService):
             bill["id"] = connection.execute(
                 insert(Bill).values(reservation_id=reservation["reservation_id"], **bill)
                 .returning(Bill.id)).scalar_one()
+            bill.update(status=ACTIVE, cancelled_at=None)
             items = [{"bill_id": bill["id"], "product_id": line["product"]["id"],
                       "quantity": line["quantity"], "unit_price": line["unit_price"]}
                      for line in reservation["items"]]
@@ -323,5 +365,6 @@ def full_bill(bill, customer, products):
                       "quantity": item["quantity"], "unit_price": item["unit_price"],
                       "line_total": line_total})
     return {"id": bill["id"], "billing_date": bill["billing_date"],
+            "status": bill["status"], "cancelled_at": bill["cancelled_at"],
             "customer": customer, "items": items,
             "total": sum((item["line_total"] for item in items), money(0))}

@@ -6,6 +6,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from common.columns import MoneyType, UtcDateTime
+from contracts.events import ACTIVE
 from contracts.wire import utc_now
 from mesh.inbox import InboxColumns
 from mesh.outbox import OutboxColumns
@@ -22,13 +23,17 @@ class Bill(BillingBase):
     billing_date: Mapped[datetime.datetime] = mapped_column(UtcDateTime, default=utc_now)
     customer_id: Mapped[int] = mapped_column(Integer, index=True)
     reservation_id: Mapped[str] = mapped_column(String(36), unique=True, nullable=True)
+    # "active" | "cancelled" (contracts.events); a cancelled bill is kept, with its time
+    status: Mapped[str] = mapped_column(String(10), default=ACTIVE, server_default=ACTIVE)
+    cancelled_at: Mapped[datetime.datetime] = mapped_column(UtcDateTime, nullable=True)
     items: Mapped[list["ProductItem"]] = relationship(
         back_populates="bill", cascade="all, delete-orphan", order_by="ProductItem.id",
         lazy="selectin")
 
     def as_dict(self):
         return {"id": self.id, "billing_date": self.billing_date,
-                "customer_id": self.customer_id,
+                "customer_id": self.customer_id, "status": self.status,
+                "cancelled_at": self.cancelled_at,
                 "items": [item.as_dict() for item in self.items]}
 
 

@@ -31,10 +31,10 @@ from nameko.exceptions import MethodNotFound
 from werkzeug.wrappers import Response
 
 from common import sse
-from contracts.cache_tags import customer_tag, full_bill_key, product_tag
+from contracts.cache_tags import bill_tag, customer_tag, full_bill_key, product_tag
 from contracts.errors import Forbidden, MeshError, NotFound
 from contracts.events import (
-    BILL_CREATED, BRIDGE_QUEUE, CUSTOMER_DELETED, CUSTOMER_UPDATED, HEARTBEAT, PRODUCT_DELETED,
+    BILL_CANCELLED, BILL_CREATED, BRIDGE_QUEUES, CUSTOMER_DELETED, CUSTOMER_UPDATED, HEARTBEAT, PRODUCT_DELETED,
     PRODUCT_UPDATED, STOCK_CHANGED,
 )
 from contracts.services import (
@@ -206,10 +206,10 @@ class GatewayService:
           errors={404: ["BILL_NOT_FOUND", "CUSTOMER_NOT_FOUND"]}, tag="bills")
     def get_full_bill(self, request, bill_id):
         """GET /bills/1/full -> the bill with customer, products, line totals and total
-        (cached until its customer or one of its products changes; bills never do)"""
+        (cached until it is cancelled, or its customer or one of its products changes)"""
         def load():
             bill = self.billing.get_full_bill(bill_id)
-            tags = [customer_tag(bill["customer"]["id"])] + [
+            tags = [bill_tag(bill_id), customer_tag(bill["customer"]["id"])] + [
                 product_tag(item["product"]["id"]) for item in bill["items"] if item["product"]]
             return to_json(bill), tags
 
@@ -242,6 +242,17 @@ class GatewayService:
             # the stock of these products changed (or may have): read it again
             self.cache.evict(*(product_tag(item["product_id"]) for item in items))
         return created(bill, "/bills/{}".format(bill["id"]))
+
+    @http("POST", "/bills/<int:bill_id>/cancel", answers={200: Bill},
+          errors={404: ["BILL_NOT_FOUND"]}, tag="bills")
+    def cancel_bill(self, request, bill_id):
+        """POST /bills/4/cancel -> 200 {"id": 4, "status": "cancelled", "cancelled_at": ...}:
+        the bill stays, its stock comes back, the analytics stop counting it.
+        Cancelling again answers the same cancelled bill; an unknown bill is 404."""
+        try:
+            return json_response(self.billing.cancel_bill(bill_id))
+        finally:
+            self.cache.evict(bill_tag(bill_id))
 
     # analytics -------------------------------------------------------------
 
@@ -340,6 +351,17 @@ class GatewayService:
         """
         self.feed.publish(BILL_CREATED, event, event_id=event["event_id"])
 
+    @broadcast_handler(BILLING, BILL_CANCELLED)
+    def feed_bill_cancelled(self, event):
+        """A bill was cancelled (anywhere, through any gateway): its full bill
+        leaves this gateway's cache, and the event goes onto every open
+        ``/events/stream``.
+
+            billing.bill_cancelled {"event_id": "...", "bill": {"id": 4, "status": "cancelled", ...}}
+        """
+        self.cache.evict(bill_tag(event["bill"]["id"]))
+        self.feed.publish(BILL_CANCELLED, event, event_id=event["event_id"])
+
     @broadcast_handler(CUSTOMERS, HEARTBEAT)
     @broadcast_handler(INVENTORY, HEARTBEAT)
     @broadcast_handler(BILLING, HEARTBEAT)
@@ -431,7 +453,9 @@ class GatewayService:
             states["billing"] = "catching_up"
         if states["kafka_bridge"] == "up":
             try:
-                if await in_greenthread(self.registry.messages, BRIDGE_QUEUE):
+                waiting = await in_greenthread(
+                    lambda: sum(self.registry.messages(queue) for queue in BRIDGE_QUEUES))
+                if waiting:
                     states["kafka_bridge"] = "catching_up"
             except CONNECTION_ERRORS:
                 states["kafka_bridge"] = "unknown"

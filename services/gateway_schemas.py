@@ -111,9 +111,14 @@ class BillItem(BaseModel):
     unit_price: MoneyText
 
 
+BillStatus = Literal["active", "cancelled"]
+
+
 class Bill(BaseModel):
     id: int
     billing_date: datetime.datetime
+    status: BillStatus
+    cancelled_at: Optional[datetime.datetime]  # None while active
     customer_id: int
     items: List[BillItem]
 
@@ -134,6 +139,8 @@ class FullBillItem(BaseModel):
 class FullBill(BaseModel):
     id: int
     billing_date: datetime.datetime
+    status: BillStatus
+    cancelled_at: Optional[datetime.datetime]  # None while active
     customer: Customer
     items: List[FullBillItem]
     total: MoneyText

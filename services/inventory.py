@@ -10,7 +10,10 @@ least once) confirms it (``confirmed``: the stock is sold), or it goes back
 (``released``). Held reservations older than ``RESERVATION_TTL`` are asked about
 (``expire_reservations``): billing says which have a bill (those are confirmed,
 never released, however late their event) and the others are given back; while
-billing does not answer, nothing is released. The TTL is at least twice
+billing does not answer, nothing is released. A cancelled bill's stock comes
+back with its ``bill_cancelled`` (``returned``, once, whichever state the
+reservation was in; a seeded bill, made without one, gets a ``returned``
+record under ``bill-<id>``, so its stock too comes back once). The TTL is at least twice
 ``RPC_TIMEOUT``: a bill committed after it would have missed its deadline, which
 ``mesh.db`` refuses.
 
@@ -41,7 +44,7 @@ from contracts.errors import (
     ServiceUnavailable,
 )
 from contracts.events import (
-    BILL_CREATED, PRODUCT_DELETED, PRODUCT_UPDATED, STOCK_CHANGED,
+    BILL_CANCELLED, BILL_CREATED, PRODUCT_DELETED, PRODUCT_UPDATED, STOCK_CHANGED,
     products_changed,
 )
 from contracts.services import BILLING, INVENTORY
@@ -56,7 +59,8 @@ from services.inventory_models import InventoryBase, InventoryInbox, Product, St
 from services.inventory_schemas import ProductIn
 from services.inventory_seed import seed_products
 
-HELD, CONFIRMED, RELEASED = "held", "confirmed", "released"
+# released: given back without a bill; returned: given back by its bill's cancellation
+HELD, CONFIRMED, RELEASED, RETURNED = "held", "confirmed", "released", "returned"
 DEFAULT_RESERVATION_TTL_S = 60.0
 RESERVATION_SWEEP_S = 1.0  # how often each instance looks for expired reservations
 SWEEP_BATCH = 100
@@ -253,6 +257,44 @@ class InventoryService(mesh.service.MeshService):
         reservation_id = event.get("reservation_id")
         if reservation_id:
             self._confirm([reservation_id])
+
+    @event_handler(BILLING, BILL_CANCELLED)
+    def return_cancelled_stock(self, event):
+        """A bill was cancelled: its stock comes back, once (``returned``), also
+        when its reservation was still held or the event comes again.
+
+            billing.bill_cancelled {"event_id": "...", "reservation_id": "r-1",
+                                    "bill": {"id": 4, "items": [...], ...}}
+        """
+        bill = event["bill"]
+        # a bill made without a reservation (the seeded ones) is recorded under
+        # its own id, so that a repeated event finds it returned
+        reservation_id = event.get("reservation_id") or "bill-{}".format(bill["id"])
+        with self.db.get_session() as session:
+            returned = session.execute(
+                update(StockReservation)
+                .where(StockReservation.id == reservation_id,
+                       StockReservation.status.in_((HELD, CONFIRMED)))
+                .values(status=RETURNED)).rowcount
+            if returned:
+                lines = session.get(StockReservation, reservation_id).items
+            elif session.get(StockReservation, reservation_id) is not None:
+                return  # returned already (or released: its stock is back)
+            else:
+                lines = [{"product_id": item["product_id"], "quantity": item["quantity"]}
+                         for item in bill["items"]]
+                session.add(StockReservation(id=reservation_id, status=RETURNED, items=lines))
+                try:
+                    session.flush()
+                except IntegrityError:  # the event's twin, at the same moment
+                    session.rollback()
+                    return
+            for line in lines:
+                session.execute(update(Product).where(Product.id == line["product_id"])
+                                .values(quantity=Product.quantity + line["quantity"]))
+        self.stock_changes.update(line["product_id"] for line in lines)
+        log.info("bill %s cancelled: stock of reservation %s returned", bill["id"],
+                 reservation_id)
 
     @timer(interval=RESERVATION_SWEEP_S)
     def expire_reservations(self):

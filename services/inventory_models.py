@@ -33,7 +33,8 @@ class Product(InventoryBase):
 
 class StockReservation(InventoryBase):
     """Stock taken for one bill: ``held`` until billing confirms its bill
-    (``confirmed``) or it goes back (``released``). Released reservations stay as
+    (``confirmed``) or it goes back (``released``); the stock of a cancelled
+    bill comes back once (``returned``). Released reservations stay as
     tombstones, so a reservation request arriving after its release is refused."""
 
     __tablename__ = "stock_reservations"
@@ -41,7 +42,7 @@ class StockReservation(InventoryBase):
     __table_args__ = (Index("ix_stock_reservations_status_created_at", "status", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    status: Mapped[str] = mapped_column(String(10))  # "held" | "confirmed" | "released"
+    status: Mapped[str] = mapped_column(String(10))  # held, confirmed, released, returned
     items: Mapped[list] = mapped_column(JSON)  # [{"product_id", "quantity"}]
     created_at: Mapped[datetime.datetime] = mapped_column(UtcDateTime, default=utc_now)
 

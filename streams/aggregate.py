@@ -3,20 +3,69 @@
 No Kafka here: ``streams/app.py`` wires these into the dataframe, and the unit
 tests call them directly. Money is ``Decimal`` while computing and text with
 two decimals ("59.97") in state and on the wire, never a float.
+
+Two event types count: ``bill_created`` adds its bill, ``bill_cancelled``
+subtracts the same bill. Each function works on signed amounts (``sign``,
+``bill_delta``, signed ``product_lines``): a cancellation is the creation with
+every amount negated, so customer and product totals are plain sums and the
+order the two arrive in does not matter. That order is not guaranteed: billing's
+outbox may relay a creation after the cancellation; a cancellation seen first
+leaves its customer and products a bill short (below zero if it was their only
+one) until the creation brings them to where they would have been. Repeats (same ``event_id``) are dropped before any of this by
+``first_delivery``; billing sends at most one cancellation per bill, so nothing
+here has to remember which bills were cancelled.
+
+Revenue windows book a cancellation negative in the window of its own time (the
+event's ``occurred_at``, the cancellation time), not in the window the bill was
+created in: a window already published and charted never changes, like a credit
+note dated the day it is issued rather than a rewritten invoice. A window's
+revenue is therefore the net revenue booked in it, and may be negative. Each
+event lands in its own window whatever the order, as long as that window is
+still open when the event arrives; one that comes after its window closed
+counts in no window, creation or cancellation alike (``add_to_window``), so
+after such a late event the windows no longer add up to the customer totals.
 """
 import datetime
 import functools
 from decimal import Decimal
 
 from contracts.wire import money, money_text
-from contracts.events import BILL_CREATED
+from contracts.events import BILL_CANCELLED, BILL_EVENTS
 
 ZERO = "0.00"
 
 
-def is_bill_created(event):
-    """Only ``bill_created`` events count; other types on the topic are skipped."""
-    return event.get("type") == BILL_CREATED
+def is_bill_event(event):
+    """``bill_created`` and ``bill_cancelled`` count (``contracts.events.BILL_EVENTS``);
+    any other type on the topic is skipped, so a newer sender cannot break the sums."""
+    return event.get("type") in BILL_EVENTS
+
+
+def sign(event):
+    """+1 for a creation, -1 for a cancellation: a cancellation is booked as the
+    creation negated, never as an edit of what the creation added, so the sums
+    stay commutative.
+
+        >>> sign({"type": "bill_cancelled"})
+        -1
+    """
+    return -1 if event["type"] == BILL_CANCELLED else 1
+
+
+def signed(amount, event):
+    """``amount`` (Decimal) with the event's sign. ``0 - amount`` rather than
+    ``-amount``: Decimal keeps a negative zero, which would show as "-0.00"."""
+    return amount if sign(event) > 0 else Decimal(0) - amount
+
+
+def bill_delta(event):
+    """What the event changes in its customer's totals: ``{"revenue": Decimal,
+    "bills": +1 or -1}``.
+
+        >>> bill_delta(cancelled)  # a cancelled bill of 3897.00
+        {'revenue': Decimal('-3897.00'), 'bills': -1}
+    """
+    return {"revenue": signed(money(event["bill"]["total"]), event), "bills": sign(event)}
 
 
 # how many slices of the retention the seen ids are filed in: the oldest slice is
@@ -75,17 +124,21 @@ def _forget_slice(state, slice_, filed):
 
 
 def add_bill(stats, event):
-    """Customer running totals after one more bill; ``stats`` None for the first."""
-    bill = event["bill"]
-    stats = stats or {"customer_id": int(bill["customer_id"]), "revenue": ZERO, "bills": 0}
+    """Customer running totals after one more bill event (``bill_delta``: a
+    cancellation takes its bill off); ``stats`` None for the first. A cancellation
+    seen before its creation may leave them negative for a while."""
+    delta = bill_delta(event)
+    stats = stats or {"customer_id": int(event["bill"]["customer_id"]), "revenue": ZERO,
+                      "bills": 0}
     return {"customer_id": stats["customer_id"],
-            "revenue": money_text(money(stats["revenue"]) + money(bill["total"])),
-            "bills": stats["bills"] + 1}
+            "revenue": money_text(money(stats["revenue"]) + delta["revenue"]),
+            "bills": stats["bills"] + delta["bills"]}
 
 
 def product_lines(event):
-    """Explode a bill into one line per product: ``{"product_id", "units",
-    "revenue"}``. Items of the same product are merged: one update per product."""
+    """Explode a bill event into one signed line per product: ``{"product_id",
+    "units", "revenue"}``, negative for a cancellation (its units are no longer
+    sold). Items of the same product are merged: one update per product."""
     lines = {}
     for item in event["bill"]["items"]:
         product_id = int(item["product_id"])
@@ -93,11 +146,13 @@ def product_lines(event):
                                              "revenue": Decimal(0)})
         line["units"] += int(item["quantity"])
         line["revenue"] += money(item["unit_price"]) * int(item["quantity"])
-    return [dict(line, revenue=money_text(line["revenue"])) for line in lines.values()]
+    return [dict(line, units=sign(event) * line["units"],
+                 revenue=money_text(signed(line["revenue"], event)))
+            for line in lines.values()]
 
 
 def add_product_line(stats, line):
-    """Product running totals after one more line; ``stats`` None for the first."""
+    """Product running totals after one more (signed) line; ``stats`` None for the first."""
     stats = stats or {"product_id": line["product_id"], "units": 0, "revenue": ZERO}
     return {"product_id": stats["product_id"],
             "units": stats["units"] + line["units"],
@@ -105,8 +160,9 @@ def add_product_line(stats, line):
 
 
 def add_revenue(revenue, event):
-    """A window's revenue (text) after one more bill."""
-    return money_text(money(revenue) + money(event["bill"]["total"]))
+    """A window's revenue (text) after one more bill event: net of the
+    cancellations booked in it, so it may go below zero."""
+    return money_text(money(revenue) + bill_delta(event)["revenue"])
 
 
 def event_time_ms(event):
@@ -125,14 +181,17 @@ def iso_utc(epoch_ms):
 
 
 def add_to_window(state, event, timestamp_ms, window_ms, grace_ms):
-    """Add a bill to its tumbling window (by event time) and return the window's
-    record as published (``window_record``), or None if the bill is too late.
+    """Book a bill event in its tumbling window (by event time: a creation at its
+    creation time, a cancellation, negative, at its cancellation time) and return
+    the window's record as published (``window_record``), or None if the event is
+    too late.
 
     ``state`` (``get``/``set``/``delete``, one key for all bills) holds each open
     window's revenue and a ``clock``: the newest event time seen and the windows
     still open. A window closes once the newest bill is ``grace_ms`` past its
-    end; a bill for a closed window counts in no window (it still counts per
-    customer and product), and closed windows leave the state.
+    end; an event for a closed window counts in no window (it still counts per
+    customer and product), and closed windows leave the state. Creations and
+    cancellations share the clock: lateness is judged the same way for both.
     """
     clock = state.get("clock") or {"newest": timestamp_ms, "open": []}
     newest = max(clock["newest"], timestamp_ms)

@@ -1,13 +1,22 @@
 """The aggregator's wiring: settings, client configuration and the dataframe.
 
-``billing.bills`` (``bill_created`` events only) first loses repeated events
-(by ``event_id``: delivery is at least once), then feeds three branches:
+``billing.bills`` (``bill_created`` and ``bill_cancelled`` events; other types
+are skipped) first loses repeated events (by ``event_id``: delivery is at least
+once), then feeds three branches, where a cancellation counts as its bill
+negated (``streams.aggregate.sign``):
 
-- per customer (the message key): add the bill, publish the totals;
-- per product: explode the bill into one line per product, re-key by product
-  (``group_by``), add the line, publish the totals;
-- all bills (``group_by`` one constant key): add the total to its tumbling
-  window, publish the window at every update (the open window included).
+- per customer (the message key): add the bill (or take it off), publish the
+  totals;
+- per product: explode the bill into one signed line per product, re-key by
+  product (``group_by``), add the line, publish the totals;
+- all bills (``group_by`` one constant key): add the signed total to its
+  tumbling window, publish the window at every update (the open window included).
+
+Because a cancellation is a negative amount rather than an edit, the customer
+and product totals do not depend on the order of a bill's two events: billing's
+outbox may relay the creation after the cancellation, and the totals then dip
+below zero until the creation arrives, ending where they would have. (Windows:
+see below.)
 
 One deduplication before the branches is enough because ``billing.bills`` has one
 partition: ``group_by`` then re-keys in place, and every store is committed in the
@@ -20,6 +29,14 @@ timestamp extractor), not the Kafka record's timestamp, so a bill redelivered or
 delayed by the bridge still lands in the window it happened in. A bill whose
 window ended more than ``WINDOW_GRACE_MS`` before the newest one seen misses its
 (closed) window; it still counts per customer and per product.
+
+A cancellation's ``occurred_at`` is the time of the cancellation, so it is booked
+(negative) in the window it happened in, not in the bill's: a window that was
+published and charted never changes afterwards, the way a credit note is dated
+when it is issued instead of rewriting the invoice. A window's revenue is the net
+revenue booked in it and may be negative (more cancelled than billed in those
+seconds). A cancellation too late for its own window counts in no window, like a
+late bill.
 
 The windows are a stateful step (``streams.aggregate.add_to_window``) rather than
 quixstreams' ``tumbling_window().reduce().current()``: same event-time tumbling
@@ -48,7 +65,7 @@ with warnings.catch_warnings():
 
 from common.config import ROOT, as_bool, seconds_setting
 from streams.aggregate import (add_bill, add_product_line, add_to_window,
-                               event_time_ms, first_delivery, is_bill_created,
+                               event_time_ms, first_delivery, is_bill_event,
                                product_lines)
 from contracts.topics import (AGGREGATOR_GROUP, BILLS_TOPIC, CUSTOMER_STATS_TOPIC,
                              PRODUCT_STATS_TOPIC, REVENUE_WINDOWS_TOPIC, ensure_topics)
@@ -128,8 +145,9 @@ def accumulate(add):
 
 
 def windowed(window_ms):
-    """Stateful step adding each bill to its tumbling window (the timestamp is the
-    bill's event time, from the topic's timestamp extractor)."""
+    """Stateful step booking each bill event in its tumbling window (the timestamp
+    is the event's time, from the topic's timestamp extractor: a cancellation's is
+    the time of the cancellation)."""
     def step(event, _key, timestamp, _headers, state):
         return add_to_window(state, event, timestamp, window_ms, WINDOW_GRACE_MS)
     return step
@@ -164,7 +182,7 @@ def build_app(settings):
         for name in (CUSTOMER_STATS_TOPIC, PRODUCT_STATS_TOPIC, REVENUE_WINDOWS_TOPIC))
 
     bills = (app.dataframe(bills_topic)
-             .filter(is_bill_created)
+             .filter(is_bill_event)
              .filter(once(int(settings.dedup_retention_s * 1000)), stateful=True))
 
     (bills.apply(accumulate(add_bill), stateful=True)

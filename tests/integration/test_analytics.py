@@ -23,10 +23,12 @@ def analytics_mesh(start_mesh, mesh_config, kafka, aggregator):
 
 
 def expected_from_billing(mesh):
-    """Per customer and per product totals, computed from every bill billing holds."""
+    """Per customer and per product totals, computed from every active bill
+    billing holds (the analytics count no cancelled one)."""
     customers = defaultdict(lambda: {"revenue": Decimal("0"), "bills": 0})
     products = defaultdict(lambda: {"units": 0, "revenue": Decimal("0")})
-    bills = mesh.http("GET", "/bills?size=100").json()["items"]
+    bills = [bill for bill in mesh.http("GET", "/bills?size=100").json()["items"]
+             if bill["status"] == "active"]
     for bill in bills:
         customer = customers[bill["customer_id"]]
         customer["bills"] += 1
@@ -126,3 +128,47 @@ def test_a_new_bill_is_visible_within_a_second(analytics_mesh):
         delays.append(time.time() - started)
     print("bill -> analytics: {}".format(", ".join("{:.3f} s".format(d) for d in delays)))
     assert max(delays) < 1.0, delays
+
+
+def test_a_cancelled_bill_leaves_every_analytics_view_once(analytics_mesh):
+    """Create, cancel, cancel again: analytics count active bills only, the
+    stock comes back once, the windows hold the cancellation as a subtraction."""
+    mesh = analytics_mesh
+    mouse = mesh.http("POST", "/products", json={"name": "Mouse", "price": "19.99",
+                                                  "quantity": 50}).json()
+    kept = post_bill(mesh, 2, [(mouse["id"], 3)])
+    gone = post_bill(mesh, 2, [(mouse["id"], 5), (1, 1)])
+    wait_for(lambda: analytics_match(mesh), 30, "both bills counted")
+    assert mesh.http("GET", "/analytics/customers/2").json()["bills"] == 3  # the seeded one too
+    stock_before = mesh.http("GET", "/products/{}".format(mouse["id"])).json()["quantity"]
+    assert stock_before == 50 - 3 - 5
+
+    assert mesh.http("GET", "/bills/{}/full".format(gone["id"])).json()["status"] == "active"
+    first = mesh.http("POST", "/bills/{}/cancel".format(gone["id"]))
+    assert first.status_code == 200, first.text
+    cancelled = first.json()
+    assert cancelled["status"] == "cancelled" and cancelled["cancelled_at"]
+    again = mesh.http("POST", "/bills/{}/cancel".format(gone["id"]))
+    assert again.status_code == 200 and again.json() == cancelled
+    assert mesh.http("POST", "/bills/999999/cancel").json()["error"] == "BILL_NOT_FOUND"
+
+    wait_for(lambda: mesh.http("GET", "/products/{}".format(mouse["id"])).json()["quantity"]
+             == 50 - 3, 10, "the cancelled bill's stock back, once")
+    wait_for(lambda: analytics_match(mesh), 30, "the cancelled bill subtracted")
+    customer = mesh.http("GET", "/analytics/customers/2").json()
+    # the seeded bill 19798.00 + the kept one 59.97; the cancelled one not at all
+    assert (customer["bills"], customer["revenue"]) == (2, "19857.97")
+    product = {p["product_id"]: p for p in mesh.http("GET", "/analytics/products").json()["items"]}
+    assert (product[mouse["id"]]["units"], product[mouse["id"]]["revenue"]) == (3, "59.97")
+    active_total = sum(Decimal(c["revenue"]) for c in
+                       mesh.http("GET", "/analytics/customers").json()["items"])
+    wait_for(lambda: windows_total(mesh) == active_total, 10,
+             "the windows' net revenue adding up to the active bills")
+
+    assert mesh.http("GET", "/bills/{}".format(gone["id"])).json()["status"] == "cancelled"
+    assert mesh.http("GET", "/bills/{}".format(kept["id"])).json()["status"] == "active"
+    full = mesh.http("GET", "/bills/{}/full".format(gone["id"])).json()  # not the cached one
+    assert full["status"] == "cancelled" and full["cancelled_at"] == cancelled["cancelled_at"]
+    listed = {bill["id"]: bill["status"]
+              for bill in mesh.http("GET", "/bills?size=100").json()["items"]}
+    assert listed[gone["id"]] == "cancelled" and listed[kept["id"]] == "active"

@@ -107,6 +107,23 @@ def test_create_bill_redelivered_after_a_crash_bills_once(
                            "WHERE dispatched_at IS NULL") == [(0,)], 15, "the outbox relayed")
 
 
+def test_cancel_bill_redelivered_after_a_crash_cancels_once(
+        monkeypatch, service_processes, config, rpc):
+    reply = crash_after_commit(monkeypatch, service_processes, config, "billing", "cancel_bill",
+                               lambda: rpc.billing.cancel_bill.call_async(2))
+    (cancelled,) = query(config, "billing", "SELECT status, cancelled_at FROM bills WHERE id = 2")
+    assert cancelled.status == "cancelled"
+
+    restart(service_processes, config, "billing")
+    bill = reply.result()
+    assert bill["status"] == "cancelled" and bill["cancelled_at"].tzinfo is not None
+    assert rpc.billing.get_bill(2)["cancelled_at"] == bill["cancelled_at"]
+    # one bill_cancelled, written with the first run's commit
+    assert query(config, "billing", "SELECT count(*) FROM outbox_events "
+                 "WHERE event_type = 'bill_cancelled'") == [(1,)]
+    assert query(config, "billing", "SELECT method FROM inbox") == [("billing.cancel_bill",)]
+
+
 @pytest.mark.parametrize("config", ["sqlite"], indirect=True)
 def test_calls_that_roll_back_inside_still_answer_and_record(start_mesh, config, rpc):
     """reserve_stock's repeated id rolls its insert back inside the call's one

@@ -19,6 +19,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from kafka.serializer import DefaultSerializer, JsonSerializer
 
 from common.config import ROOT
+from contracts.events import BILL_CANCELLED, bill_cancelled_event
 from contracts.topics import (ALL_TOPICS, BILLS_TOPIC, CUSTOMER_STATS_TOPIC,
                             PRODUCT_STATS_TOPIC, REVENUE_WINDOWS_TOPIC, ensure_topics)
 from helpers import bill_event, wait_for
@@ -44,20 +45,21 @@ def marker_event():
 
 def expected_results(events):
     """What the three topics must say, computed directly from the events
-    (each event_id once)."""
+    (each event_id once; a cancellation takes its bill off)."""
     customers, products, revenue = {}, {}, Decimal(0)
     for event in {event["event_id"]: event for event in events}.values():
         bill = event["bill"]
+        sign = -1 if event["type"] == BILL_CANCELLED else 1
         customer = customers.setdefault(str(bill["customer_id"]), {
             "customer_id": bill["customer_id"], "revenue": Decimal(0), "bills": 0})
-        customer["revenue"] += Decimal(bill["total"])
-        customer["bills"] += 1
-        revenue += Decimal(bill["total"])
+        customer["revenue"] += sign * Decimal(bill["total"])
+        customer["bills"] += sign
+        revenue += sign * Decimal(bill["total"])
         for item in bill["items"]:
             product = products.setdefault(str(item["product_id"]), {
                 "product_id": item["product_id"], "units": 0, "revenue": Decimal(0)})
-            product["units"] += item["quantity"]
-            product["revenue"] += Decimal(item["unit_price"]) * item["quantity"]
+            product["units"] += sign * item["quantity"]
+            product["revenue"] += sign * Decimal(item["unit_price"]) * item["quantity"]
     for stats in list(customers.values()) + list(products.values()):
         stats["revenue"] = "{:.2f}".format(stats["revenue"])
     return customers, products, revenue
@@ -259,6 +261,50 @@ def test_a_repeated_event_counts_once(kafka, aggregator, clients):
     clients(Producer(kafka.bootstrap)).send(*events)
     outputs.assert_match(aggregator, events)
     assert outputs.customers.values["42"] == {"customer_id": 42, "revenue": "47.03", "bills": 1}
+
+
+def at(event, when):
+    """``event`` with its ``occurred_at`` (the window's event time) set to ``when``."""
+    return dict(event, occurred_at=when.isoformat())
+
+
+def test_cancelled_bills_are_taken_off_every_total_once(kafka, aggregator, clients):
+    """A cancellation (and a repeat of it) subtracts its bill once per customer
+    and product, and is booked negative in the window of its own time; one that
+    arrives before its bill ends the same."""
+    aggregator.start()
+    outputs = clients(Outputs(kafka.bootstrap))
+    # a window start ten minutes back: the marker (now) comes after, in a window of its own
+    t0 = datetime.datetime.fromtimestamp((int(time.time()) - 600) // 5 * 5,
+                                         datetime.timezone.utc)
+
+    def second(n):
+        return t0 + datetime.timedelta(seconds=n)
+
+    kept = at(bill_event(5, [(1, 1)]), second(0))  # 19.99
+    cancelled = at(bill_event(5, [(4, 3), (2, 1)]), second(1))  # 10.09
+    early = at(bill_event(6, [(6, 2)]), second(2))  # 14.10, its cancel relayed first
+    later = at(bill_event(6, [(3, 4)]), second(31))  # 0.80
+    cancel = bill_cancelled_event(cancelled["bill"], second(32).isoformat())
+    cancel_early = bill_cancelled_event(early["bill"], second(33).isoformat())
+    events = [kept, cancelled, later, cancel, dict(cancel), cancel_early, early, cancel,
+              marker_event()]
+    clients(Producer(kafka.bootstrap)).send(*events)
+    outputs.assert_match(aggregator, events)
+
+    assert outputs.customers.values["5"] == {"customer_id": 5, "revenue": "19.99", "bills": 1}
+    assert outputs.customers.values["6"] == {"customer_id": 6, "revenue": "0.80", "bills": 1}
+    products = outputs.products.values
+    assert (products["1"], products["4"], products["2"], products["6"], products["3"]) == (
+        {"product_id": 1, "units": 1, "revenue": "19.99"},
+        {"product_id": 4, "units": 0, "revenue": "0.00"},
+        {"product_id": 2, "units": 0, "revenue": "0.00"},
+        {"product_id": 6, "units": 0, "revenue": "0.00"},
+        {"product_id": 3, "units": 4, "revenue": "0.80"})
+    windows = {start: window["revenue"] for start, window in outputs.windows.values.items()
+               if start < second(60).isoformat()}  # not the marker's (now)
+    # the creations stay in their window; the cancellations net out in theirs: 0.80 - 24.19
+    assert windows == {second(0).isoformat(): "44.18", second(30).isoformat(): "-23.39"}
 
 
 def test_restart_after_kill_loses_nothing_and_counts_nothing_twice(kafka, aggregator, clients):

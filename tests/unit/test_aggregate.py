@@ -1,7 +1,9 @@
 """The aggregator's arithmetic (``streams.aggregate``) and settings, no broker."""
+import itertools
 import os
 
 from common.config import ROOT
+from contracts.events import bill_cancelled_event
 from helpers import bill_event
 from streams import aggregate
 from streams.app import Settings
@@ -133,8 +135,120 @@ def test_event_time_is_occurred_at():
 
 
 def test_other_event_types_are_skipped():
-    assert aggregate.is_bill_created(bill_event(1, [(1, 1)]))
-    assert not aggregate.is_bill_created({"type": "bill_cancelled"})
+    assert aggregate.is_bill_event(bill_event(1, [(1, 1)]))
+    assert aggregate.is_bill_event({"type": "bill_cancelled"})
+    assert not aggregate.is_bill_event({"type": "bill_refunded"})
+    assert not aggregate.is_bill_event({})
+
+
+# --- cancellations ---------------------------------------------------------------------
+
+def cancel_of(created, at="2026-11-24T11:00:00+00:00", event_id=None):
+    """The ``bill_cancelled`` event of the bill ``created`` made (a new event_id)."""
+    return bill_cancelled_event(created["bill"], at, event_id=event_id)
+
+
+def totals(events, window_ms=5000, grace_ms=60_000):
+    """Customer, product and window totals after ``events``, wired as streams/app.py
+    wires them (dedup first, then the three branches)."""
+    seen, windows = FakeState(), DictState()
+    customers, products, published = {}, {}, {}
+    for event in filter(aggregate.is_bill_event, events):
+        if not aggregate.first_delivery(seen, event["event_id"]):
+            continue
+        key = event["bill"]["customer_id"]
+        customers[key] = aggregate.add_bill(customers.get(key), event)
+        for line in aggregate.product_lines(event):
+            products[line["product_id"]] = aggregate.add_product_line(
+                products.get(line["product_id"]), line)
+        window = aggregate.add_to_window(windows, event, aggregate.event_time_ms(event),
+                                         window_ms, grace_ms)
+        if window is not None:
+            published[window["start"]] = window["revenue"]
+    return customers, products, published
+
+
+def test_a_cancellation_subtracts_its_bill_from_the_customer():
+    kept, cancelled = bill_event(7, [(2, 1)]), bill_event(7, [(5, 2), (4, 1)])  # 0.10, 2503.33
+    customers, _, _ = totals([kept, cancelled, cancel_of(cancelled)])
+    assert customers[7] == {"customer_id": 7, "revenue": "0.10", "bills": 1}
+    assert aggregate.bill_delta(cancel_of(cancelled)) == {"revenue": aggregate.money("-2503.33"),
+                                                          "bills": -1}
+
+
+def test_a_cancellation_subtracts_each_line_from_its_product():
+    kept, cancelled = bill_event(1, [(1, 1)]), bill_event(2, [(1, 3), (2, 1), (1, 2)])
+    assert sorted(aggregate.product_lines(cancel_of(cancelled)),
+                  key=lambda line: line["product_id"]) == [
+        {"product_id": 1, "units": -5, "revenue": "-99.95"},
+        {"product_id": 2, "units": -1, "revenue": "-0.10"}]
+    _, products, _ = totals([kept, cancelled, cancel_of(cancelled)])
+    assert products == {1: {"product_id": 1, "units": 1, "revenue": "19.99"},
+                        2: {"product_id": 2, "units": 0, "revenue": "0.00"}}
+
+
+def test_a_cancellation_is_booked_negative_in_the_window_of_its_own_time():
+    created = bill_event(1, [(4, 3)])  # 9.99
+    created["occurred_at"] = "2026-11-24T10:00:01+00:00"
+    other = bill_event(2, [(2, 1)])  # 0.10, in the cancellation's window
+    other["occurred_at"] = "2026-11-24T10:00:31+00:00"
+    cancel = cancel_of(created, at="2026-11-24T10:00:32+00:00")
+    _, _, windows = totals([created, other, cancel])
+    # the bill's window keeps what was published for it; the cancellation's nets out
+    assert windows == {"2026-11-24T10:00:00+00:00": "9.99", "2026-11-24T10:00:30+00:00": "-9.89"}
+
+
+def test_a_window_with_only_a_cancellation_is_negative():
+    created = bill_event(1, [(6, 1)])
+    created["occurred_at"] = "2026-11-24T10:00:00+00:00"
+    state = DictState()
+    cancel = cancel_of(created, at="2026-11-24T10:00:07+00:00")
+    aggregate.add_to_window(state, created, aggregate.event_time_ms(created), 5000, 60_000)
+    record = aggregate.add_to_window(state, cancel, aggregate.event_time_ms(cancel), 5000, 60_000)
+    assert record == {"start": "2026-11-24T10:00:05+00:00", "end": "2026-11-24T10:00:10+00:00",
+                      "revenue": "-7.05"}
+
+
+def test_a_repeated_cancellation_subtracts_once():
+    created = bill_event(3, [(1, 2), (3, 1)])  # 40.18
+    cancel = cancel_of(created, event_id="c-1")
+    once = totals([created, cancel])
+    assert totals([created, cancel, dict(cancel), cancel_of(created, event_id="c-1")]) == once
+    customers, products, windows = once
+    assert customers[3] == {"customer_id": 3, "revenue": "0.00", "bills": 0}
+    assert products[1] == {"product_id": 1, "units": 0, "revenue": "0.00"}
+
+
+def test_a_cancellation_before_its_creation_ends_at_zero():
+    created = bill_event(4, [(5, 1), (2, 3)])
+    created["occurred_at"] = "2026-11-24T10:00:00+00:00"
+    cancel = cancel_of(created, at="2026-11-24T10:00:20+00:00")
+    customers, products, windows = totals([cancel])
+    assert customers[4] == {"customer_id": 4, "revenue": "-1250.30", "bills": -1}
+    customers, products, windows = totals([cancel, created])
+    assert customers[4] == {"customer_id": 4, "revenue": "0.00", "bills": 0}
+    assert products == {5: {"product_id": 5, "units": 0, "revenue": "0.00"},
+                        2: {"product_id": 2, "units": 0, "revenue": "0.00"}}
+    # inside the grace, each lands in its own window whatever the order
+    assert windows == totals([created, cancel])[2]
+    assert sorted(windows.values()) == ["-1250.30", "1250.30"]
+
+
+def test_totals_do_not_depend_on_the_order():
+    bills = [bill_event(1, [(1, 1), (4, 2)]), bill_event(1, [(6, 3)]), bill_event(2, [(2, 7)])]
+    events = bills + [cancel_of(bills[0]), cancel_of(bills[2])]
+    expected = totals(events)[:2]
+    assert expected[0] == {1: {"customer_id": 1, "revenue": "21.15", "bills": 1},
+                           2: {"customer_id": 2, "revenue": "0.00", "bills": 0}}
+    for order in itertools.permutations(events):
+        assert totals(order)[:2] == expected
+
+
+def test_no_negative_zero_in_the_state():
+    free = bill_event(1, [(7, 0)])  # a bill of 0.00
+    customers, products, windows = totals([cancel_of(free)])
+    assert customers[1]["revenue"] == "0.00" and products[7]["revenue"] == "0.00"
+    assert list(windows.values()) == ["0.00"]
 
 
 def test_settings_from_config():

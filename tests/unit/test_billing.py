@@ -5,7 +5,7 @@ from unittest.mock import call
 
 import pytest
 
-from contracts.errors import CustomerNotFound, InsufficientStock, ServiceUnavailable
+from contracts.errors import BillNotFound, CustomerNotFound, InsufficientStock, ServiceUnavailable
 from mesh.db import session_factory
 from services.billing import BillingService
 from services.billing_models import Bill, OutboxEvent
@@ -184,3 +184,33 @@ def test_a_failed_dispatch_does_not_fail_a_committed_bill(billing):
         waiting = session.query(OutboxEvent).filter(OutboxEvent.dispatched_at.is_(None)).count()
     assert waiting == 4  # the three seeded events and this bill's, left for the relay
     billing.inventory_compensation.release_stock.assert_not_called()
+
+
+def test_cancel_bill_keeps_the_bill_and_sends_bill_cancelled_once(billing):
+    seen_at_dispatch = []
+
+    def status_at_dispatch(*args):
+        with session_factory(billing.engine)() as session:
+            seen_at_dispatch.append(session.get(Bill, 1).status)
+
+    billing.outbox.publish.side_effect = status_at_dispatch
+    cancelled = billing.cancel_bill(1)
+    assert cancelled["status"] == "cancelled" and cancelled["cancelled_at"] is not None
+    assert seen_at_dispatch == ["cancelled"]  # committed before the event left
+    name, payload = billing.outbox.publish.call_args.args
+    assert name == "bill_cancelled"
+    assert payload["bill"]["id"] == 1 and payload["bill"]["status"] == "cancelled"
+    assert payload["occurred_at"] == cancelled["cancelled_at"].isoformat()
+
+    again = billing.cancel_bill(1)
+    assert again == cancelled  # the same bill, and no second event
+    assert billing.outbox.publish.call_count == 1
+    assert billing.get_bill(2)["status"] == "active"
+    with session_factory(billing.engine)() as session:
+        assert session.query(OutboxEvent).filter_by(event_type="bill_cancelled").count() == 1
+
+
+def test_cancel_unknown_bill_is_not_found(billing):
+    with pytest.raises(BillNotFound):
+        billing.cancel_bill(999)
+    billing.outbox.publish.assert_not_called()

@@ -8,7 +8,8 @@ from honcho.environ import parse_procfile
 from common.config import ROOT
 from contracts import errors, events, services, topics
 from contracts.events import (
-    BRIDGE_HANDLER, BRIDGE_QUEUE, CONFIRM_HANDLER, CONFIRM_QUEUE, bill_created_event,
+    BRIDGE_CANCEL_HANDLER, BRIDGE_CANCEL_QUEUE, BRIDGE_HANDLER, BRIDGE_QUEUE, CONFIRM_HANDLER,
+    CONFIRM_QUEUE, RETURN_HANDLER, RETURN_QUEUE, bill_cancelled_event, bill_created_event,
 )
 from services.inventory import InventoryService
 from services.kafka_bridge import KafkaBridgeService
@@ -41,6 +42,28 @@ def test_the_bridge_queue_is_the_bridge_handlers_queue():
 def test_the_confirm_queue_is_inventorys_handlers_queue():
     assert InventoryService.confirm_reservation.__name__ == CONFIRM_HANDLER
     assert CONFIRM_QUEUE == "evt-billing-bill_created--inventory.confirm_reservation"
+
+
+def test_the_cancellation_queues_are_their_handlers_queues():
+    assert KafkaBridgeService.forward_bill_cancelled.__name__ == BRIDGE_CANCEL_HANDLER
+    assert BRIDGE_CANCEL_QUEUE == "evt-billing-bill_cancelled--kafka_bridge.forward_bill_cancelled"
+    assert InventoryService.return_cancelled_stock.__name__ == RETURN_HANDLER
+    assert RETURN_QUEUE == "evt-billing-bill_cancelled--inventory.return_cancelled_stock"
+
+
+def test_bill_cancelled_payload_is_the_bill_at_the_cancellations_time():
+    bill = {"id": 4, "customer_id": 1, "billing_date": datetime.datetime(
+                2026, 11, 24, 10, 0, tzinfo=datetime.timezone.utc),
+            "items": [{"product_id": 2, "quantity": 3, "unit_price": Decimal("1299")}]}
+    cancelled_at = datetime.datetime(2026, 11, 24, 11, 0, tzinfo=datetime.timezone.utc)
+    event = bill_cancelled_event(bill, cancelled_at, event_id="e-2", reservation_id="r-1")
+    assert event == {
+        "event_id": "e-2", "type": "bill_cancelled", "occurred_at": "2026-11-24T11:00:00+00:00",
+        "reservation_id": "r-1",
+        "bill": {"id": 4, "customer_id": 1, "billing_date": "2026-11-24T10:00:00+00:00",
+                 "items": [{"product_id": 2, "quantity": 3, "unit_price": "1299.00"}],
+                 "total": "3897.00", "status": "cancelled",
+                 "cancelled_at": "2026-11-24T11:00:00+00:00"}}
 
 
 def test_every_error_code_is_unique_and_has_a_status():

@@ -67,3 +67,38 @@ def test_product_validation(inventory):
         inventory.create_product({"name": "X", "price": "1", "quantity": True})
     product = inventory.create_product({"name": "X", "price": "0.1", "quantity": 0})
     assert product["price"] == Decimal("0.10")
+
+
+def cancelled(bill_id, reservation_id, *lines):
+    return {"event_id": "e-{}".format(bill_id), "type": "bill_cancelled",
+            "reservation_id": reservation_id,
+            "bill": {"id": bill_id, "items": [{"product_id": pid, "quantity": qty,
+                                               "unit_price": "1.00"} for pid, qty in lines]}}
+
+
+def test_a_cancelled_bills_stock_comes_back_once(inventory, inventory_db):
+    engine = inventory_db[0]
+    inventory.reserve_stock([{"product_id": 2, "quantity": 4}], "r-c")
+    inventory.confirm_reservation({"reservation_id": "r-c"})
+    assert stock(engine)[2] == 6
+    inventory.return_cancelled_stock(cancelled(5, "r-c", (2, 4)))
+    inventory.return_cancelled_stock(cancelled(5, "r-c", (2, 4)))  # at least once
+    assert stock(engine)[2] == 10
+    assert inventory.release_stock("r-c") == {"reservation_id": "r-c", "status": "returned",
+                                              "restocked": False}
+    assert stock(engine)[2] == 10
+
+
+def test_a_held_reservation_cancelled_before_its_confirmation_comes_back_once(inventory, inventory_db):
+    engine = inventory_db[0]
+    inventory.reserve_stock([{"product_id": 1, "quantity": 2}], "r-h")
+    inventory.return_cancelled_stock(cancelled(6, "r-h", (1, 2)))
+    inventory.confirm_reservation({"reservation_id": "r-h"})  # late: it stays returned
+    assert stock(engine)[1] == 11
+
+
+def test_a_bill_made_without_a_reservation_gets_its_stock_back_once(inventory, inventory_db):
+    engine = inventory_db[0]
+    for _ in range(2):
+        inventory.return_cancelled_stock(cancelled(1, None, (1, 1), (3, 2)))
+    assert stock(engine) == {1: 12, 2: 10, 3: 10}

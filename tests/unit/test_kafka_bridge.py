@@ -1,0 +1,44 @@
+"""kafka_bridge alone (``worker_factory``, Kafka mocked): both bill events go
+to ``billing.bills`` keyed by customer, from handlers whose queues billing's
+outbox declares by name."""
+from unittest.mock import Mock
+
+import pytest
+from nameko.containers import ServiceContainer
+from nameko.testing.services import worker_factory
+
+from contracts.events import (BILL_CANCELLED, BILL_CREATED, BRIDGE_CANCEL_HANDLER,
+                              BRIDGE_CANCEL_QUEUE, BRIDGE_HANDLER, BRIDGE_QUEUE,
+                              bill_cancelled_event, bill_created_event)
+from contracts.topics import BILLS_TOPIC
+from mesh.events import EventHandler
+from services.kafka_bridge import KafkaBridgeService
+
+BILL = {"id": 4, "customer_id": 12, "billing_date": "2026-11-24T10:00:00+00:00",
+        "items": [{"product_id": 2, "quantity": 3, "unit_price": "1299.00"}]}
+
+
+@pytest.mark.parametrize("event", [
+    bill_created_event(BILL), bill_cancelled_event(BILL, "2026-11-24T11:00:00+00:00")],
+    ids=lambda event: event["type"])
+def test_each_bill_event_goes_to_the_bills_topic_keyed_by_customer(event):
+    bridge = worker_factory(KafkaBridgeService, kafka=Mock())
+    bridge.kafka.send.return_value = Mock(partition=0, offset=7)
+    handler = (bridge.forward_bill_created if event["type"] == BILL_CREATED
+               else bridge.forward_bill_cancelled)
+    handler(event)
+    bridge.kafka.send.assert_called_once_with(BILLS_TOPIC, key="12", value=event)
+
+
+def test_the_handlers_queues_are_the_ones_billing_declares():
+    container = ServiceContainer(KafkaBridgeService, {"AMQP_URI": "memory://"})
+    handlers = {ext.method_name: ext for ext in container.entrypoints
+                if isinstance(ext, EventHandler)}
+    assert set(handlers) == {BRIDGE_HANDLER, BRIDGE_CANCEL_HANDLER}
+    assert handlers[BRIDGE_CANCEL_HANDLER].event_type == BILL_CANCELLED
+    assert handlers[BRIDGE_HANDLER].event_type == BILL_CREATED
+    for handler in handlers.values():
+        assert handler.requeue_on_error  # Kafka away: the event waits in RabbitMQ
+        handler.setup()
+    assert handlers[BRIDGE_HANDLER].queue.name == BRIDGE_QUEUE
+    assert handlers[BRIDGE_CANCEL_HANDLER].queue.name == BRIDGE_CANCEL_QUEUE
