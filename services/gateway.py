@@ -314,9 +314,9 @@ class GatewayService:
                                     "when it reconnects)"},
           tag="analytics")
     def stream_mesh_events(self, request):
-        """Server-sent events: the mesh's events as they happen (``bill_created``,
-        with the event's payload; ``contracts.events``), for the console. The id
-        is the event's ``event_id``: after a reconnect, the events this gateway
+        """Server-sent events: the mesh's events as they happen (``bill_created``
+        and ``bill_cancelled``, with the event's payload; ``contracts.events``),
+        for the console. The id is the event's ``event_id``: after a reconnect, the events this gateway
         still holds that came after ``Last-Event-ID`` come first. A comment
         every ``STREAM_HEARTBEAT_S`` keeps an idle stream open.
 

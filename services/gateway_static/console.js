@@ -6,7 +6,8 @@
  *                 "unavailable" while analytics does not answer): the open
  *                 window's revenue (0 while it holds no bill) plotted with smoothie.js
  *   latest bills  GET /bills (its last page) at start, then EventSource
- *                 /events/stream ("bill_created" events)
+ *                 /events/stream ("bill_created" events; "bill_cancelled" strikes
+ *                 its bill through)
  *   top 5         GET /analytics/customers and /analytics/products every 2 s
  *
  * Data reaches the page only through textContent (never innerHTML). Money stays
@@ -435,6 +436,7 @@
     if (!before && rows.length >= BILLS_KEPT) return;
     var row = el('tr', null, fresh ? 'fresh' : '');
     row.dataset.billId = String(bill.id);
+    if (bill.status === 'cancelled') markCancelled(row);
     cell(row, '#' + bill.id, 'id');
     cell(row, 'customer ' + bill.customer_id);
     cell(row, String((bill.items || []).length), 'num');
@@ -443,6 +445,21 @@
     $('bills').insertBefore(row, before);
     billRows().slice(BILLS_KEPT).forEach(function (old) { old.parentNode.removeChild(old); });
     $('bills-empty').hidden = true;
+  }
+
+  // a cancelled bill stays in the list, struck through (its total no longer counts)
+  function markCancelled(row) {
+    row.classList.add('cancelled');
+    row.title = 'cancelled';
+  }
+
+  function onBillCancelled(event) {
+    billEvents += 1;
+    $('bills-panel').dataset.billEvents = String(billEvents);
+    if (!event || !event.bill) return;
+    billRows().forEach(function (row) {
+      if (Number(row.dataset.billId) === event.bill.id) markCancelled(row);
+    });
   }
 
   function onBillCreated(event) {
@@ -534,7 +551,7 @@
   // the windows come as "windows" events; unnamed ones ("message") are read alike
   follow('/analytics/stream', 'windows-stream', 'revenue',
          {windows: onWindows, message: onWindows, unavailable: onUnavailable});
-  follow('/events/stream', 'bills-stream', 'bills-panel', {bill_created: onBillCreated},
+  follow('/events/stream', 'bills-stream', 'bills-panel', {bill_created: onBillCreated, bill_cancelled: onBillCancelled},
          function (again) {
            if (again) loadBills();   // bills made while the stream was away
          });

@@ -91,6 +91,11 @@ def test_console_shows_the_mesh_live_and_offline(console_mesh):
         top_row = page.evaluate("document.querySelector('#bills tr').dataset.billId")
         assert top_row == str(bill["id"]), "the newest bill is not on top"
 
+        # cancelled through the API: its row is struck through, from bill_cancelled
+        assert console_mesh.http("POST", "/bills/{}/cancel".format(bill["id"])).status_code == 200
+        assert page.wait_for(selector=row + ".cancelled", timeout=BILL_SHOWS_WITHIN + 1), \
+            "bill {} not shown cancelled after POST /bills/{}/cancel".format(bill["id"], bill["id"])
+
         # the aggregator counted it: the top 5 tables are filled
         assert page.wait_for(selector="#top-customers td", text="customer 1", timeout=10)
         assert page.wait_for(selector="#top-products td", text="product 2", timeout=10)
