@@ -16,6 +16,7 @@ from nameko.events import BROADCAST, EventDispatcher
 from nameko.events import EventHandler as NamekoEventHandler
 
 from contracts.errors import MeshError
+from contracts.headers import DEADLINE_KEY
 from mesh.amqp import FastReconnectQueueConsumer, MeshPublisher
 from mesh.coroutines import accepting_coroutines
 from mesh.errors import quiet_expected_errors
@@ -34,6 +35,17 @@ class EventHandler(NamekoEventHandler):
     def setup(self):
         super().setup()
         quiet_expected_errors()
+
+    def unpack_message_headers(self, message):
+        """The sender's context data without its deadline: nameko hands a
+        handler the headers of the request that sent the event, deadline
+        included, so an event handled later than that request's RPC_TIMEOUT (its
+        consumer was down; it waited in its queue) could commit nothing
+        (``mesh.db``) and was dropped. An event is handled whenever it arrives;
+        the request id still follows it."""
+        data = super().unpack_message_headers(message)
+        data.pop(DEADLINE_KEY, None)
+        return data
 
 
 event_handler = accepting_coroutines(EventHandler.decorator)

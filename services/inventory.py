@@ -258,10 +258,13 @@ class InventoryService(mesh.service.MeshService):
         if reservation_id:
             self._confirm([reservation_id])
 
-    @event_handler(BILLING, BILL_CANCELLED)
+    # requeue_on_error: nothing else gives a cancelled bill's stock back (a
+    # confirmation lost has the expiry sweep behind it, a return has none)
+    @event_handler(BILLING, BILL_CANCELLED, requeue_on_error=True)
     def return_cancelled_stock(self, event):
         """A bill was cancelled: its stock comes back, once (``returned``), also
-        when its reservation was still held or the event comes again.
+        when its reservation was still held or the event comes again. An error
+        gives the event back to RabbitMQ, to be tried again.
 
             billing.bill_cancelled {"event_id": "...", "reservation_id": "r-1",
                                     "bill": {"id": 4, "items": [...], ...}}

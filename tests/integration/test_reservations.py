@@ -3,6 +3,7 @@ reservation no bill confirms comes back after RESERVATION_TTL; a bill's
 reservation is confirmed by its bill_created, and one whose confirmation is
 late is never given back, also while billing is down."""
 import logging
+import time
 
 from sqlalchemy.orm import Session
 
@@ -91,3 +92,31 @@ def test_a_committed_bills_reservation_is_never_given_back_while_billing_is_down
     wait_for(lambda: status_of(config, "r-late") == "confirmed", 15,
              "the reservation confirmed once billing said it has a bill")
     assert stock_of(config, 3) == before - 1
+
+
+def test_a_cancellation_handled_long_after_its_request_gives_the_stock_back(
+        start_mesh, service_processes, mesh_config):
+    """inventory down while a bill is cancelled through the gateway: the event
+    waits in its queue past the request's deadline, and when inventory comes
+    back it still gives the stock back (an event is not bound by the deadline
+    of the request that sent it)."""
+    config = dict(mesh_config, RPC_TIMEOUT=1, RESERVATION_TTL=600)
+    (first,) = service_processes("inventory", 1, config)
+    mesh = start_mesh(config, "customers", "billing", "gateway")
+    before = stock_of(config, 2)
+    made = mesh.http("POST", "/bills", json={"customer_id": 1, "items": [
+        {"product_id": 2, "quantity": 3}]})
+    assert made.status_code == 201, made.text
+    (reservation_id,) = query(config, "billing", "SELECT reservation_id FROM bills WHERE id = {}"
+                              .format(made.json()["id"]))[0]
+    wait_for(lambda: status_of(config, reservation_id) == "confirmed", 10, "confirmed")
+    first.kill()
+    first.wait()
+
+    cancelled = mesh.http("POST", "/bills/{}/cancel".format(made.json()["id"]))
+    assert cancelled.status_code == 200, cancelled.text
+    time.sleep(config["RPC_TIMEOUT"] + 1)  # the request's deadline is long past
+    service_processes("inventory", 1, config)
+    wait_for(lambda: status_of(config, reservation_id) == "returned", 15,
+             "the cancelled bill's stock returned once inventory is back")
+    assert stock_of(config, 2) == before

@@ -106,7 +106,8 @@ ROWS = (
          # dependencies' worker_result and worker_teardown (which closes sessions)
          Source("nameko.containers.ServiceContainer._run_worker", "7418dcb70469"))),
     Row("nameko.messaging.HeaderDecoder.unpack_message_headers", "nameko",
-        "mesh/rpc.py DeadlineRpc.unpack_message_headers", "overrides",
+        "mesh/rpc.py DeadlineRpc.unpack_message_headers; "
+        "mesh/events.py EventHandler.unpack_message_headers", "overrides",
         (Source("nameko.messaging.HeaderDecoder.unpack_message_headers", "2ce5e0693e3d"),
          Source("nameko.rpc.Rpc.handle_message", "7cafedcdfc41"))),
     Row("nameko.rpc.Responder.publisher_cls", "nameko",
