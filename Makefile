@@ -19,7 +19,7 @@ STAMP := $(VENV)/.installed-$(PY_MINOR)
 # the hub default and the exact upstream warning filters, for every process of the venv
 PTH := tools/billing_mesh.pth
 
-.PHONY: run test test-unit lint fuzz openapi setup interpreter rabbitmq postgres wrk chromium shell services bench bench-stream bench-aio bench-hub example db db-upgrade clean
+.PHONY: run test test-unit lint fuzz openapi setup interpreter rabbitmq postgres wrk chromium shell services bench bench-stream bench-aio bench-hub chaos example db db-upgrade clean
 
 run: setup rabbitmq
 	$(BIN)/python -m tools.run
@@ -106,6 +106,15 @@ services: setup
 bench: setup rabbitmq wrk
 	bash scripts/ensure-rabbitmq.sh --management
 	$(BIN)/python -m bench.mesh_bench
+
+# fault injection (tools/chaos.py): bills made and cancelled by 16 clients for 30 s while
+# billing, inventory, customers, the Kafka bridge, the aggregator and the gateway are
+# SIGKILLed in turn and started again; then stock, answers, analytics and Kafka must
+# agree (a table of figures; exit 1 if not). On a mesh of its own; not in `make test`
+# (tests/integration/test_chaos.py runs a short one). CHAOS_ARGS="--runs 3" repeats it.
+chaos: setup rabbitmq
+	bash scripts/ensure-rabbitmq.sh --management
+	$(BIN)/python -m tools.chaos $(CHAOS_ARGS)
 
 # each service database's revision, its history's head and state (config.yaml's DB_URIS)
 db: setup
