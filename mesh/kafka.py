@@ -7,12 +7,14 @@ topic tables record their own; ``group_lag`` reads a consumer group's (the
 aggregator's) from the broker.
 """
 import asyncio
+import collections
 import functools
 import json
 import logging
 import time
 
 import eventlet
+import eventlet.patcher
 from kafka.errors import KafkaError
 from nameko.extensions import DependencyProvider
 
@@ -24,6 +26,41 @@ from mesh.metrics import set_kafka_lag
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_S = 3
+_native_thread_id = eventlet.patcher.original("_thread").get_ident
+
+
+class ThreadSafeLog:
+    """The ``logger`` of a confluent-kafka client, which may call it from a
+    native thread: librdkafka's lines are served by the call that polls its
+    queue, and the blocking calls (``list_topics``, ``close``) run in asyncio's
+    executor, on a native thread. Logging there takes the handlers' locks, which
+    are green once eventlet has patched threading: a native thread waiting on
+    one made a hub of its own, and the release, from the hub's thread, failed
+    with "Cannot switch to a different thread" and hung the process (seen as a
+    test's timeout while Kafka was gone at teardown). Lines from another thread
+    wait here (a deque: safe across native threads) until ``flush`` logs them
+    from the hub's thread; lines from the hub's thread are logged at once.
+
+        kafka_log = ThreadSafeLog(log)
+        consumer = Consumer({..., "logger": kafka_log})
+        kafka_log.flush()         # in the hub's thread, now and then
+    """
+
+    def __init__(self, logger):
+        self.logger = logger
+        self.thread = _native_thread_id()  # made in the thread the hub runs in
+        self.waiting = collections.deque()
+
+    def log(self, level, msg, *args):
+        if _native_thread_id() == self.thread:
+            self.logger.log(level, msg, *args)
+        else:
+            self.waiting.append((level, msg, args))
+
+    def flush(self):
+        while self.waiting:
+            level, msg, args = self.waiting.popleft()
+            self.logger.log(level, msg, *args)
 
 
 def create_topics(config):
@@ -171,13 +208,14 @@ class TopicTables(DependencyProvider):
         loop = asyncio.get_running_loop()
         if self.prepare is not None:
             await in_greenthread(self.prepare, self.container.config)  # kafka-python: green
+        kafka_log = ThreadSafeLog(log)
         consumer = Consumer({
             "bootstrap.servers": self.bootstrap,
             # required by librdkafka, unused: partitions are assigned, never committed
             "group.id": "topic-tables", "enable.auto.commit": False,
             # short: Tansu sits out much of a fetch's wait even when records arrive
             "fetch.wait.max.ms": 25, "auto.offset.reset": "earliest",
-            "logger": log,
+            "logger": kafka_log,
         })
         try:
             metadata = await loop.run_in_executor(
@@ -188,6 +226,7 @@ class TopicTables(DependencyProvider):
                              for tp in partitions])
             lag_due = 0.0
             while self._running:
+                kafka_log.flush()
                 if time.monotonic() >= lag_due:
                     self.lag = table_lag(consumer, partitions)
                     for topic, lag in self.lag.items():
@@ -208,6 +247,7 @@ class TopicTables(DependencyProvider):
                     await asyncio.sleep(self.IDLE_SLEEP_S)
         finally:
             await loop.run_in_executor(None, consumer.close)
+            kafka_log.flush()
 
 
 def table_lag(consumer, partitions):
