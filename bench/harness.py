@@ -20,19 +20,18 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from typing import NamedTuple
 
 import requests
 
-from common.config import ROOT, load_config
+from common.config import ROOT
 from contracts.events import HEARTBEAT_INTERVAL_S
 from contracts.services import RPC_SERVICES
 from mesh.hub import ASYNCIO_HUB, HUB_VARIABLE, MESH_HUB, mesh_environment
 from tools.local_kafka import KafkaNotStarted, LocalKafka
 from tools.net import free_port, http_status
+from tools.vhost import NoManagementApi, Vhost
 
-RABBIT_API = os.environ.get("RABBIT_API_URI", "http://guest:guest@127.0.0.1:15672")
 REPORT_LUA = os.path.join(ROOT, "bench", "wrk", "report.lua")
 
 
@@ -114,26 +113,17 @@ def stop(process, timeout=40):
             process.wait()
 
 
-class Vhost:
-    """A RabbitMQ vhost of the benchmark's own (management API), deleted after."""
+class BenchVhost(Vhost):
+    """The benchmark's own vhost (``tools.vhost``); no management API: it stops."""
 
     def __init__(self):
-        self.name = "billing_mesh_bench_" + uuid.uuid4().hex[:8]
-        base = load_config()["AMQP_URI"].rsplit("/", 1)[0]
-        self.amqp_uri = "{}/{}".format(base, self.name)
+        super().__init__("billing_mesh_bench_")
 
     def __enter__(self):
         try:
-            requests.put(RABBIT_API + "/api/vhosts/" + self.name, timeout=10).raise_for_status()
-        except requests.RequestException as exc:
-            sys.exit("the benchmark needs RabbitMQ's management API at {} ({}); "
-                     "run: bash scripts/ensure-rabbitmq.sh --management".format(RABBIT_API, exc))
-        requests.put(RABBIT_API + "/api/permissions/{}/guest".format(self.name), timeout=10,
-                     json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
-        return self
-
-    def __exit__(self, *exc_info):
-        requests.delete(RABBIT_API + "/api/vhosts/" + self.name, timeout=10)
+            return super().__enter__()
+        except NoManagementApi as exc:
+            sys.exit("the benchmark needs " + str(exc))
 
 
 class BenchMesh:
@@ -147,7 +137,7 @@ class BenchMesh:
     def __init__(self, folder, bootstrap, hub=DEFAULT_HUB, **settings):
         self.folder = folder
         self.hub = hub
-        self.vhost = Vhost()
+        self.vhost = BenchVhost()
         self.port = free_port()
         self.url = "http://127.0.0.1:{}".format(self.port)
         self.env = hub_environment(dict(

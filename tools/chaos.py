@@ -76,7 +76,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from decimal import Decimal
 
 import requests
@@ -85,12 +84,13 @@ from honcho.environ import parse_procfile
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, OffsetSpec
 
-from common.config import ROOT, load_config
+from common.config import ROOT
 from contracts.topics import AGGREGATOR_GROUP, BILLS_TOPIC
 from mesh.hub import mesh_environment
 from mesh.registry import queue_consumers
 from tools.local_kafka import KafkaNotStarted, LocalKafka
 from tools.net import free_port, http_status
+from tools.vhost import NoManagementApi, Vhost
 
 # the processes killed, in this order (Procfile names)
 KILL_ORDER = ("billing", "inventory", "customers", "kafka_bridge", "streams", "gateway")
@@ -99,7 +99,6 @@ KILL_ORDER = ("billing", "inventory", "customers", "kafka_bridge", "streams", "g
 MESH_SETTINGS = {"RPC_TIMEOUT": "2", "RESERVATION_TTL": "4", "METRICS_PORT": "0",
                  "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"}
 RESERVED_PORTS = {8000, 9092}  # the user's own mesh and Kafka
-RABBIT_API = os.environ.get("RABBIT_API_URI", "http://guest:guest@127.0.0.1:15672")
 BILL_CREATED, BILL_CANCELLED = "bill_created", "bill_cancelled"
 ACTIVE, CANCELLED = "active", "cancelled"
 # an answer that may have been lost on the way: the request may have taken effect
@@ -173,31 +172,6 @@ class Process:
             self.kill()
 
 
-class ChaosVhost:
-    """A RabbitMQ vhost of the run's own, made and deleted through the management
-    API (as ``bench.harness.Vhost``; ``tools`` is installed, ``bench`` is not)."""
-
-    def __init__(self):
-        self.name = "billing_mesh_chaos_" + uuid.uuid4().hex[:8]
-        base = load_config()["AMQP_URI"].rsplit("/", 1)[0]
-        self.amqp_uri = "{}/{}".format(base, self.name)
-
-    def __enter__(self):
-        try:
-            requests.put(RABBIT_API + "/api/vhosts/" + self.name, timeout=10).raise_for_status()
-            requests.put(RABBIT_API + "/api/permissions/{}/guest".format(self.name), timeout=10,
-                         json={"configure": ".*", "write": ".*", "read": ".*"}
-                         ).raise_for_status()
-        except requests.RequestException as exc:
-            raise MeshFailed("chaos needs RabbitMQ's management API at {} ({}); run: bash "
-                             "scripts/ensure-rabbitmq.sh --management".format(RABBIT_API, exc))
-        return self
-
-    def __exit__(self, *exc_info):
-        with contextlib.suppress(requests.RequestException):
-            requests.delete(RABBIT_API + "/api/vhosts/" + self.name, timeout=10)
-
-
 def mesh_port():
     port = free_port()
     while port in RESERVED_PORTS:
@@ -212,7 +186,7 @@ class Mesh:
         self.folder = folder
         self.log_dir = os.path.join(folder, "log")
         os.makedirs(self.log_dir, exist_ok=True)
-        self.vhost = ChaosVhost()
+        self.vhost = Vhost("billing_mesh_chaos_")
         self.kafka = LocalKafka("127.0.0.1:{}".format(mesh_port()),
                                 log_path=os.path.join(self.log_dir, "tansu.log"),
                                 start_timeout=20)
@@ -241,7 +215,10 @@ class Mesh:
         return os.path.join(self.folder, "{}.db".format(service))
 
     def start(self, wait_s=120):
-        self.vhost.__enter__()
+        try:
+            self.vhost.__enter__()
+        except NoManagementApi as exc:
+            raise MeshFailed("chaos needs " + str(exc))
         try:
             self.kafka.start()
         except KafkaNotStarted as exc:

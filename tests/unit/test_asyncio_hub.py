@@ -97,3 +97,119 @@ print(answer, round(time.monotonic() - started, 1))
 """, timeout=20)
     answer, took = out.split()
     assert answer != "received" and float(took) < 1.0, out
+
+
+def test_a_socket_read_again_stays_registered_with_the_loop():
+    out = run_on_the_mesh_hub("""
+hub = eventlet.hubs.get_hub()
+added = []
+real_add_reader = hub.loop.add_reader
+hub.loop.add_reader = lambda fd, *args: added.append(fd) or real_add_reader(fd, *args)
+ours, theirs = socket.socketpair()
+def echo():
+    for _ in range(200):
+        theirs.sendall(theirs.recv(16))
+eventlet.spawn(echo)
+for _ in range(200):
+    ours.sendall(b"x")
+    assert ours.recv(16) == b"x"
+print(added.count(ours.fileno()), added.count(theirs.fileno()))
+""")
+    assert out.split() == ["1", "1"], out
+
+
+def test_a_file_descriptor_number_given_to_another_socket_is_registered_again():
+    # the old socket closes (its number stays registered with the loop); the OS
+    # hands the number to a new socket: its reads must still be woken
+    out = run_on_the_mesh_hub("""
+import os
+hub = eventlet.hubs.get_hub()
+def round_trips(ours, theirs, n):
+    def echo():
+        for _ in range(n):
+            theirs.sendall(theirs.recv(16))
+    eventlet.spawn(echo)
+    for _ in range(n):
+        ours.sendall(b"x")
+        assert ours.recv(16) == b"x"
+first, peer = socket.socketpair()
+round_trips(first, peer, 3)
+number = first.fileno()
+first.close()
+peer.close()
+for _ in range(20):  # find a pair whose first socket got the old number
+    ours, theirs = socket.socketpair()
+    if ours.fileno() == number:
+        break
+assert ours.fileno() == number, "the OS gave another number"
+with eventlet.Timeout(5):
+    round_trips(ours, theirs, 3)
+print("woken", hub.reading[number] == (os.fstat(number).st_dev, os.fstat(number).st_ino))
+""")
+    assert out.split() == ["woken", "True"], out
+
+
+def test_no_registration_outlives_its_readers_on_the_shared_loop():
+    # a green socket read once, then closed (which tells the hub nothing); a
+    # native socket on the loop (as aio-pika's) gets its number: its reader works
+    out = run_on_the_mesh_hub("""
+import eventlet.patcher
+hub = eventlet.hubs.get_hub()
+green, peer = socket.socketpair()
+def reader():
+    green.recv(16)  # woken once, then this greenthread ends
+eventlet.spawn(reader)
+eventlet.sleep(0)
+peer.sendall(b"x")
+eventlet.sleep(0.05)
+number = green.fileno()
+left = number in hub.reading
+green.close()
+peer.close()
+native = eventlet.patcher.original("socket")
+for _ in range(20):
+    ours, theirs = native.socketpair()
+    if ours.fileno() == number:
+        break
+assert ours.fileno() == number, "the OS gave another number"
+ours.setblocking(False)
+got = []
+hub.loop.add_reader(ours.fileno(), lambda: got.append(ours.recv(16)))
+theirs.send(b"native")
+eventlet.sleep(0.05)
+print(left, got)
+""")
+    assert out.split() == ["False", "[b'native']"], out
+
+
+def test_a_number_reused_inside_a_read_callback_by_a_c_librarys_socket_can_wait_to_write():
+    # as psycopg reconnecting: woken by a read, the greenthread closes that
+    # socket, a socket made outside eventlet gets the number, and it waits to write
+    out = run_on_the_mesh_hub("""
+import eventlet.patcher
+from eventlet.event import Event
+hub = eventlet.hubs.get_hub()
+native = eventlet.patcher.original("socket")
+green, peer = socket.socketpair()
+done = Event()
+def reconnect():
+    green.recv(16)
+    number = green.fileno()
+    green.close()
+    for _ in range(20):
+        ours, theirs = native.socketpair()
+        if ours.fileno() == number:
+            break
+    assert ours.fileno() == number, "the OS gave another number"
+    ours.setblocking(False)
+    eventlet.hubs.trampoline(ours.fileno(), write=True, timeout=2)
+    eventlet.hubs.trampoline(ours.fileno(), write=True, timeout=2)  # and again
+    theirs.send(b"y")
+    eventlet.hubs.trampoline(ours.fileno(), read=True, timeout=2)
+    done.send(ours.recv(16))
+eventlet.spawn(reconnect)
+eventlet.sleep(0)
+peer.sendall(b"x")
+print(done.wait())
+""")
+    assert out.strip() == "b'y'", out

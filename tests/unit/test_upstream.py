@@ -315,6 +315,20 @@ ROWS = (
          Contains("eventlet.hubs.asyncio.Hub._file_cb", "cb(fileno)"),
          Contains("eventlet.hubs.asyncio.Hub.add_timer", "self.sleep_event.set()"),
          Contains("eventlet.hubs.asyncio.Hub.run", "await asyncio.wait_for(self.sleep_event.wait(), sleep_time)"))),
+    Row("eventlet.hubs.asyncio.Hub.add", "eventlet",
+        "mesh/asyncio_hub.py Hub.add", "overrides",
+        # a read keeps its registration with the loop: the override is eventlet's
+        # add (its fstat, BaseHub.add's listener) with the loop registered once per file
+        (Source("eventlet.hubs.asyncio.Hub.add", "10917d1c12ae"),
+         Source("eventlet.hubs.hub.BaseHub.add", "5aa4447a94d4"))),
+    Row("eventlet.hubs.asyncio.Hub.remove", "eventlet",
+        "mesh/asyncio_hub.py Hub.remove", "overrides",
+        # a woken read leaves the loop's registration; BaseHub.remove does the rest
+        (Source("eventlet.hubs.asyncio.Hub.remove", "77bc9e4085fc"),
+         Source("eventlet.hubs.hub.BaseHub.remove", "7af6377b6ec9"))),
+    Row("eventlet.hubs.asyncio.Hub.remove_descriptor", "eventlet",
+        "mesh/asyncio_hub.py Hub.remove_descriptor", "overrides",
+        (Source("eventlet.hubs.asyncio.Hub.remove_descriptor", "91a123ba9e76"),)),
     Row("eventlet.hubs.hub.BaseHub._obsolete", "eventlet",
         "mesh/asyncio_hub.py Hub._obsolete", "overrides",
         # it queues the listeners on `closed`, which the run loop drains
