@@ -33,7 +33,8 @@ def inventory_db(tmp_path):
 
 @pytest.fixture
 def inventory(inventory_db):
-    return worker_factory(InventoryService, db=inventory_db[1], stock_changes=set())
+    return worker_factory(InventoryService, db=inventory_db[1], stock_changes=set(),
+                          confirmations=set())
 
 
 @pytest.fixture

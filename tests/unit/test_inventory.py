@@ -80,6 +80,7 @@ def test_a_cancelled_bills_stock_comes_back_once(inventory, inventory_db):
     engine = inventory_db[0]
     inventory.reserve_stock([{"product_id": 2, "quantity": 4}], "r-c")
     inventory.confirm_reservation({"reservation_id": "r-c"})
+    inventory.confirm_reservations()
     assert stock(engine)[2] == 6
     inventory.return_cancelled_stock(cancelled(5, "r-c", (2, 4)))
     inventory.return_cancelled_stock(cancelled(5, "r-c", (2, 4)))  # at least once
@@ -94,6 +95,7 @@ def test_a_held_reservation_cancelled_before_its_confirmation_comes_back_once(in
     inventory.reserve_stock([{"product_id": 1, "quantity": 2}], "r-h")
     inventory.return_cancelled_stock(cancelled(6, "r-h", (1, 2)))
     inventory.confirm_reservation({"reservation_id": "r-h"})  # late: it stays returned
+    inventory.confirm_reservations()
     assert stock(engine)[1] == 11
 
 
@@ -102,3 +104,40 @@ def test_a_bill_made_without_a_reservation_gets_its_stock_back_once(inventory, i
     for _ in range(2):
         inventory.return_cancelled_stock(cancelled(1, None, (1, 1), (3, 2)))
     assert stock(engine) == {1: 12, 2: 10, 3: 10}
+
+
+def status_of(engine, reservation_id):
+    with engine.connect() as db:
+        return db.exec_driver_sql("SELECT status FROM stock_reservations WHERE id = ?",
+                                  (reservation_id,)).scalar()
+
+
+def test_confirmations_are_gathered_into_one_statement(inventory, inventory_db):
+    engine = inventory_db[0]
+    for reservation_id in ("r-1", "r-2"):
+        inventory.reserve_stock([{"product_id": 1, "quantity": 1}], reservation_id)
+        inventory.confirm_reservation({"reservation_id": reservation_id})
+    inventory.confirm_reservation({"reservation_id": "r-1"})  # at least once
+    assert status_of(engine, "r-1") == "held"  # not yet: the timer confirms
+    statements = []
+    real = inventory._confirm
+    inventory._confirm = lambda ids: statements.append(sorted(ids)) or real(ids)
+    inventory.confirm_reservations()
+    inventory.confirm_reservations()  # nothing gathered since: nothing done
+    assert statements == [["r-1", "r-2"]]
+    assert {status_of(engine, r) for r in ("r-1", "r-2")} == {"confirmed"}
+
+
+def test_confirmations_that_fail_wait_for_the_next_run(inventory):
+    inventory.confirm_reservation({"reservation_id": "r-9"})
+
+    def locked(ids):
+        raise RuntimeError("database is locked")
+
+    real, inventory._confirm = inventory._confirm, locked
+    with pytest.raises(RuntimeError):
+        inventory.confirm_reservations()
+    assert inventory.confirmations == {"r-9"}
+    inventory._confirm = real
+    inventory.confirm_reservations()
+    assert not inventory.confirmations
