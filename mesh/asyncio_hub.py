@@ -28,7 +28,8 @@ number reused inside a callback is registered again. Writes are registered per
 wait as eventlet does.
 
 Measured with ``bench/hub_bench.py`` (a socket round trip between two
-greenthreads, CPU per round trip).
+greenthreads, CPU per round trip, min-median of 5 runs, Python 3.13): eventlet's
+asyncio hub 46.7-46.9 us, this hub 24.4-24.6 us, epolls 25.0-25.3 us.
 
 Selected by ``EVENTLET_HUB=mesh.asyncio_hub`` (eventlet's documented
 ``package.module`` form; ``mesh.hub.MESH_HUB``), which every way of starting the
