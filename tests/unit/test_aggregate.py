@@ -64,20 +64,6 @@ def test_an_event_older_than_the_retention_is_not_kept():
     assert dict(state) == entries  # nothing of it kept
 
 
-def test_the_state_of_the_code_before_is_taken_over():
-    # "slices" held every slice's count, by slice number as text
-    state = FakeState()
-    width = DAY_MS // aggregate.DEDUP_SLICES
-    state.set("seen:old", True)
-    state.set("slice:0:0", "old")
-    state.set("slices", {"0": 1})
-    for n in range(1, 2 * aggregate.DEDUP_SLICES):
-        aggregate.first_delivery(state, "e{}".format(n), at_ms=n * width, retention_ms=DAY_MS)
-    assert not state.exists("seen:old") and not state.exists("slice:0:0")
-    assert aggregate.first_delivery(state, "old", at_ms=2 * DAY_MS, retention_ms=DAY_MS)
-    assert isinstance(state["slices"], list)
-
-
 def test_without_a_retention_nothing_is_forgotten():
     state = FakeState()
     for n in range(100):
