@@ -48,6 +48,7 @@ from contracts.services import BILLING, CUSTOMERS, INVENTORY, KAFKA_BRIDGE, RPC_
 BILL_CREATED = "bill_created"
 BILL_CANCELLED = "bill_cancelled"
 BILL_EVENTS = (BILL_CREATED, BILL_CANCELLED)  # what goes to Kafka, on billing.bills
+ACTIVE, CANCELLED = "active", "cancelled"  # a bill's status
 CUSTOMER_UPDATED, CUSTOMER_DELETED = "customer_updated", "customer_deleted"
 PRODUCT_UPDATED, PRODUCT_DELETED = "product_updated", "product_deleted"
 STOCK_CHANGED = "stock_changed"
@@ -121,9 +122,6 @@ def bill_cancelled_event(bill, cancelled_at, event_id=None, reservation_id=None)
     payload.update(status=CANCELLED, cancelled_at=cancelled_at)
     return {"event_id": event_id or str(uuid.uuid4()), "type": BILL_CANCELLED,
             "occurred_at": cancelled_at, "reservation_id": reservation_id, "bill": payload}
-
-
-ACTIVE, CANCELLED = "active", "cancelled"  # a bill's status
 
 
 def _bill_payload(bill, default_date):

@@ -34,8 +34,8 @@ from common import sse
 from contracts.cache_tags import bill_tag, customer_tag, full_bill_key, product_tag
 from contracts.errors import Forbidden, MeshError, NotFound
 from contracts.events import (
-    BILL_CANCELLED, BILL_CREATED, BRIDGE_QUEUES, CUSTOMER_DELETED, CUSTOMER_UPDATED, HEARTBEAT, PRODUCT_DELETED,
-    PRODUCT_UPDATED, STOCK_CHANGED,
+    BILL_CANCELLED, BILL_CREATED, BRIDGE_QUEUES, CUSTOMER_DELETED, CUSTOMER_UPDATED, HEARTBEAT,
+    PRODUCT_DELETED, PRODUCT_UPDATED, STOCK_CHANGED,
 )
 from contracts.services import (
     ANALYTICS, BILLING, CUSTOMERS, GATEWAY, INVENTORY, KAFKA_BRIDGE, REQUIRED_SERVICES,
@@ -316,8 +316,9 @@ class GatewayService:
     def stream_mesh_events(self, request):
         """Server-sent events: the mesh's events as they happen (``bill_created``
         and ``bill_cancelled``, with the event's payload; ``contracts.events``),
-        for the console. The id is the event's ``event_id``: after a reconnect, the events this gateway
-        still holds that came after ``Last-Event-ID`` come first. A comment
+        for the console. The id is the event's ``event_id``: after a reconnect,
+        the events this gateway still holds that came after ``Last-Event-ID``
+        come first. A comment
         every ``STREAM_HEARTBEAT_S`` keeps an idle stream open.
 
             GET /events/stream -> id: 6f1c...

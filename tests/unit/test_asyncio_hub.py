@@ -13,11 +13,31 @@ from common.config import ROOT
 from mesh.hub import HUB_VARIABLE, MESH_HUB, hub_name
 
 
+# what the cases share: round trips between two greenthreads, and a socket pair
+# whose first socket has the number a closed one had (the OS hands the lowest out)
+HELPERS = """
+def round_trips(ours, theirs, n):
+    def echo():
+        for _ in range(n):
+            theirs.sendall(theirs.recv(16))
+    eventlet.spawn(echo)
+    for _ in range(n):
+        ours.sendall(b"x")
+        assert ours.recv(16) == b"x"
+def pair_with_number(socketpair, number):
+    for _ in range(20):
+        ours, theirs = socketpair()
+        if ours.fileno() == number:
+            return ours, theirs
+    raise AssertionError("the OS gave another number")
+"""
+
+
 def run_on_the_mesh_hub(code, timeout=30):
     env = dict(os.environ, **{HUB_VARIABLE: MESH_HUB})
     prelude = ("import eventlet\neventlet.monkey_patch()\nimport eventlet.hubs, socket, time\n"
                "import mesh.asyncio_hub\n"
-               "assert type(eventlet.hubs.get_hub()) is mesh.asyncio_hub.Hub\n")
+               "assert type(eventlet.hubs.get_hub()) is mesh.asyncio_hub.Hub\n" + HELPERS)
     done = subprocess.run([sys.executable, "-c", prelude + code], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout, check=False)
     assert done.returncode == 0, done.stderr
@@ -106,42 +126,24 @@ added = []
 real_add_reader = hub.loop.add_reader
 hub.loop.add_reader = lambda fd, *args: added.append(fd) or real_add_reader(fd, *args)
 ours, theirs = socket.socketpair()
-def echo():
-    for _ in range(200):
-        theirs.sendall(theirs.recv(16))
-eventlet.spawn(echo)
-for _ in range(200):
-    ours.sendall(b"x")
-    assert ours.recv(16) == b"x"
+round_trips(ours, theirs, 200)
 print(added.count(ours.fileno()), added.count(theirs.fileno()))
 """)
     assert out.split() == ["1", "1"], out
 
 
 def test_a_file_descriptor_number_given_to_another_socket_is_registered_again():
-    # the old socket closes (its number stays registered with the loop); the OS
-    # hands the number to a new socket: its reads must still be woken
+    # the old socket closes; the OS hands its number to a new socket: its reads
+    # must be woken, registered for the new file
     out = run_on_the_mesh_hub("""
 import os
 hub = eventlet.hubs.get_hub()
-def round_trips(ours, theirs, n):
-    def echo():
-        for _ in range(n):
-            theirs.sendall(theirs.recv(16))
-    eventlet.spawn(echo)
-    for _ in range(n):
-        ours.sendall(b"x")
-        assert ours.recv(16) == b"x"
 first, peer = socket.socketpair()
 round_trips(first, peer, 3)
 number = first.fileno()
 first.close()
 peer.close()
-for _ in range(20):  # find a pair whose first socket got the old number
-    ours, theirs = socket.socketpair()
-    if ours.fileno() == number:
-        break
-assert ours.fileno() == number, "the OS gave another number"
+ours, theirs = pair_with_number(socket.socketpair, number)
 with eventlet.Timeout(5):
     round_trips(ours, theirs, 3)
 print("woken", hub.reading[number] == (os.fstat(number).st_dev, os.fstat(number).st_ino))
@@ -166,12 +168,7 @@ number = green.fileno()
 left = number in hub.reading
 green.close()
 peer.close()
-native = eventlet.patcher.original("socket")
-for _ in range(20):
-    ours, theirs = native.socketpair()
-    if ours.fileno() == number:
-        break
-assert ours.fileno() == number, "the OS gave another number"
+ours, theirs = pair_with_number(eventlet.patcher.original("socket").socketpair, number)
 ours.setblocking(False)
 got = []
 hub.loop.add_reader(ours.fileno(), lambda: got.append(ours.recv(16)))
@@ -196,11 +193,7 @@ def reconnect():
     green.recv(16)
     number = green.fileno()
     green.close()
-    for _ in range(20):
-        ours, theirs = native.socketpair()
-        if ours.fileno() == number:
-            break
-    assert ours.fileno() == number, "the OS gave another number"
+    ours, theirs = pair_with_number(native.socketpair, number)
     ours.setblocking(False)
     eventlet.hubs.trampoline(ours.fileno(), write=True, timeout=2)
     eventlet.hubs.trampoline(ours.fileno(), write=True, timeout=2)  # and again
