@@ -48,6 +48,7 @@ makes the process exit (``os._exit``) right after that method's call commits,
 before the reply and the acknowledgement: the crash this module is about.
 """
 import datetime
+import functools
 import logging
 import os
 import sys
@@ -67,6 +68,8 @@ log = logging.getLogger(__name__)
 CALL_KEY = "mesh_inbox_call"
 TEST_EXIT_ENV = "MESH_TEST_EXIT_AFTER_COMMIT"  # tests only: see the module docstring
 TEST_EXIT_CODE = 75
+# the INSERT of each inbox model, built once (see Call.before_commit)
+_insert_of = functools.lru_cache(maxsize=None)(insert)
 
 _NO_ANSWER = object()
 _calls = WeakKeyDictionary()  # worker_ctx -> Call
@@ -194,9 +197,11 @@ class Call:
             # serialized before the commit: an answer the reply could not carry
             # fails the call instead of being recorded
             text = encode_answer(self.answer, self.content_type)
-            session.execute(insert(self.model).values(
-                call_id=self.id, method=self.method, content_type=self.content_type,
-                answer=text, created_at=utc_now()))
+            # on the connection, the values as parameters: the ORM's execute and
+            # .values() cost a tenth of inventory's CPU per reservation
+            session.connection().execute(_insert_of(self.model), {
+                "call_id": self.id, "method": self.method,
+                "content_type": self.content_type, "answer": text, "created_at": utc_now()})
             self.writing = True
 
     def after_commit(self):

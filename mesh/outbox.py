@@ -36,6 +36,7 @@ outbox declares them (exactly as the handler's own ``@event_handler`` does),
 and events wait in RabbitMQ before those handlers first start.
 """
 import datetime
+import functools
 import logging
 
 from kombu import Queue
@@ -56,6 +57,7 @@ from mesh.retention import (
 log = logging.getLogger(__name__)
 
 RELAY_BATCH = 500
+_insert_of = functools.lru_cache(maxsize=None)(insert)  # per outbox model
 
 
 class OutboxColumns:
@@ -77,7 +79,9 @@ def write_event(db, model, payload, relay_at_once=False):
               "payload": payload}
     if relay_at_once:
         values["created_at"] = utc_now() - datetime.timedelta(days=1)
-    db.execute(insert(model).values(**values))
+    # the values as parameters of a statement built once: .values() per event
+    # was a noticeable share of billing's CPU per bill
+    db.execute(_insert_of(model), values)
     return payload
 
 
