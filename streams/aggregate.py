@@ -109,11 +109,12 @@ def _file_seen(state, event_id, at_ms, retention_ms):
     filed = counts.get(str(slice_), 0)
     state.set("slice:{}:{}".format(slice_, filed), event_id)
     counts[str(slice_)] = filed + 1
-    newest = max(int(number) for number in counts)
-    for oldest in sorted(int(number) for number in counts):
-        if (newest - oldest) * width <= retention_ms:
-            break
-        _forget_slice(state, oldest, counts.pop(str(oldest)))
+    if not filed:  # a new slice: the only time the oldest can fall out of the retention
+        newest = max(int(number) for number in counts)
+        for oldest in sorted(int(number) for number in counts):
+            if (newest - oldest) * width <= retention_ms:
+                break
+            _forget_slice(state, oldest, counts.pop(str(oldest)))
     state.set("slices", counts)
 
 
