@@ -281,6 +281,25 @@ def process_name(pid):
     return None
 
 
+def cpu_seconds(pid):
+    """CPU time (user + system) ``pid`` has used so far, in seconds; None once
+    it is gone."""
+    try:
+        with open("/proc/{}/stat".format(pid)) as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rabbitmq_pid():
+    """The pid of the local RabbitMQ node (its Erlang VM), or None when the
+    broker runs elsewhere."""
+    found = subprocess.run(["pgrep", "-o", "-f", "beam.smp.*rabbit"],
+                           capture_output=True, text=True).stdout.split()
+    return int(found[0]) if found else None
+
+
 def peak_rss_mb(pid):
     """Peak resident set size (VmHWM) of ``pid`` in MB."""
     with open("/proc/{}/status".format(pid)) as handle:

@@ -32,7 +32,9 @@ the same hub (``against`` names it), so figures are compared within one run:
    rest; any other error (refused, reset, a status >= 400) fails the run.
 3. ``POST /bills`` for 30 s: bills/s, p99, errors (socket errors and timeouts
    count); then the bills stored and the stock taken are checked against the
-   201s answered.
+   201s answered. Meanwhile the CPU every process of the mesh, Tansu and the
+   local RabbitMQ node used, per bill answered (``post_bills_cpu_ms``, and
+   ``post_bills_cpu_ms_<process>``): on two cores that sum is the limit.
 4. RPC calls/s through nameko's ``ClusterRpcProxy``, one at a time and 100 in flight.
 5. The Kafka half (``bench.stream_bench``): aggregator vs a plain consumer,
    bill -> analytics latency at 100 bills/s.
@@ -53,8 +55,8 @@ import requests
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from bench.harness import (
-    HUBS, ROOT, BenchMesh, add_hub_argument, free_port, peak_rss_mb, percentile,
-    python_version, start_tansu, stop, use_hub_here, wrk,
+    HUBS, ROOT, BenchMesh, add_hub_argument, cpu_seconds, free_port, peak_rss_mb, percentile,
+    python_version, rabbitmq_pid, start_tansu, stop, use_hub_here, wrk,
 )
 from mesh.hub import HUB_VARIABLE, hub_name
 from bench.stream_bench import aggregator_throughput, bill_latency
@@ -141,6 +143,17 @@ def add_read_errors(results, metric, name, figures):
     if wrong_answers(figures):
         results.problems.append("{}: {} errors under load ({}); see the mesh's logs".format(
             name, wrong_answers(figures), figures["socket_errors"]))
+
+
+def add_cpu_per_bill(results, cpu_used, bills):
+    """``post_bills_cpu_ms``: the CPU the mesh, Tansu and RabbitMQ (the local
+    node, shared with anything else using it) used during ``POST /bills``, per
+    bill answered; and each process's share, ``post_bills_cpu_ms_<name>``."""
+    if not bills:
+        return
+    results.add("post_bills_cpu_ms", sum(cpu_used.values()) * 1000 / bills, "ms/bill")
+    for name, used in sorted(cpu_used.items()):
+        results.add("post_bills_cpu_ms_{}".format(name), used * 1000 / bills, "ms/bill")
 
 
 def start_process(command, env, folder, name, ready_url):
@@ -330,12 +343,19 @@ def measure(plan, threads, folder, results, hub, run):
 
             bills_before = bill_count(mesh.vhost.amqp_uri, product)
             stock_before = stock_of(mesh.url, product)
+            # what each process spends per bill: the two cores are the limit
+            busy = dict(mesh.processes(), tansu=tansu.process.pid, rabbitmq=rabbitmq_pid())
+            busy = {name: pid for name, pid in busy.items() if pid and name != "launcher"}
+            cpu_before = {name: cpu_seconds(pid) for name, pid in busy.items()}
             posts = wrk(mesh.url + "/bills", plan["bill_seconds"], CONNECTIONS, threads,
                         script=BILLS_LUA, timeout=plan["timeout"],
                         env={"BENCH_PRODUCT": str(product),
                              "BENCH_CUSTOMERS": ",".join(map(str, customers))})
+            cpu_used = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in busy.items()
+                        if cpu_before[name] is not None and cpu_seconds(pid) is not None}
             made, taken = settled_counts(mesh, product, bills_before, stock_before)
             answered = posts["statuses"].get(201, 0)
+            add_cpu_per_bill(results, cpu_used, answered)
             # wrk stops with requests in flight: those bills exist, unanswered
             counts_ok = made == taken and answered <= made <= answered + CONNECTIONS
             results.add("post_bills_per_s", answered / plan["bill_seconds"], "bills/s", None,

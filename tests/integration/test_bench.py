@@ -16,7 +16,8 @@ EXPECTED = [
     "nohop_memory_read_rps", "mesh_read_rps", "mesh_read_p99_ms", "nohop_sqlite_read_rps",
     "mesh_read_uncached_rps", "full_bill_rps", "full_bill_uncached_rps",
     "rpc_sequential_calls_per_s", "rpc_100_in_flight_calls_per_s", "bill_to_analytics_p99_ms",
-    "post_bills_per_s", "post_bills_errors", "stream_plain_consumer_events_per_s",
+    "post_bills_per_s", "post_bills_errors", "post_bills_cpu_ms", "post_bills_cpu_ms_billing",
+    "post_bills_cpu_ms_inventory", "post_bills_cpu_ms_gateway", "stream_plain_consumer_events_per_s",
     "stream_aggregator_events_per_s",
 ] + ["peak_rss_{}_mb".format(name) for name in (
     "customers", "inventory", "billing", "gateway", "kafka_bridge", "analytics", "streams")]
@@ -53,6 +54,10 @@ def test_benchmark_smoke_mode_measures_every_figure(tmp_path):
         if not name.endswith("errors"):
             assert results[name]["value"] > 0, (name, results[name])
     assert results["post_bills_errors"]["value"] == 0
+    # the total is the sum of the processes' shares (each rounded to 3 decimals)
+    shares = [metric["value"] for name, metric in results.items()
+              if name.startswith("post_bills_cpu_ms_")]
+    assert results["post_bills_cpu_ms"]["value"] == pytest.approx(sum(shares), abs=0.05)
     for name, limit in AGAINST.items():
         assert results[name]["against"] == limit, (name, results[name])
         assert results[name]["ratio"] == pytest.approx(
