@@ -295,9 +295,16 @@ def cpu_seconds(pid):
 def rabbitmq_pid():
     """The pid of the local RabbitMQ node (its Erlang VM), or None when the
     broker runs elsewhere."""
-    found = subprocess.run(["pgrep", "-o", "-f", "beam.smp.*rabbit"],
-                           capture_output=True, text=True).stdout.split()
-    return int(found[0]) if found else None
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/{}/cmdline".format(entry), "rb") as handle:
+                    argv = handle.read().split(b"\0")
+            except OSError:
+                continue
+            if argv[0].endswith(b"beam.smp") and b"rabbit" in b" ".join(argv):
+                return int(entry)
+    return None
 
 
 def peak_rss_mb(pid):

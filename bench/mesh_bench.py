@@ -351,8 +351,9 @@ def measure(plan, threads, folder, results, hub, run):
                         script=BILLS_LUA, timeout=plan["timeout"],
                         env={"BENCH_PRODUCT": str(product),
                              "BENCH_CUSTOMERS": ",".join(map(str, customers))})
-            cpu_used = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in busy.items()
-                        if cpu_before[name] is not None and cpu_seconds(pid) is not None}
+            cpu_after = {name: cpu_seconds(pid) for name, pid in busy.items()}
+            cpu_used = {name: cpu_after[name] - cpu_before[name] for name in busy
+                        if cpu_before[name] is not None and cpu_after[name] is not None}
             made, taken = settled_counts(mesh, product, bills_before, stock_before)
             answered = posts["statuses"].get(201, 0)
             add_cpu_per_bill(results, cpu_used, answered)
