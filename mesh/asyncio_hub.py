@@ -1,15 +1,20 @@
-"""The mesh's hub: eventlet's asyncio hub, without one wake-up per I/O event and
-without a registration with the loop per socket read.
+"""The mesh's hub: eventlet's asyncio hub, with its timers run by loop callbacks
+instead of a coroutine, and without a registration with the loop per socket read.
 
 eventlet's asyncio hub runs its timers in a coroutine that sleeps on an
 ``asyncio.Event`` until the next timer, and sets that event after every file
-descriptor callback as well as when a timer is added. On Python 3.11 every wake
-of that coroutine costs a new task (``asyncio.wait_for`` wraps the event's wait
-in one) and several turns of the loop; a greenthread's socket wait paid it
-twice. Only a new or due timer, or a listener to tell that its file descriptor
-is gone, gives the coroutine anything to do (what the woken greenthread
-schedules goes through ``add_timer``, which wakes it), so this hub wakes it for
-those only.
+descriptor callback as well as when a timer is added. Every wake of that
+coroutine costs a new task (``asyncio.wait_for`` wraps the event's wait in one
+on Python 3.11), a timeout handle, and several turns of the loop; a greenthread
+woken by a read that hands a message on (``Event.send``, the way a nameko reply
+reaches its caller) or that reads with a timeout (kombu's, every socket with
+``settimeout``) adds a timer from a loop callback and so pays a wake each time.
+This hub runs the timers where the loop runs its own: a timer due now asks the
+loop for one ``call_soon`` of ``Hub.run_timers`` (one per turn of the loop, however
+many timers), a later one for a ``call_at`` at the earliest timer's time, and
+``Hub.run_timers`` fires what is due, then asks again for the next. ``run`` is
+``loop.run_forever``; ``abort`` stops it at the next timers' run, as eventlet's
+coroutine stopped at its next turn.
 
 And every socket read that had to wait registered its file descriptor with the
 loop (``loop.add_reader``) and unregistered it when woken (``remove_reader``):
@@ -27,9 +32,10 @@ next socket the OS gives that number. A registration is for one open file
 number reused inside a callback is registered again. Writes are registered per
 wait as eventlet does.
 
-Measured with ``bench/hub_bench.py`` (a socket round trip between two
-greenthreads, CPU per round trip, min-median of 5 runs, Python 3.13): eventlet's
-asyncio hub 46.7-46.9 us, this hub 24.4-24.6 us, epolls 25.0-25.3 us.
+Measured with ``make bench-hub`` (``bench/hub_bench.py``; the figures are in the
+README's Benchmarks): the CPU of a socket round trip, of the same with a socket
+timeout, and of a round trip whose reader hands the reply to the waiting
+greenthread through an ``Event``, on eventlet's asyncio hub, this hub and epolls.
 
 Selected by ``EVENTLET_HUB=mesh.asyncio_hub`` (eventlet's documented
 ``package.module`` form; ``mesh.hub.MESH_HUB``), which every way of starting the
@@ -39,6 +45,7 @@ eventlet's asyncio hub (``docs/upstream-internals.md``; ``tests/unit/test_upstre
 fails when the pin moves). Imports nothing of the mesh: eventlet imports it
 while it monkey-patches, before anything else.
 """
+import contextvars
 import os
 import sys
 
@@ -54,20 +61,101 @@ def is_available():
 
 
 class Hub(eventlet_asyncio_hub.Hub):
-    """eventlet's asyncio hub; its timer coroutine wakes when a timer is added
-    (eventlet's own ``add_timer``, which every spawn, sleep and switch back
-    goes through), a timer is due or a file descriptor's waiters must be told
-    it is gone, not after every I/O callback; a file descriptor read again
-    stays registered with the loop."""
+    """eventlet's asyncio hub; its timers are fired by a loop callback that the
+    loop is asked for when a timer is added (eventlet's own ``add_timer``, which
+    every spawn, sleep and switch back goes through) or when a file descriptor's
+    waiters must be told it is gone; a file descriptor read again stays
+    registered with the loop."""
 
     def __init__(self):
         super().__init__()
         # fileno -> (st_dev, st_ino) of the file registered with the loop for reading
         self.reading = {}
         self.dispatching = None  # the file descriptor whose read callback runs
+        self.timers_soon = False  # a call_soon of run_timers is pending
+        self.timers_later = None  # the pending call_at of run_timers
+        self.timers_later_at = None  # its time on the loop's clock
+        self.timers_context = contextvars.Context()
+
+    def add_timer(self, timer):
+        # eventlet's own (BaseHub's), then the loop is asked to fire it in time
+        # instead of eventlet's setting of its coroutine's sleep_event
+        scheduled = eventlet_hub.BaseHub.add_timer(self, timer)
+        self.wake_timers_in(timer.seconds)
+        return scheduled
+
+    def wake_timers_in(self, seconds):
+        """Ask the loop to run ``run_timers`` within ``seconds`` from now."""
+        if self.timers_soon:
+            return  # it runs in this turn of the loop: it asks for the next itself
+        loop = self.loop
+        if seconds <= 0:
+            self.timers_soon = True
+            loop.call_soon(self.run_timers_soon, context=self.timers_context)
+            return
+        at = loop.time() + seconds
+        if self.timers_later_at is None or at < self.timers_later_at:
+            if self.timers_later is not None:
+                self.timers_later.cancel()
+            self.timers_later_at = at
+            self.timers_later = loop.call_at(at, self.run_timers_later, context=self.timers_context)
+        # else a call comes at or before that time: it asks for the next one
+
+    def run_timers_soon(self):
+        self.timers_soon = False
+        self.run_timers()
+
+    def run_timers_later(self):
+        self.timers_later = self.timers_later_at = None
+        self.run_timers()
+
+    def run_timers(self):
+        """One turn of eventlet's run loop: listeners of closed file descriptors
+        told, due timers fired; then the loop is asked for the next turn."""
+        if self.stopping:
+            self.loop.stop()
+            return
+        while self.closed:
+            self.close_one()
+        self.prepare_timers()
+        if self.debug_blocking:
+            self.block_detect_pre()
+        self.fire_timers(self.clock())
+        if self.debug_blocking:
+            self.block_detect_post()
+        self.prepare_timers()
+        wakeup_when = self.sleep_until()
+        if self.stopping:
+            self.wake_timers_in(0)
+        elif wakeup_when is not None:
+            self.wake_timers_in(wakeup_when - self.clock())
+
+    def run(self, *a, **kw):
+        """The hub greenlet's body: the loop runs until ``abort``; timers are
+        loop callbacks (``run_timers``), file descriptors the loop's readers and
+        writers."""
+        if self.running:
+            raise RuntimeError("Already running!")
+        self.running = True
+        self.stopping = False
+        try:
+            self.timers_soon = False
+            self.wake_timers_in(0)
+            self.loop.run_forever()
+            self.timers_canceled = 0  # stopped: eventlet drops what was scheduled
+            del self.timers[:]
+            del self.next_timers[:]
+        finally:
+            if self.timers_later is not None:
+                self.timers_later.cancel()
+            self.timers_soon = False
+            self.timers_later = self.timers_later_at = None
+            self.running = False
+            self.stopping = False
 
     def _file_cb(self, cb, fileno):
-        # eventlet's own, without setting sleep_event afterwards
+        # eventlet's own, without setting sleep_event afterwards: what the woken
+        # greenthread schedules goes through add_timer
         try:
             cb(fileno)
         except self.SYSTEM_EXCEPTIONS:
@@ -130,9 +218,9 @@ class Hub(eventlet_asyncio_hub.Hub):
 
     def _obsolete(self, fileno):
         # the waiters of a file descriptor the OS handed out again are told by
-        # the timer coroutine (close_one): it must run now, not at the next timer
+        # run_timers (close_one): it must run now, not at the next timer
         found = super()._obsolete(fileno)
         self.stop_reading(fileno)
         if self.closed:
-            self.sleep_event.set()
+            self.wake_timers_in(0)
         return found

@@ -1,6 +1,7 @@
-"""The mesh's hub (``mesh.asyncio_hub``): eventlet's asyncio hub whose timer loop
-is not woken after every I/O event. What that wake-up did must still happen:
-greenthreads woken by sockets, timers, a closed socket's waiter told at once.
+"""The mesh's hub (``mesh.asyncio_hub``): eventlet's asyncio hub whose timers run
+as loop callbacks instead of a coroutine woken after every I/O event. What that
+coroutine did must still happen: greenthreads woken by sockets, timers in time
+and in order, a closed socket's waiter told at once, the hub stopped and started.
 Each case runs in a process of its own (a process picks its hub once)."""
 import os
 import subprocess
@@ -86,6 +87,42 @@ ours.sendall(b"x")
 print(round(done.wait() - sent, 1))
 """)
     assert out.strip() == "0.0"
+
+
+def test_a_timer_added_before_the_pending_one_fires_at_its_own_time():
+    # the loop holds one call_at for the earliest timer: a sooner one added
+    # later (from a read callback, then from a greenthread) must move it
+    out = run_on_the_mesh_hub("""
+ours, theirs = socket.socketpair()
+fired = []
+started = time.monotonic()
+eventlet.spawn_after(1.5, fired.append, "late")
+def woken():
+    theirs.recv(16)
+    eventlet.spawn_after(0.1, lambda: fired.append(("from a read", round(time.monotonic() - started, 1))))
+eventlet.spawn(woken)
+eventlet.sleep(0)
+ours.sendall(b"x")
+eventlet.spawn_after(0.3, lambda: fired.append(("spawned", round(time.monotonic() - started, 1))))
+eventlet.sleep(0.5)
+print(fired)
+""")
+    assert out.strip() == "[('from a read', 0.1), ('spawned', 0.3)]"
+
+
+def test_the_hub_stops_when_aborted_and_runs_again_when_switched_to():
+    out = run_on_the_mesh_hub("""
+hub = eventlet.hubs.get_hub()
+fired = []
+eventlet.spawn_after(0.05, fired.append, 1)
+eventlet.sleep(0.1)
+hub.abort(wait=True)  # back in the main greenlet once the loop has stopped
+print(hub.running, hub.loop.is_running(), fired)
+eventlet.spawn_after(0.05, fired.append, 2)
+eventlet.sleep(0.1)  # a switch to the hub starts it again
+print(hub.running, fired)
+""")
+    assert out.split("\n")[:2] == ["False False [1]", "True [1, 2]"]
 
 
 def test_a_waiter_on_a_file_descriptor_reused_under_it_is_told_at_once():

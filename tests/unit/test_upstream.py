@@ -309,12 +309,23 @@ ROWS = (
         (Contains("eventlet.hubs.hub.BaseHub.__init__", "self.greenlet = greenlet.greenlet(self.run)"),)),
     Row("eventlet.hubs.asyncio.Hub._file_cb", "eventlet",
         "mesh/asyncio_hub.py Hub._file_cb", "overrides",
-        # the loop registers it per file descriptor; it and add_timer wake the
-        # timer coroutine, which waits on sleep_event until the next timer
+        # the loop registers it per file descriptor; it wakes the timer coroutine
+        # that the override of run replaces
         (Contains("eventlet.hubs.asyncio.Hub.add", "self._file_cb, cb, fileno"),
          Contains("eventlet.hubs.asyncio.Hub._file_cb", "cb(fileno)"),
-         Contains("eventlet.hubs.asyncio.Hub.add_timer", "self.sleep_event.set()"),
-         Contains("eventlet.hubs.asyncio.Hub.run", "await asyncio.wait_for(self.sleep_event.wait(), sleep_time)"))),
+         Contains("eventlet.hubs.asyncio.Hub._file_cb", "self.sleep_event.set()"))),
+    Row("eventlet.hubs.asyncio.Hub.add_timer", "eventlet",
+        "mesh/asyncio_hub.py Hub.add_timer", "overrides",
+        # BaseHub's add_timer (next_timers, the scheduled time), then a loop
+        # callback instead of eventlet's sleep_event
+        (Source("eventlet.hubs.asyncio.Hub.add_timer", "1f1dcfad60aa"),
+         Source("eventlet.hubs.hub.BaseHub.add_timer", "e7fe34b025bf"))),
+    Row("eventlet.hubs.asyncio.Hub.run", "eventlet",
+        "mesh/asyncio_hub.py Hub.run; mesh/asyncio_hub.py Hub.run_timers", "overrides",
+        # run_timers is one turn of eventlet's coroutine (closed listeners, timers,
+        # stopping); run is loop.run_forever with the same bookkeeping around it
+        (Source("eventlet.hubs.asyncio.Hub.run", "b779625606b5"),
+         Source("eventlet.hubs.hub.BaseHub.run", "47bb7841f0bd"))),
     Row("eventlet.hubs.asyncio.Hub.add", "eventlet",
         "mesh/asyncio_hub.py Hub.add", "overrides",
         # a read keeps its registration with the loop: the override is eventlet's
@@ -333,7 +344,7 @@ ROWS = (
         "mesh/asyncio_hub.py Hub._obsolete", "overrides",
         # it queues the listeners on `closed`, which the run loop drains
         (Contains("eventlet.hubs.hub.BaseHub._obsolete", "self.closed.append(listener)"),
-         Contains("eventlet.hubs.asyncio.Hub.run", "self.close_one()"))),
+         Contains("eventlet.hubs.hub.BaseHub.close_one", "listener = self.closed.pop()"))),
     Row("eventlet.hubs.asyncio.Hub.loop", "eventlet",
         "mesh/hub.py hub_name", "private attribute",
         (Contains("eventlet.hubs.asyncio.Hub._post_initialize", "self.loop = asyncio.new_event_loop()"),)),
