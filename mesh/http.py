@@ -26,7 +26,9 @@ path beyond ``contracts.limits.MAX_ID`` is 404; a wrong method is 405 with
 Every answer, refusals included, is counted and timed by route pattern in
 ``mesh.metrics`` (``mesh_http_requests_total``, ``mesh_http_duration_seconds``).
 """
+import contextlib
 import dataclasses
+import gc
 import hmac
 import json
 import logging
@@ -121,7 +123,8 @@ class JsonWsgiApp(WsgiApp):
     against their route's spec before any worker runs."""
 
     def __init__(self, server):
-        super().__init__(server)
+        with collection_paused():  # nameko's __init__ compiles every route
+            super().__init__(server)
         config = server.container.config
         self.max_body_bytes = int(config.get("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
         origins = str(config.get("CORS_ALLOWED_ORIGINS") or "")
@@ -289,6 +292,42 @@ class JsonWebServer(WebServer):
         return {REQUEST_ID_KEY: request.request_id}
 
 
+@contextlib.contextmanager
+def collection_paused():
+    """No garbage collection inside: for compiling routes.
+
+    werkzeug compiles a bound rule with ast.parse. On Python 3.11 the AST
+    builder counts its recursion in one place per interpreter, and checks the
+    count when it is done (python/cpython#106905): a garbage collection inside
+    it that runs a greenlet's finalizer can switch to another greenthread that
+    compiles a rule of its own (the entrypoints of a service are set up side by
+    side, and containers start side by side), and the first then fails with
+    "SystemError: AST constructor recursion depth mismatch" (seen once in make
+    test on 3.11.7). Without a collection nothing can switch away while it
+    compiles.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def bound_rule(url):
+    """A werkzeug ``Rule`` for ``url``, bound to a map of its own (binding parses
+    its variables: ``rule.arguments``).
+
+        >>> sorted(bound_rule("/bills/<int:bill_id>/full").arguments)
+        ['bill_id']
+    """
+    rule = Rule(url)
+    with collection_paused():
+        Map([rule])
+    return rule
+
+
 class JsonHttpEntrypoint(HttpRequestHandler):
     server = JsonWebServer()
 
@@ -301,8 +340,7 @@ class JsonHttpEntrypoint(HttpRequestHandler):
         quiet_expected_errors()
         # a route always calls its method with the request and its URL's
         # variables: check that signature once, here
-        rule = Rule(self.url)
-        Map([rule])  # binding the rule parses its variables
+        rule = bound_rule(self.url)
         super().check_signature((None,), dict.fromkeys(rule.arguments))
 
     def check_signature(self, args, kwargs):

@@ -48,3 +48,41 @@ def test_expected_errors_are_one_line_without_traceback():
     assert WithoutTraceback().filter(expected) and expected.exc_info is None
     crash = record("error handling worker %s: %s", exc_info)
     assert WithoutTraceback().filter(crash) and crash.exc_info is exc_info
+
+
+def test_a_route_is_compiled_with_the_garbage_collector_paused(monkeypatch):
+    # Python 3.11's AST builder fails when a collection inside ast.parse switches
+    # to another greenthread that compiles a rule too (mesh.http.bound_rule)
+    import gc
+    import mesh.http
+    from werkzeug.routing import Map
+    seen = []
+
+    def recording_map(rules):
+        seen.append(gc.isenabled())
+        return Map(rules)
+
+    monkeypatch.setattr(mesh.http, "Map", recording_map)
+    rule = mesh.http.bound_rule("/customers/<int:customer_id>/bills/<int:bill_id>")
+    assert sorted(rule.arguments) == ["bill_id", "customer_id"]
+    assert seen == [False], "the rule was compiled with the collector running"
+    assert gc.isenabled(), "the collector stays paused after the rule"
+
+
+def test_the_gateways_url_map_is_compiled_with_the_garbage_collector_paused():
+    # nameko's WsgiApp compiles every route of the web server at its start
+    import gc
+    from types import SimpleNamespace
+    from werkzeug.routing import Map, Rule
+    from mesh.http import JsonWsgiApp
+    seen = []
+
+    def make_url_map():
+        seen.append(gc.isenabled())
+        return Map([Rule("/bills/<int:bill_id>")])
+
+    server = SimpleNamespace(make_url_map=make_url_map, container=SimpleNamespace(config={}))
+    app = JsonWsgiApp(server)
+    assert app.url_map.bind("localhost").match("/bills/7") == (None, {"bill_id": 7})
+    assert seen == [False], "the routes were compiled with the collector running"
+    assert gc.isenabled(), "the collector stays paused after the routes"
