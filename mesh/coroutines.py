@@ -82,9 +82,12 @@ def run_coroutine(coroutine, deadline=None, name="coroutine"):
 
 
 async def _within(coroutine, deadline, name):
+    # asyncio.timeout cancels this task itself; Python 3.11's wait_for would run
+    # the coroutine in a second task, one more for every coroutine entrypoint
     try:
-        return await asyncio.wait_for(coroutine, timeout=max(deadline - time.time(), 0))
-    except asyncio.TimeoutError:
+        async with asyncio.timeout(max(deadline - time.time(), 0)):
+            return await coroutine
+    except TimeoutError:
         raise DeadlineExceeded("{} did not finish by its caller's deadline".format(name))
 
 
