@@ -6,6 +6,7 @@ A missing server fails the test with what to start.
 import os
 import subprocess
 import sys
+import threading
 import uuid
 
 import pytest
@@ -21,6 +22,26 @@ from tools.net import free_port
 ALL_SERVICES = ("customers", "inventory", "billing", "gateway", "kafka_bridge", "analytics")
 POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(autouse=True)
+def no_kafka_client_outlives_its_test():
+    """Fail the test that leaves a kafka-python client open.
+
+    kafka-python 3 gives every client a daemon IO thread (``kafka-io-<client
+    id>``) that lives until ``close()``. One a test forgets keeps refreshing
+    metadata from a broker that is gone and logs ERROR lines into whichever
+    later test happens to be capturing logs (seen in CI: a 404 test failed on a
+    dead broker's ECONNREFUSED). Autouse, so it runs after every other fixture
+    of the test has closed its own clients (services, brokers).
+    """
+    yield
+
+    def open_clients():
+        return sorted(t.name for t in threading.enumerate() if t.name.startswith("kafka-io-"))
+    wait_for(lambda: not open_clients(), 5,
+             "every Kafka client this test opened closed again; open when it ended: {}".format(
+                 open_clients()))
 
 
 @pytest.fixture(scope="session")

@@ -35,6 +35,22 @@ class BillsTopic:
     def bill_ids(self):
         return {json.loads(record.value)["bill"]["id"] for record in self.read()}
 
+    def close(self):
+        self.consumer.close()
+
+
+@pytest.fixture
+def bills_topic(config):
+    """``topic = bills_topic()``: a reader of billing.bills, closed after the test."""
+    opened = []
+
+    def open_topic():
+        opened.append(BillsTopic(config["KAFKA_BOOTSTRAP_SERVERS"]))
+        return opened[-1]
+    yield open_topic
+    for topic in opened:
+        topic.close()
+
 
 def post_bill(mesh, customer_id, product_id, quantity=1):
     response = mesh.http("POST", "/bills", json={
@@ -43,10 +59,10 @@ def post_bill(mesh, customer_id, product_id, quantity=1):
     return response.json()
 
 
-def test_every_bill_reaches_kafka_with_key_and_payload(start_mesh, config):
+def test_every_bill_reaches_kafka_with_key_and_payload(start_mesh, config, bills_topic):
     mesh = start_mesh(config, *CORE, "kafka_bridge")
     made = [post_bill(mesh, 2, 1, 2), post_bill(mesh, 3, 2)]
-    topic = BillsTopic(config["KAFKA_BOOTSTRAP_SERVERS"])
+    topic = bills_topic()
     wait_for(lambda: topic.bill_ids() == {1, 2, 3, 4, 5}, 20,
              "the three seeded bills and the two new ones on billing.bills")
 
@@ -62,9 +78,10 @@ def test_every_bill_reaches_kafka_with_key_and_payload(start_mesh, config):
     assert (seeded["customer_id"], seeded["total"]) == (3, "29697.00")
 
 
-def test_bills_are_made_while_kafka_is_frozen_and_their_events_follow(start_mesh, config, kafka):
+def test_bills_are_made_while_kafka_is_frozen_and_their_events_follow(start_mesh, config, kafka,
+                                                                     bills_topic):
     mesh = start_mesh(config, *CORE, "kafka_bridge")
-    topic = BillsTopic(config["KAFKA_BOOTSTRAP_SERVERS"])
+    topic = bills_topic()
     wait_for(lambda: topic.bill_ids() == {1, 2, 3}, 20, "seeded bills on billing.bills")
 
     kafka.process.send_signal(signal.SIGSTOP)
@@ -81,12 +98,13 @@ def test_bills_are_made_while_kafka_is_frozen_and_their_events_follow(start_mesh
              "the bills made while Kafka was frozen on billing.bills")
 
 
-def test_events_sent_before_the_bridge_ever_ran_are_kept(start_mesh, config, container_factory):
+def test_events_sent_before_the_bridge_ever_ran_are_kept(start_mesh, config, container_factory,
+                                                        bills_topic):
     from services.kafka_bridge import KafkaBridgeService
     mesh = start_mesh(config, *CORE)
     post_bill(mesh, 1, 2)
     time.sleep(0.5)  # the event is dispatched now, with no bridge running
     container_factory(KafkaBridgeService, config).start()
-    topic = BillsTopic(config["KAFKA_BOOTSTRAP_SERVERS"])
+    topic = bills_topic()
     wait_for(lambda: topic.bill_ids() == {1, 2, 3, 4}, 20,
              "events dispatched before the bridge started, on billing.bills")
