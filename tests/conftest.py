@@ -22,3 +22,9 @@ def pytest_sessionstart(session):
         pytest.exit("the tests run on eventlet's asyncio hub, this process runs on {!r}: "
                     "run them with `make test` (its venv sets EVENTLET_HUB=asyncio) or "
                     "EVENTLET_HUB=asyncio nameko test".format(running), returncode=2)
+
+
+# a test that hangs on a green wait fails by itself, and says where
+from hang_watchdog import (  # noqa: E402,F401  hooks, found by pytest here
+    pytest_runtest_call, pytest_runtest_protocol, pytest_runtest_setup,
+    pytest_runtest_teardown)

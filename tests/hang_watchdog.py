@@ -1,0 +1,95 @@
+"""A pytest plugin: a test that hangs on a green wait fails by itself, and says
+where (tests/conftest.py loads it; ``-p hang_watchdog`` loads it elsewhere).
+
+pytest-timeout (``timeout`` in pyproject.toml) is the backstop, but under
+eventlet its thread method is a greenthread: its stack dump shows only the OS
+threads (the hub's, and asyncio's idle thread pool), never the greenthread that
+waits, and it ends the whole run. A test that waits on something green that
+never comes gets this hub timer first, WATCHDOG_MARGIN_S before pytest-timeout
+would fire: it prints every greenthread's stack, then throws HungTest into the
+test's own greenlet, so that test fails with a traceback at its wait and the
+rest of the suite still runs. No library does this for greenlets (faulthandler
+and pytest-timeout see OS threads only).
+"""
+import gc
+import sys
+import time
+import traceback
+
+import greenlet
+import pytest
+from eventlet.hubs import get_hub
+
+WATCHDOG_MARGIN_S = 10
+
+
+class HungTest(Exception):
+    """A test (or one of its fixtures) waited past its time limit."""
+
+
+def _greenlet_stacks():
+    stacks = []
+    for gr in gc.get_objects():
+        try:
+            if not isinstance(gr, greenlet.greenlet) or gr.gr_frame is None:
+                continue
+        except ReferenceError:  # a weakref.proxy whose object is gone
+            continue
+        stacks.append("--- {!r}\n{}".format(gr, "".join(traceback.format_stack(gr.gr_frame))))
+    return stacks
+
+
+def _time_limit(item):
+    marker = item.get_closest_marker("timeout")
+    if marker is not None and marker.args:
+        return float(marker.args[0])
+    return float(item.config.getini("timeout") or 0)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    item._watchdog_until = None
+    item._watchdog_started = time.monotonic()
+    limit = _time_limit(item)
+    if limit > WATCHDOG_MARGIN_S:
+        item._watchdog_until = time.monotonic() + limit - WATCHDOG_MARGIN_S
+    yield
+
+
+def _guarded_phase(item, phase):
+    until = getattr(item, "_watchdog_until", None)
+    if until is None:
+        return None
+    if phase == "teardown":
+        # a body that hung used the time up: its fixtures still get a few seconds
+        # to stop what they started, before pytest-timeout's own limit
+        until = max(until, time.monotonic() + WATCHDOG_MARGIN_S / 2)
+    waiting = greenlet.getcurrent()
+    started = item._watchdog_started
+
+    def fire():
+        sys.stderr.write("\n{} hung in {}: every greenthread's stack follows\n{}\n".format(
+            item.nodeid, phase, "\n".join(_greenlet_stacks())))
+        # the seconds it was given, not a measurement: a timer fired late on a busy
+        # machine names the same limit
+        waiting.throw(HungTest("{} still waiting in {} {:.0f} s after it started (every "
+                               "greenthread's stack is on stderr)".format(
+                                   item.nodeid, phase, until - started)))
+    return get_hub().schedule_call_global(max(until - time.monotonic(), 0), fire)
+
+
+def _watched(phase):
+    @pytest.hookimpl(hookwrapper=True)
+    def hook(item, *args):
+        timer = _guarded_phase(item, phase)
+        try:
+            yield
+        finally:
+            if timer is not None:
+                timer.cancel()
+    return hook
+
+
+pytest_runtest_setup = _watched("setup")
+pytest_runtest_call = _watched("call")
+pytest_runtest_teardown = _watched("teardown")
