@@ -1,15 +1,18 @@
-"""A pytest plugin: a test that hangs on a green wait fails by itself, and says
-where (tests/conftest.py loads it; ``-p hang_watchdog`` loads it elsewhere).
+"""A pytest plugin: a test that hangs on a green wait fails, says where, and ends
+the run (tests/conftest.py loads it; ``-p hang_watchdog`` loads it elsewhere).
 
 pytest-timeout (``timeout`` in pyproject.toml) is the backstop, but under
 eventlet its thread method is a greenthread: its stack dump shows only the OS
 threads (the hub's, and asyncio's idle thread pool), never the greenthread that
 waits, and it ends the whole run. A test that waits on something green that
 never comes gets this hub timer first, WATCHDOG_MARGIN_S before pytest-timeout
-would fire: it prints every greenthread's stack, then throws HungTest into the
-test's own greenlet, so that test fails with a traceback at its wait and the
-rest of the suite still runs. No library does this for greenlets (faulthandler
-and pytest-timeout see OS threads only).
+would fire: it prints every greenthread's stack at once (to the process's own
+stderr, past pytest's capture), then throws HungTest into the test's own
+greenlet, so that test fails with a traceback at its wait and its fixtures are
+torn down. Then the run stops: a hang in one test has so far always been a wedge
+of the whole process (each later test waited until its own watchdog fired, about
+110 s apiece), and the first stack dump is the one that says why. No library
+does this for greenlets (faulthandler and pytest-timeout see OS threads only).
 """
 import gc
 import sys
@@ -68,8 +71,10 @@ def _guarded_phase(item, phase):
     started = item._watchdog_started
 
     def fire():
-        sys.stderr.write("\n{} hung in {}: every greenthread's stack follows\n{}\n".format(
+        sys.__stderr__.write("\n{} hung in {}: every greenthread's stack follows\n{}\n".format(
             item.nodeid, phase, "\n".join(_greenlet_stacks())))
+        sys.__stderr__.flush()
+        item.session.shouldstop = "{} hung in {}: the run stops here".format(item.nodeid, phase)
         # the seconds it was given, not a measurement: a timer fired late on a busy
         # machine names the same limit
         waiting.throw(HungTest("{} still waiting in {} {:.0f} s after it started (every "

@@ -1,5 +1,5 @@
 """tests/hang_watchdog.py: a test hanging on a green wait fails alone, with the
-stacks of the greenthreads, and the tests after it still run."""
+stacks of the greenthreads, and the run stops after it."""
 import os
 import re
 import subprocess
@@ -9,18 +9,35 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
 
-HANGING = textwrap.dedent('''
+PREAMBLE = textwrap.dedent('''
     import eventlet
     eventlet.monkey_patch()
     import pytest
     from eventlet.event import Event
 
 
+    @pytest.fixture
+    def torn_down():
+        yield
+        print("torn down")
+
+''')
+
+HANGS_IN_ITS_BODY = PREAMBLE + textwrap.dedent('''
+    def test_before_it():
+        assert sum([1, 1]) == 2
+
+
     @pytest.mark.timeout(13)
-    def test_waits_for_nothing_in_its_body():
+    def test_waits_for_nothing_in_its_body(torn_down):
         Event().wait()
 
 
+    def test_after_it():
+        assert sum([1, 1]) == 2
+''')
+
+HANGS_IN_A_FIXTURE = PREAMBLE + textwrap.dedent('''
     @pytest.fixture
     def stuck_at_teardown():
         yield
@@ -32,25 +49,46 @@ HANGING = textwrap.dedent('''
         pass
 
 
-    def test_after_them():
+    def test_after_it():
         assert sum([1, 1]) == 2
 ''')
 
 
-def test_a_hanging_test_fails_alone_with_the_stack_of_its_wait(tmp_path):
-    (tmp_path / "test_hangs.py").write_text(HANGING)
+def start_pytest(tmp_path, name, source):
+    (tmp_path / name).write_text(source)
     env = dict(os.environ, PYTHONPATH=str(TESTS))
-    run = subprocess.run(
+    return subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "hang_watchdog", "-p", "no:cacheprovider",
-         "--suppress-nameko-eventlet-notification", "-q", "-rA", str(tmp_path / "test_hangs.py")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
-    out = run.stdout + run.stderr
-    assert run.returncode == 1, out
-    assert re.search(r"\b1 failed, 2 passed, (\d+ warnings, )?1 error in", out), out
+         "--suppress-nameko-eventlet-notification", "-q", "-rA", "-s", str(tmp_path / name)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def outcome(run):
+    stdout, stderr = run.communicate(timeout=60)
+    return run.returncode, stdout + stderr
+
+
+def test_a_test_hanging_in_its_body_fails_with_the_stack_of_its_wait_and_ends_the_run(tmp_path):
+    returncode, out = outcome(start_pytest(tmp_path, "test_hangs.py", HANGS_IN_ITS_BODY))
+    assert returncode == 2, out  # pytest: interrupted (session.shouldstop)
+    assert re.search(r"\b1 failed, 1 passed(, \d+ warnings?)? in", out), out
     assert "HungTest" in out and "still waiting in call 3 s after it started" in out, out
-    # a teardown gets at least WATCHDOG_MARGIN_S / 2 (5 s), though its limit left it 2
-    assert "still waiting in teardown 5 s after it started" in out, out
     assert "every greenthread's stack follows" in out, out
     # the traceback ends at the test's own wait, not in pytest-timeout's thread
-    assert "test_hangs.py\", line 10, in test_waits_for_nothing_in_its_body" in out, out
+    assert "test_hangs.py\", line 20, in test_waits_for_nothing_in_its_body" in out, out
+    assert "torn down" in out, "the hung test's fixtures were not torn down: " + out
+    assert "test_hangs.py::test_waits_for_nothing_in_its_body hung in call: the run stops here" in out, out
+    assert "test_after_it" not in out, "the run went on after the hung test: " + out
+    assert "+ Timeout +" not in out, "pytest-timeout ended the run: " + out
+
+
+def test_a_fixture_hanging_in_its_teardown_gets_five_seconds_then_ends_the_run(tmp_path):
+    returncode, out = outcome(start_pytest(tmp_path, "test_hangs.py", HANGS_IN_A_FIXTURE))
+    assert returncode == 2, out  # pytest: interrupted (session.shouldstop)
+    assert re.search(r"\b1 passed(, \d+ warnings?)?, 1 error in", out), out
+    # a teardown gets at least WATCHDOG_MARGIN_S / 2 (5 s), though its limit left it 2
+    assert "HungTest" in out and "still waiting in teardown 5 s after it started" in out, out
+    assert "every greenthread's stack follows" in out, out
+    assert "hung in teardown: the run stops here" in out, out
+    assert "test_after_it" not in out, "the run went on after the hung teardown: " + out
     assert "+ Timeout +" not in out, "pytest-timeout ended the run: " + out
