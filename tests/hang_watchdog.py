@@ -15,6 +15,7 @@ of the whole process (each later test waited until its own watchdog fired, about
 does this for greenlets (faulthandler and pytest-timeout see OS threads only).
 """
 import gc
+import io
 import sys
 import time
 import traceback
@@ -40,6 +41,34 @@ def _greenlet_stacks():
             continue
         stacks.append("--- {!r}\n{}".format(gr, "".join(traceback.format_stack(gr.gr_frame))))
     return stacks
+
+
+def _thread_stacks():
+    # the native threads (asyncio's executor, say): a wait there shows here only
+    return ["--- native thread {}\n{}".format(ident, "".join(traceback.format_stack(frame)))
+            for ident, frame in sys._current_frames().items()]
+
+
+def _loop_state():
+    """The hub's timers and the asyncio tasks on its loop: a wedge is in one of
+    them, or in a greenthread."""
+    hub = get_hub()
+    lines = ["--- hub {!r}: {} timers ({} due), {} added since its last run, "
+             "readers {}".format(hub, len(hub.timers),
+                                 sum(1 for at, _ in hub.timers if at <= hub.clock()),
+                                 len(hub.next_timers), sorted(hub.listeners["read"]))]
+    for name in ("timers_soon", "timers_later_at"):
+        if hasattr(hub, name):
+            lines.append("    {} = {!r} (loop time {})".format(
+                name, getattr(hub, name), hub.loop.time()))
+    loop = getattr(hub, "loop", None)
+    if loop is not None:
+        import asyncio
+        for task in asyncio.all_tasks(loop):
+            stack = io.StringIO()
+            task.print_stack(file=stack)
+            lines.append("--- task {!r}\n{}".format(task, stack.getvalue()))
+    return lines
 
 
 def _time_limit(item):
@@ -72,7 +101,7 @@ def _guarded_phase(item, phase):
 
     def fire():
         sys.__stderr__.write("\n{} hung in {}: every greenthread's stack follows\n{}\n".format(
-            item.nodeid, phase, "\n".join(_greenlet_stacks())))
+            item.nodeid, phase, "\n".join(_greenlet_stacks() + _thread_stacks() + _loop_state())))
         sys.__stderr__.flush()
         item.session.shouldstop = "{} hung in {}: the run stops here".format(item.nodeid, phase)
         # the seconds it was given, not a measurement: a timer fired late on a busy

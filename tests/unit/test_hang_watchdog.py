@@ -74,6 +74,7 @@ def test_a_test_hanging_in_its_body_fails_with_the_stack_of_its_wait_and_ends_th
     assert re.search(r"\b1 failed, 1 passed(, \d+ warnings?)? in", out), out
     assert "HungTest" in out and "still waiting in call 3 s after it started" in out, out
     assert "every greenthread's stack follows" in out, out
+    assert "--- native thread" in out and "--- hub <" in out, "no threads or hub state: " + out
     # the traceback ends at the test's own wait, not in pytest-timeout's thread
     assert "test_hangs.py\", line 20, in test_waits_for_nothing_in_its_body" in out, out
     assert "torn down" in out, "the hung test's fixtures were not torn down: " + out
