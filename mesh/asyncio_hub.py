@@ -14,7 +14,10 @@ loop for one ``call_soon`` of ``Hub.run_timers`` (one per turn of the loop, howe
 many timers), a later one for a ``call_at`` at the earliest timer's time, and
 ``Hub.run_timers`` fires what is due, then asks again for the next. ``run`` is
 ``loop.run_forever``; ``abort`` stops it at the next timers' run, as eventlet's
-coroutine stopped at its next turn.
+coroutine stopped at its next turn, and an exception out of a turn (a greenthread
+that died of the ``IOClosed`` it was told) leaves ``run`` as it left that
+coroutine, instead of being logged by asyncio with the chain of timer callbacks
+broken.
 
 And every socket read that had to wait registered its file descriptor with the
 loop (``loop.add_reader``) and unregistered it when woken (``remove_reader``):
@@ -76,6 +79,7 @@ class Hub(eventlet_asyncio_hub.Hub):
         self.timers_later = None  # the pending call_at of run_timers
         self.timers_later_at = None  # its time on the loop's clock
         self.timers_context = contextvars.Context()
+        self.turn_failed = None  # what the last turn raised, for run to raise
 
     def add_timer(self, timer):
         # eventlet's own (BaseHub's), then the loop is asked to fire it in time
@@ -111,7 +115,17 @@ class Hub(eventlet_asyncio_hub.Hub):
 
     def run_timers(self):
         """One turn of eventlet's run loop: listeners of closed file descriptors
-        told, due timers fired; then the loop is asked for the next turn."""
+        told, due timers fired; then the loop is asked for the next turn. What a
+        turn raises stops the loop and leaves ``run`` (``turn_failed``), as it
+        leaves eventlet's coroutine: asyncio would log it and go on, and the
+        timers left on the heap would wait for the next ``add_timer``."""
+        try:
+            self.run_one_turn()
+        except BaseException as exc:  # noqa: BLE001  raised again by run, out of the hub
+            self.turn_failed = exc
+            self.loop.stop()
+
+    def run_one_turn(self):
         if self.stopping:
             self.loop.stop()
             return
@@ -142,6 +156,9 @@ class Hub(eventlet_asyncio_hub.Hub):
             self.timers_soon = False
             self.wake_timers_in(0)
             self.loop.run_forever()
+            failed, self.turn_failed = self.turn_failed, None
+            if failed is not None:
+                raise failed  # to the hub greenlet's parent; the timers stay
             self.timers_canceled = 0  # stopped: eventlet drops what was scheduled
             del self.timers[:]
             del self.next_timers[:]

@@ -125,6 +125,31 @@ print(hub.running, fired)
     assert out.split("\n")[:2] == ["False False [1]", "True [1, 2]"]
 
 
+def test_an_exception_out_of_a_timers_run_leaves_the_hub_as_on_eventlets_hubs():
+    # eventlet's hubs let what a turn of their loop raises out of the hub, into
+    # its parent (the main greenlet here); asyncio would log it from a callback
+    # and go on, and the timers left on the heap would never fire: here the turn
+    # at 0.3 s raises before it fires "later", and no timer is added after it
+    out = run_on_the_mesh_hub("""
+from types import SimpleNamespace
+hub = eventlet.hubs.get_hub()
+def refuse(exc):
+    raise RuntimeError("a listener refused to be told")
+waiter = eventlet.spawn(eventlet.sleep, 10)
+later = []
+eventlet.spawn_after(0.1, lambda: hub.closed.append(SimpleNamespace(greenlet=waiter, tb=refuse)))
+eventlet.spawn_after(0.3, later.append, "fired")
+try:
+    eventlet.sleep(1)
+    print("nothing raised")
+except RuntimeError as exc:
+    print("raised here:", exc)
+eventlet.sleep(0.5)
+print(later)
+""", timeout=10)
+    assert out.split("\n")[:2] == ["raised here: a listener refused to be told", "['fired']"], out
+
+
 def test_a_waiter_on_a_file_descriptor_reused_under_it_is_told_at_once():
     # eventlet obsoletes the listeners of a file descriptor the OS hands out
     # again (notify_opened). Here a greenthread woken by I/O does it, then waits
