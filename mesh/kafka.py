@@ -15,6 +15,7 @@ import time
 
 import eventlet
 import eventlet.patcher
+from eventlet.semaphore import Semaphore
 from kafka.errors import KafkaError
 from nameko.extensions import DependencyProvider
 
@@ -91,11 +92,19 @@ class KafkaProducer(DependencyProvider):
         self.bootstrap = config["KAFKA_BOOTSTRAP_SERVERS"]
         self.retry_seconds = float(config.get("KAFKA_RETRY_SECONDS", 10))
         self._producer = None
+        # the first sends of concurrent workers all find no producer, and making
+        # one waits on the network (prepare, the bootstrap): one is made, the
+        # others wait for it. Each used to make its own, and all but the last
+        # were dropped unclosed: kafka-python's __del__ then closed them from
+        # whichever greenthread the garbage collector ran in, waiting there on
+        # their IO threads
+        self._producer_made = Semaphore()
 
     def stop(self):
-        if self._producer is not None:
-            self._producer.close(timeout=2)
-            self._producer = None
+        with self._producer_made:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.close(timeout=2)
 
     def get_dependency(self, worker_ctx):
         return self
@@ -105,8 +114,7 @@ class KafkaProducer(DependencyProvider):
         backoff = 0.25
         while True:
             try:
-                self._ensure_producer()
-                future = self._producer.send(topic, key=key, value=value)
+                future = self._ensure_producer().send(topic, key=key, value=value)
                 return future.get(timeout=REQUEST_TIMEOUT_S + 1)
             except KafkaError as exc:
                 if time.monotonic() + backoff > give_up_at:
@@ -118,13 +126,20 @@ class KafkaProducer(DependencyProvider):
                 backoff = min(backoff * 2, 5)
 
     def _ensure_producer(self):
-        if self._producer is not None:
-            return
+        producer = self._producer
+        if producer is not None:
+            return producer
+        with self._producer_made:
+            if self._producer is None:
+                self._producer = self._make_producer()
+            return self._producer
+
+    def _make_producer(self):
         if self.prepare is not None:
             self.prepare(self.container.config)
         from kafka import KafkaProducer as Producer
         from kafka.serializer import DefaultSerializer, JsonSerializer
-        self._producer = Producer(
+        return Producer(
             bootstrap_servers=self.bootstrap, acks="all", linger_ms=0,
             # dedup happens downstream by event_id; Tansu has no safe transactions
             enable_idempotence=False, retries=2,

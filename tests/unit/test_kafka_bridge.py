@@ -1,6 +1,7 @@
 """kafka_bridge alone (``worker_factory``, Kafka mocked): both bill events go
 to ``billing.bills`` keyed by customer, from handlers whose queues billing's
-outbox declares by name."""
+outbox declares by name; the Kafka producer made once however many
+workers send first."""
 from unittest.mock import Mock
 
 import pytest
@@ -42,3 +43,37 @@ def test_the_handlers_queues_are_the_ones_billing_declares():
         handler.setup()
     assert handlers[BRIDGE_HANDLER].queue.name == BRIDGE_QUEUE
     assert handlers[BRIDGE_CANCEL_HANDLER].queue.name == BRIDGE_CANCEL_QUEUE
+
+
+def test_concurrent_first_sends_make_one_producer_and_stop_closes_it(monkeypatch):
+    # making the producer waits on the network (prepare creates the topics): the
+    # workers that send meanwhile use the one being made, none is left unclosed
+    import eventlet
+    import kafka
+    from types import SimpleNamespace
+    from mesh.kafka import KafkaProducer as KafkaDependency
+    made = []
+
+    class RecordingProducer:
+        def __init__(self, **options):
+            eventlet.sleep(0.05)  # kafka-python's bootstrap
+            self.sent, self.closed = [], False
+            made.append(self)
+
+        def send(self, topic, key, value):
+            self.sent.append(key)
+            return SimpleNamespace(get=lambda timeout: (topic, key))
+
+        def close(self, timeout=None):
+            self.closed = True
+
+    monkeypatch.setattr(kafka, "KafkaProducer", RecordingProducer)
+    dependency = KafkaDependency(prepare=lambda config: eventlet.sleep(0.05))
+    dependency.container = SimpleNamespace(config={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
+    dependency.setup()
+    senders = [eventlet.spawn(dependency.send, BILLS_TOPIC, str(n), {}) for n in range(5)]
+    assert sorted(sender.wait()[1] for sender in senders) == ["0", "1", "2", "3", "4"]
+    assert len(made) == 1, "{} producers made for one dependency".format(len(made))
+    assert sorted(made[0].sent) == ["0", "1", "2", "3", "4"]
+    dependency.stop()
+    assert made[0].closed
