@@ -2,9 +2,8 @@
 the run (tests/conftest.py loads it; ``-p hang_watchdog`` loads it elsewhere).
 
 pytest-timeout (``timeout`` in pyproject.toml) is the backstop, but under
-eventlet its thread method is a greenthread: its stack dump shows only the OS
-threads (the hub's, and asyncio's idle thread pool), never the greenthread that
-waits, and it ends the whole run. A test that waits on something green that
+eventlet its stack dump shows only the OS threads (the hub's, and asyncio's
+idle thread pool), never the greenthread that waits, and it ends the whole run. A test that waits on something green that
 never comes gets this hub timer first, WATCHDOG_MARGIN_S before pytest-timeout
 would fire: it prints every greenthread's stack at once (to the process's own
 stderr, past pytest's capture), then throws HungTest into the test's own
