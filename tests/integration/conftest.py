@@ -18,6 +18,7 @@ from helpers import Mesh, answers, run_service_process, service_classes, sqlite_
 from mesh.registry import queue_consumers
 from tools.local_kafka import KafkaNotStarted, LocalKafka
 from tools.net import free_port
+from vhosts import VhostPipeline, vhost_dropper, vhost_maker
 
 ALL_SERVICES = ("customers", "inventory", "billing", "gateway", "kafka_bridge", "analytics")
 POSTGRES_URL = os.environ.get(
@@ -56,6 +57,19 @@ def rabbitmq_running(request):
         pytest.fail("the RabbitMQ management API does not answer at {} ({}): run "
                     "`rabbitmq-plugins enable rabbitmq_management`".format(api, exc),
                     pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def vhost_pipeline(request, rabbit_manager):
+    """nameko's fixture of the same name (fresh vhosts made ahead, dropped after
+    their test), except that making one is retried, and a test waiting for one
+    fails with the cause once the greenthread making them has ended
+    (``tests/vhosts.py``)."""
+    from urllib.parse import urlparse
+    username = urlparse(request.config.getoption("RABBIT_AMQP_URI")).username
+    pipeline = VhostPipeline(vhost_maker(rabbit_manager, username), vhost_dropper(rabbit_manager))
+    with pipeline.run() as vhosts:
+        yield vhosts
 
 
 @pytest.fixture

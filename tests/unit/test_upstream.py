@@ -358,6 +358,19 @@ ROWS = (
         # its SIGTERM handler, defined in that module, takes (signum, frame) and spawns the stop
         (Contains("nameko.cli.run.run", "signal.signal(signal.SIGTERM, shutdown)"),
          Contains("nameko.cli.run.run", "eventlet.spawn_n(service_runner.stop)"))),
+    # --- nameko: the test plugin ---------------------------------------------
+    Row("nameko.testing.utils.ResourcePipeline.get", "nameko",
+        "tests/vhosts.py VhostPipeline.get", "overrides",
+        # _create ends at its first exception and get then waits on `ready` for
+        # good; the override polls `ready` and asks `create_thread`
+        (Source("nameko.testing.utils.ResourcePipeline.get", "d003d38f3a9b"),
+         Source("nameko.testing.utils.ResourcePipeline._create", "ed811a89e793"),
+         Source("nameko.testing.utils.ResourcePipeline._start", "2159055e90e5"))),
+    Row("nameko.testing.pytest.vhost_pipeline", "nameko",
+        "tests/vhosts.py vhost_maker; tests/vhosts.py vhost_dropper", "copies",
+        # its create and destroy, retried; tests/integration/conftest.py's fixture
+        # of the same name replaces it
+        (Source("nameko.testing.pytest.vhost_pipeline", "d16d7a312172"),)),
     Row("nameko.cli.commands.Run.main", "nameko",
         "mesh/hub.py ensure_asyncio_hub", "relies on internals",
         # monkey-patches (and so picks the hub) before the service module is imported
