@@ -101,10 +101,19 @@ class KafkaProducer(DependencyProvider):
         self._producer_made = Semaphore()
 
     def stop(self):
+        self._close(timeout=2)
+
+    def kill(self):
+        # a container killed (a crash; nameko's test fixtures kill at teardown)
+        # is never stopped: without this its producer's network thread went on
+        # for good, retrying a broker that may be gone
+        self._close(timeout=0)
+
+    def _close(self, timeout):
         with self._producer_made:
             producer, self._producer = self._producer, None
         if producer is not None:
-            producer.close(timeout=2)
+            producer.close(timeout=timeout)
 
     def get_dependency(self, worker_ctx):
         return self

@@ -1,7 +1,7 @@
 """kafka_bridge alone (``worker_factory``, Kafka mocked): both bill events go
 to ``billing.bills`` keyed by customer, from handlers whose queues billing's
 outbox declares by name; the Kafka producer made once however many
-workers send first."""
+workers send first, and closed when the container stops or is killed."""
 from unittest.mock import Mock
 
 import pytest
@@ -65,7 +65,7 @@ def test_concurrent_first_sends_make_one_producer_and_stop_closes_it(monkeypatch
             return SimpleNamespace(get=lambda timeout: (topic, key))
 
         def close(self, timeout=None):
-            self.closed = True
+            self.closed = timeout
 
     monkeypatch.setattr(kafka, "KafkaProducer", RecordingProducer)
     dependency = KafkaDependency(prepare=lambda config: eventlet.sleep(0.05))
@@ -76,4 +76,22 @@ def test_concurrent_first_sends_make_one_producer_and_stop_closes_it(monkeypatch
     assert len(made) == 1, "{} producers made for one dependency".format(len(made))
     assert sorted(made[0].sent) == ["0", "1", "2", "3", "4"]
     dependency.stop()
-    assert made[0].closed
+    assert made[0].closed == 2
+
+
+def test_a_killed_container_closes_its_producer_at_once(monkeypatch):
+    # nameko kills without stopping (a crashed container, its test fixtures'
+    # teardown): the producer and its network thread must not outlive it
+    import kafka
+    from types import SimpleNamespace
+    from mesh.kafka import KafkaProducer as KafkaDependency
+    closed = []
+    monkeypatch.setattr(kafka, "KafkaProducer", lambda **options: SimpleNamespace(
+        send=lambda topic, key, value: SimpleNamespace(get=lambda timeout: key),
+        close=lambda timeout=None: closed.append(timeout)))
+    dependency = KafkaDependency()
+    dependency.container = SimpleNamespace(config={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
+    dependency.setup()
+    assert dependency.send(BILLS_TOPIC, "7", {}) == "7"
+    dependency.kill()
+    assert closed == [0], "the producer was not closed when its container was killed"
