@@ -30,16 +30,20 @@ def no_kafka_client_outlives_its_test():
     """Fail the test that leaves a kafka-python client open.
 
     kafka-python 3 gives every client a daemon IO thread (``kafka-io-<client
-    id>``) that lives until ``close()``. One a test forgets keeps refreshing
-    metadata from a broker that is gone and logs ERROR lines into whichever
-    later test happens to be capturing logs (seen in CI: a 404 test failed on a
-    dead broker's ECONNREFUSED). Autouse, so it runs after every other fixture
-    of the test has closed its own clients (services, brokers).
+    id>``), and a producer its network thread (``<client id>-network-thread``),
+    that live until ``close()``. One a test forgets keeps refreshing metadata
+    from a broker that is gone and logs ERROR lines into whichever later test
+    happens to be capturing logs (seen in CI: a 404 test failed on a dead
+    broker's ECONNREFUSED; a killed bridge's producer, before its dependency
+    closed it on kill, in the hang watchdog's dump). Autouse, so it runs after
+    every other fixture of the test has closed its own clients (services,
+    brokers).
     """
     yield
 
     def open_clients():
-        return sorted(t.name for t in threading.enumerate() if t.name.startswith("kafka-io-"))
+        return sorted(t.name for t in threading.enumerate()
+                      if t.name.startswith("kafka-io-") or t.name.endswith("-network-thread"))
     wait_for(lambda: not open_clients(), 5,
              "every Kafka client this test opened closed again; open when it ended: {}".format(
                  open_clients()))

@@ -529,7 +529,12 @@ def test_doc_lists_the_same_objects():
 
 
 def project_object(path, qualname):
-    module = importlib.import_module(path[:-len(".py")].replace("/", "."))
+    name = path[:-len(".py")]
+    if name.startswith("tests/"):
+        # the tests' own modules are no package: they import by their own name
+        # (tests/ is on sys.path, as its conftest.py's folder)
+        name = name[len("tests/"):]
+    module = importlib.import_module(name.replace("/", "."))
     obj = module
     for attr in qualname.split("."):
         obj = getattr(obj, attr)
