@@ -25,8 +25,14 @@ POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres")
 
 
-@pytest.fixture(autouse=True)
-def no_kafka_client_outlives_its_test():
+def open_kafka_clients():
+    """The kafka-python clients open in this process, by their threads' names."""
+    return sorted(t.name for t in threading.enumerate()
+                  if t.name.startswith("kafka-io-") or t.name.endswith("-network-thread"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
     """Fail the test that leaves a kafka-python client open.
 
     kafka-python 3 gives every client a daemon IO thread (``kafka-io-<client
@@ -35,18 +41,16 @@ def no_kafka_client_outlives_its_test():
     from a broker that is gone and logs ERROR lines into whichever later test
     happens to be capturing logs (seen in CI: a 404 test failed on a dead
     broker's ECONNREFUSED; a killed bridge's producer, before its dependency
-    closed it on kill, in the hang watchdog's dump). Autouse, so it runs after
-    every other fixture of the test has closed its own clients (services,
-    brokers).
+    closed it on kill, in the hang watchdog's dump). A hook, not a fixture: it
+    looks once every fixture of the test is torn down, nameko's runner_factory
+    included (which nameko's autouse fast_teardown sets up before any fixture of
+    ours, so it is torn down after them).
     """
-    yield
-
-    def open_clients():
-        return sorted(t.name for t in threading.enumerate()
-                      if t.name.startswith("kafka-io-") or t.name.endswith("-network-thread"))
-    wait_for(lambda: not open_clients(), 5,
-             "every Kafka client this test opened closed again; open when it ended: {}".format(
-                 open_clients()))
+    result = yield
+    wait_for(lambda: not open_kafka_clients(), 5,
+             "every Kafka client {} opened closed again; open when it ended: {}".format(
+                 item.nodeid, open_kafka_clients()))
+    return result
 
 
 @pytest.fixture(scope="session")
