@@ -1,7 +1,8 @@
 """The mesh's hub (``mesh.asyncio_hub``): eventlet's asyncio hub whose timers run
 as loop callbacks instead of a coroutine woken after every I/O event. What that
 coroutine did must still happen: greenthreads woken by sockets, timers in time
-and in order, a closed socket's waiter told at once, the hub stopped and started.
+and in order, a closed socket's waiter told at once, the hub stopped and started,
+an exception out of a turn raised out of the hub.
 Each case runs in a process of its own (a process picks its hub once)."""
 import os
 import subprocess
