@@ -54,42 +54,44 @@ HANGS_IN_A_FIXTURE = PREAMBLE + textwrap.dedent('''
 ''')
 
 
-def start_pytest(tmp_path, name, source):
-    (tmp_path / name).write_text(source)
+def run_pytest(tmp_path, source):
+    """``(returncode, stdout and stderr)`` of pytest with the plugin on ``source``."""
+    (tmp_path / "test_hangs.py").write_text(source)
     env = dict(os.environ, PYTHONPATH=str(TESTS))
-    return subprocess.Popen(
+    run = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "hang_watchdog", "-p", "no:cacheprovider",
-         "--suppress-nameko-eventlet-notification", "-q", "-rA", "-s", str(tmp_path / name)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         "--suppress-nameko-eventlet-notification", "-q", "-rA", "-s",
+         str(tmp_path / "test_hangs.py")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    return run.returncode, run.stdout + run.stderr
 
 
-def outcome(run):
-    stdout, stderr = run.communicate(timeout=60)
-    return run.returncode, stdout + stderr
+def assert_the_run_stopped_at_the_hang(returncode, out, phase):
+    """What every hang shows: HungTest, the stacks, and no test run after it."""
+    assert returncode == 2, out  # pytest: interrupted (session.shouldstop)
+    assert "HungTest" in out, out
+    assert "every greenthread's stack follows" in out, out
+    assert "hung in {}: the run stops here".format(phase) in out, out
+    assert "test_after_it" not in out, "the run went on after the hang: " + out
+    assert "+ Timeout +" not in out, "pytest-timeout ended the run: " + out
 
 
 def test_a_test_hanging_in_its_body_fails_with_the_stack_of_its_wait_and_ends_the_run(tmp_path):
-    returncode, out = outcome(start_pytest(tmp_path, "test_hangs.py", HANGS_IN_ITS_BODY))
-    assert returncode == 2, out  # pytest: interrupted (session.shouldstop)
+    returncode, out = run_pytest(tmp_path, HANGS_IN_ITS_BODY)
+    assert_the_run_stopped_at_the_hang(returncode, out, "call")
     assert re.search(r"\b1 failed, 1 passed(, \d+ warnings?)? in", out), out
-    assert "HungTest" in out and "still waiting in call 3 s after it started" in out, out
-    assert "every greenthread's stack follows" in out, out
+    assert "still waiting in call 3 s after it started" in out, out
     assert "--- native thread" in out and "--- hub <" in out, "no threads or hub state: " + out
     # the traceback ends at the test's own wait, not in pytest-timeout's thread
     assert "test_hangs.py\", line 20, in test_waits_for_nothing_in_its_body" in out, out
     assert "torn down" in out, "the hung test's fixtures were not torn down: " + out
-    assert "test_hangs.py::test_waits_for_nothing_in_its_body hung in call: the run stops here" in out, out
-    assert "test_after_it" not in out, "the run went on after the hung test: " + out
-    assert "+ Timeout +" not in out, "pytest-timeout ended the run: " + out
+    assert ("test_hangs.py::test_waits_for_nothing_in_its_body hung in call: the run stops "
+            "here") in out, out
 
 
 def test_a_fixture_hanging_in_its_teardown_gets_five_seconds_then_ends_the_run(tmp_path):
-    returncode, out = outcome(start_pytest(tmp_path, "test_hangs.py", HANGS_IN_A_FIXTURE))
-    assert returncode == 2, out  # pytest: interrupted (session.shouldstop)
+    returncode, out = run_pytest(tmp_path, HANGS_IN_A_FIXTURE)
+    assert_the_run_stopped_at_the_hang(returncode, out, "teardown")
     assert re.search(r"\b1 passed(, \d+ warnings?)?, 1 error in", out), out
     # a teardown gets at least WATCHDOG_MARGIN_S / 2 (5 s), though its limit left it 2
-    assert "HungTest" in out and "still waiting in teardown 5 s after it started" in out, out
-    assert "every greenthread's stack follows" in out, out
-    assert "hung in teardown: the run stops here" in out, out
-    assert "test_after_it" not in out, "the run went on after the hung teardown: " + out
-    assert "+ Timeout +" not in out, "pytest-timeout ended the run: " + out
+    assert "still waiting in teardown 5 s after it started" in out, out
