@@ -118,7 +118,8 @@ def config_env(config):
 
 
 def wait_for(condition, timeout, message, interval=0.1):
-    """Poll ``condition()`` until it returns something truthy; fail after ``timeout``."""
+    """Poll ``condition()`` until it returns something truthy; fail after ``timeout``
+    with ``message`` (or what ``message()`` says then)."""
     deadline = time.time() + timeout
     last = None
     while time.time() < deadline:
@@ -129,4 +130,6 @@ def wait_for(condition, timeout, message, interval=0.1):
         except Exception as exc:  # noqa: BLE001  keep polling, report the last
             last = exc
         time.sleep(interval)
+    if callable(message):
+        message = message()
     pytest.fail("{} (waited {} s; last: {!r})".format(message, timeout, last))

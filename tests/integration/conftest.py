@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import uuid
 
 import pytest
@@ -48,12 +47,10 @@ def pytest_runtest_teardown(item, nextitem):
     ours, so it is torn down after them).
     """
     result = yield
-    give_up_at = time.monotonic() + 5  # a client closes its thread shortly after close()
-    while open_kafka_clients() and time.monotonic() < give_up_at:
-        time.sleep(0.1)
-    if open_kafka_clients():
-        pytest.fail("{} left Kafka clients open (their threads, 5 s after its teardown): "
-                    "{}".format(item.nodeid, open_kafka_clients()), pytrace=False)
+    # a client's thread ends shortly after its close()
+    wait_for(lambda: not open_kafka_clients(), 5,
+             lambda: "{} left Kafka clients open (their threads, after its teardown): {}".format(
+                 item.nodeid, open_kafka_clients()))
     return result
 
 
