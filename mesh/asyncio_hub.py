@@ -12,7 +12,11 @@ reaches its caller) or that reads with a timeout (kombu's, every socket with
 This hub runs the timers where the loop runs its own: a timer due now asks the
 loop for one ``call_soon`` of ``Hub.run_timers`` (one per turn of the loop, however
 many timers), a later one for a ``call_at`` at the earliest timer's time, and
-``Hub.run_timers`` fires what is due, then asks again for the next. ``run`` is
+``Hub.run_timers`` fires what is due, then asks again for the next. A timer that
+comes due inside a file descriptor's callback (a reader handing a reply on through
+an ``Event``) is fired when that callback returns, in the same turn of the loop, as
+epolls fires its timers right after its poll: a ``call_soon`` would cost it another
+turn (a ``select``) first. ``run`` is
 ``loop.run_forever``; ``abort`` stops it at the next timers' run, as eventlet's
 coroutine stopped at its next turn, and an exception out of a turn (a greenthread
 that died of the ``IOClosed`` it was told) leaves ``run`` as it left that
@@ -76,6 +80,8 @@ class Hub(eventlet_asyncio_hub.Hub):
         self.reading = {}
         self.dispatching = None  # the file descriptor whose read callback runs
         self.timers_soon = False  # a call_soon of run_timers is pending
+        self.in_listener = False  # a file descriptor's listener runs (call_listener)
+        self.timers_after_listener = False  # timers came due in it: run when it returns
         self.timers_later = None  # the pending call_at of run_timers
         self.timers_later_at = None  # its time on the loop's clock
         self.timers_context = contextvars.Context()
@@ -90,9 +96,16 @@ class Hub(eventlet_asyncio_hub.Hub):
 
     def wake_timers_in(self, seconds):
         """Ask the loop to run ``run_timers`` within ``seconds`` from now."""
-        if self.timers_soon:
+        if self.timers_soon or self.timers_after_listener:
             return  # it runs in this turn of the loop: it asks for the next itself
         loop = self.loop
+        if seconds <= 0 and self.in_listener:
+            # due now in a file descriptor's callback (a read that hands a reply
+            # on, a read with a timeout): run when the callback returns, in this
+            # turn of the loop, as epolls fires its timers after its poll; a
+            # call_soon would cost another turn (a select) for it
+            self.timers_after_listener = True
+            return
         if seconds <= 0:
             self.timers_soon = True
             loop.call_soon(self.run_timers_soon, context=self.timers_context)
@@ -165,20 +178,33 @@ class Hub(eventlet_asyncio_hub.Hub):
         finally:
             if self.timers_later is not None:
                 self.timers_later.cancel()
-            self.timers_soon = False
+            self.timers_soon = self.timers_after_listener = False
             self.timers_later = self.timers_later_at = None
             self.running = False
             self.stopping = False
 
     def _file_cb(self, cb, fileno):
-        # eventlet's own, without setting sleep_event afterwards: what the woken
-        # greenthread schedules goes through add_timer
+        # eventlet's own (a writer's callback; readers' is _read_cb), without
+        # setting sleep_event afterwards: what the woken greenthread schedules
+        # goes through add_timer, and what came due runs before the loop goes on
+        self.call_listener(cb, fileno)
+        self.run_timers_come_due()
+
+    def call_listener(self, cb, fileno):
+        self.in_listener = True
         try:
             cb(fileno)
         except self.SYSTEM_EXCEPTIONS:
             raise
         except BaseException:
             self.squelch_exception(fileno, sys.exc_info())
+        finally:
+            self.in_listener = False
+
+    def run_timers_come_due(self):
+        if self.timers_after_listener:
+            self.timers_after_listener = False
+            self.run_timers()
 
     def _read_cb(self, fileno):
         listener = self.listeners[READ].get(fileno)
@@ -188,9 +214,10 @@ class Hub(eventlet_asyncio_hub.Hub):
         # while the woken greenthread runs, its removal keeps the registration
         self.dispatching = fileno
         try:
-            self._file_cb(listener.cb, fileno)
+            self.call_listener(listener.cb, fileno)
         finally:
             self.dispatching = None
+        self.run_timers_come_due()
         if self.listeners[READ].get(fileno) is None:  # it does not read again
             self.stop_reading(fileno)
 

@@ -111,6 +111,38 @@ print(fired)
     assert out.strip() == "[('from a read', 0.1), ('spawned', 0.3)]"
 
 
+def test_a_reply_handed_on_in_a_read_callback_wakes_its_waiter_in_the_same_turn():
+    # as epolls does after its poll: the relay's Event.send adds a timer due now,
+    # fired when the relay's read callback returns, before the next socket's
+    # callback of the same turn (a call_soon would run it a turn later, after it)
+    out = run_on_the_mesh_hub("""
+from eventlet.event import Event
+first, first_peer = socket.socketpair()
+second, second_peer = socket.socketpair()
+order = []
+handed = Event()
+def relay():
+    first_peer.recv(16)
+    order.append("relay read")
+    handed.send()
+    first_peer.recv(16)
+def other():
+    second_peer.recv(16)
+    order.append("other read")
+def waiter():
+    handed.wait()
+    order.append("handed on")
+for body in (relay, other, waiter):
+    eventlet.spawn(body)
+eventlet.sleep(0)
+first.sendall(b"x")
+second.sendall(b"x")  # both readable in one turn of the loop, the relay's first
+eventlet.sleep(0.1)
+print(order)
+""")
+    assert out.strip() == "['relay read', 'handed on', 'other read']", out
+
+
 def test_the_hub_stops_when_aborted_and_runs_again_when_switched_to():
     out = run_on_the_mesh_hub("""
 hub = eventlet.hubs.get_hub()
