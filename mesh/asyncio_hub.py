@@ -100,10 +100,11 @@ class Hub(eventlet_asyncio_hub.Hub):
             return  # it runs in this turn of the loop: it asks for the next itself
         loop = self.loop
         if seconds <= 0 and self.in_listener:
-            # due now in a file descriptor's callback (a read that hands a reply
-            # on, a read with a timeout): run when the callback returns, in this
-            # turn of the loop, as epolls fires its timers after its poll; a
-            # call_soon would cost another turn (a select) for it
+            # due now in a file descriptor's callback (the woken greenthread
+            # hands a reply on through an Event, spawns, or sleeps 0): run when
+            # the callback returns, in this turn of the loop, as epolls fires its
+            # timers after its poll; a call_soon would cost another turn (a
+            # select) for it. What those timers make due waits for the next turn
             self.timers_after_listener = True
             return
         if seconds <= 0:
