@@ -19,7 +19,7 @@ STAMP := $(VENV)/.installed-$(PY_MINOR)
 # the hub default and the exact upstream warning filters, for every process of the venv
 PTH := tools/billing_mesh.pth
 
-.PHONY: run test test-unit lint fuzz openapi setup interpreter rabbitmq postgres wrk chromium shell services bench bench-stream bench-aio bench-hub chaos example db db-upgrade clean
+.PHONY: run test test-unit lint fuzz openapi generate setup interpreter rabbitmq postgres wrk chromium shell services bench bench-stream bench-aio bench-hub chaos example db db-upgrade clean
 
 run: setup rabbitmq
 	$(BIN)/python -m tools.run
@@ -89,6 +89,11 @@ wrk:
 openapi: setup
 	$(BIN)/python -W ignore -c 'from services.gateway import openapi_json; print(openapi_json())' \
 	  | $(BIN)/python -m json.tool --indent 1 > docs/openapi.json
+
+# the files that derive from contracts/services.py: Procfile, docker-compose.yml's
+# RPC services, docker/postgres-init.sql, docker/prometheus/prometheus.yml
+generate: setup
+	$(BIN)/python -m tools.generate
 
 # the browser of the page tests (Debian's chromium, driven by Playwright)
 chromium:

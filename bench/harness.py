@@ -26,7 +26,7 @@ import requests
 
 from common.config import ROOT
 from contracts.events import HEARTBEAT_INTERVAL_S
-from contracts.services import RPC_SERVICES
+from contracts.services import DATABASE_SERVICES, RPC_SERVICES
 from mesh.hub import ASYNCIO_HUB, HUB_VARIABLE, MESH_HUB, mesh_environment
 from tools.local_kafka import KafkaNotStarted, LocalKafka
 from tools.net import free_port, http_status
@@ -140,14 +140,15 @@ class BenchMesh:
         self.vhost = BenchVhost()
         self.port = free_port()
         self.url = "http://127.0.0.1:{}".format(self.port)
+        # DATA_DIR alone says where every declared database is: no URI from the shell
+        environ = {key: value for key, value in os.environ.items()
+                   if key not in {"{}_DB_URI".format(name.upper()) for name in DATABASE_SERVICES}}
         self.env = hub_environment(dict(
-            os.environ, AMQP_URI=self.vhost.amqp_uri,
+            environ, AMQP_URI=self.vhost.amqp_uri,
             WEB_SERVER_ADDRESS="127.0.0.1:{}".format(self.port),
             KAFKA_BOOTSTRAP_SERVERS=bootstrap, MESH_LOG_DIR=os.path.join(folder, "log"),
             STREAMS_STATE_DIR=os.path.join(folder, "streams-state"),
-            CUSTOMERS_DB_URI="sqlite:///" + self.db_path("customers"),
-            INVENTORY_DB_URI="sqlite:///" + self.db_path("inventory"),
-            BILLING_DB_URI="sqlite:///" + self.db_path("billing"),
+            DATA_DIR=self.folder,  # every declared database, SQLite in this run's folder
             PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")), hub)
         self.env.update({key: str(value) for key, value in settings.items()})
         self.process = None

@@ -49,6 +49,25 @@ def load_config(path=CONFIG_PATH):
         return yaml.load(handle, Loader=ConfigLoader)  # noqa: S506  a SafeLoader
 
 
+def database_uri(config, service):
+    """The database of a declared service (``contracts.services``: ``database=True``):
+    ``DB_URIS[service]`` in the config when given, else the environment's
+    ``<SERVICE>_DB_URI``, else SQLite at ``<DATA_DIR>/<service>.db`` (``DATA_DIR``
+    relative to the repository root unless absolute).
+
+        >>> database_uri({"DATA_DIR": "/tmp/run1"}, "billing")
+        'sqlite:////tmp/run1/billing.db'
+    """
+    given = (config.get("DB_URIS") or {}).get(service)
+    if given:
+        return given
+    from_env = os.environ.get("{}_DB_URI".format(service.upper()))
+    if from_env:
+        return from_env
+    folder = os.path.join(ROOT, str(config.get("DATA_DIR") or "var"))
+    return "sqlite:///{}".format(os.path.join(folder, "{}.db".format(service)))
+
+
 def seconds_setting(config, key, default, at_least=0.0):
     """A positive number of seconds from the config (at least ``at_least``),
     checked where it is read, at start.

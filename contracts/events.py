@@ -1,5 +1,7 @@
 """The mesh's events: who sends them, their names and their payloads.
 
+Who sends and who handles each event is declared in ``contracts.services``.
+
 ``billing.bill_created``: one per committed bill, through billing's outbox, at
 least once (consumers deduplicate by ``event_id``); forwarded to Kafka by
 ``kafka_bridge`` (topic ``billing.bills``, see ``contracts.topics``)::
@@ -43,7 +45,6 @@ import uuid
 from decimal import Decimal
 
 from contracts.wire import money_text, utc_now
-from contracts.services import BILLING, CUSTOMERS, INVENTORY, KAFKA_BRIDGE, RPC_SERVICES
 
 BILL_CREATED = "bill_created"
 BILL_CANCELLED = "bill_cancelled"
@@ -57,36 +58,11 @@ HEARTBEAT_INTERVAL_S = 2.0
 # an instance silent for this long has left the registry
 HEARTBEAT_EXPIRY_S = 3 * HEARTBEAT_INTERVAL_S
 
-# (source service, event type) of every event the mesh sends
-EVENTS = (
-    (BILLING, BILL_CREATED), (BILLING, BILL_CANCELLED),
-    (CUSTOMERS, CUSTOMER_UPDATED), (CUSTOMERS, CUSTOMER_DELETED),
-    (INVENTORY, PRODUCT_UPDATED), (INVENTORY, PRODUCT_DELETED), (INVENTORY, STOCK_CHANGED),
-) + tuple((service, HEARTBEAT) for service in RPC_SERVICES)
-
-# kafka_bridge's handler of bill_created; billing declares its queue too, so
-# events wait in RabbitMQ before the bridge first starts
-BRIDGE_HANDLER = "forward_bill_created"
-
 
 def handler_queue_name(source_service, event_type, service, method):
     """The queue of ``service.method`` handling ``source_service.event_type``,
     named as nameko names a service-pool event handler's queue."""
     return "evt-{}-{}--{}.{}".format(source_service, event_type, service, method)
-
-
-BRIDGE_QUEUE = handler_queue_name(BILLING, BILL_CREATED, KAFKA_BRIDGE, BRIDGE_HANDLER)
-BRIDGE_CANCEL_HANDLER = "forward_bill_cancelled"
-BRIDGE_CANCEL_QUEUE = handler_queue_name(BILLING, BILL_CANCELLED, KAFKA_BRIDGE,
-                                         BRIDGE_CANCEL_HANDLER)
-BRIDGE_QUEUES = (BRIDGE_QUEUE, BRIDGE_CANCEL_QUEUE)
-# inventory's handler of bill_created: it confirms the bill's stock reservation;
-# billing declares its queue too, like the bridge's
-CONFIRM_HANDLER = "confirm_reservation"
-CONFIRM_QUEUE = handler_queue_name(BILLING, BILL_CREATED, INVENTORY, CONFIRM_HANDLER)
-# inventory's handler of bill_cancelled: it gives the bill's stock back
-RETURN_HANDLER = "return_cancelled_stock"
-RETURN_QUEUE = handler_queue_name(BILLING, BILL_CANCELLED, INVENTORY, RETURN_HANDLER)
 
 
 def bill_created_event(bill, event_id=None, occurred_at=None, reservation_id=None):

@@ -1,4 +1,5 @@
--- One database per service (docs/architecture.md: no service reads another's tables).
+-- One database per service declared with one (contracts/services.py;
+-- `make generate` writes this file). No service reads another's tables.
 -- Run once by the postgres image on its first start (docker-entrypoint-initdb.d).
 CREATE DATABASE customers;
 CREATE DATABASE inventory;

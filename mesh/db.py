@@ -49,7 +49,7 @@ from sqlalchemy import MetaData, TypeDecorator, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from common.config import ROOT, seconds_setting
+from common.config import ROOT, database_uri, seconds_setting
 from contracts.errors import DeadlineExceeded
 from contracts.headers import DEADLINE_KEY
 from mesh.inbox import CALL_KEY, CallDatabase, start_call
@@ -216,7 +216,7 @@ def _declarative_bases():
 def alembic_config(history, connection=None):
     """Alembic's configuration of ``history`` (a name under ``migrations/``, or
     a script directory's path: tests' own copies), in code: the database
-    is the service's (``DB_URIS``), and the connection Alembic runs on is the
+    is the service's (``common.config.database_uri``), and the connection Alembic runs on is the
     one holding the lock, so there is no alembic.ini (nor a second place for
     the URL that a bare ``alembic upgrade`` would use without the lock)."""
     config = Config()
@@ -462,9 +462,7 @@ class MeshDatabase(Database):
         self.inbox = inbox
 
     def setup(self):
-        service_name = self.container.service_name
-        key = "{}:{}".format(service_name, self.declarative_base.__name__)
-        uri = self.container.config["DB_URIS"][key]
+        uri = database_uri(self.container.config, self.container.service_name)
         self.engine = make_engine(uri)
         self.Session = session_factory(self.engine)
         bootstrap(self.engine, self.declarative_base.metadata, self.seed,

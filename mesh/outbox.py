@@ -6,7 +6,7 @@ least once, even if the service dies right after the commit.
         __tablename__ = "outbox_events"
 
     class BillingService:
-        outbox = Outbox(OutboxEvent, handler_queues=[(BRIDGE_QUEUE, BILL_CREATED)])
+        outbox = Outbox(OutboxEvent)
 
         def create_bill(...):
             with self.db.get_session() as session:
@@ -30,23 +30,23 @@ every ``PRUNE_INTERVAL_S``, deletes the events dispatched more than
 ``OUTBOX_RETENTION_S`` ago (``mesh.retention``): the table holds what is in
 flight and the recent past, not every event ever sent.
 
-nameko drops an event when no queue is bound to its exchange yet, so
-``handler_queues`` names the queues of the handlers that must not miss one; the
-outbox declares them (exactly as the handler's own ``@event_handler`` does),
-and events wait in RabbitMQ before those handlers first start.
+nameko drops an event when no queue is bound to its exchange yet: the outbox
+declares the durable queues of every declared handler of its service's events
+(``common.topology``, from ``contracts.services``), as ``make run`` and compose
+do before anything starts, so events wait in RabbitMQ before those handlers
+first start. The producer's code names none of its consumers.
 """
 import datetime
 import functools
 import logging
 
-from kombu import Queue
 from nameko.events import EventDispatcher
-from nameko.standalone.events import get_event_exchange
 from sqlalchemy import JSON, String, func, insert, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.columns import UtcDateTime
 from common.config import seconds_setting
+from common.topology import topology_queues
 from contracts.wire import utc_now
 from mesh.amqp import MeshPublisher
 from mesh.metrics import set_outbox_backlog
@@ -158,24 +158,18 @@ class OutboxClient:
 
 
 class Outbox(EventDispatcher):
-    """The outbox of a service: its events' table, the queues that must exist,
-    and nameko's event dispatcher (persistent, confirmed) to send them."""
+    """The outbox of a service: its events' table, the declared handler queues
+    of its events, and nameko's event dispatcher (persistent, confirmed) to send them."""
 
     publisher_cls = MeshPublisher
 
-    def __init__(self, model, handler_queues=(), grace_s=2.0, **options):
+    def __init__(self, model, grace_s=2.0, **options):
         super().__init__(**options)
         self.model = model
-        self.handler_queues = tuple(handler_queues)  # (queue name, event type)
         self.grace_s = grace_s
 
     def setup(self):
-        exchange = get_event_exchange(self.container.service_name, self.container.config)
-        for name, event_type in self.handler_queues:
-            # as nameko's EventHandler declares a SERVICE_POOL handler's queue:
-            # any difference is an AMQP error when the handler starts
-            self.declare.append(Queue(name, exchange=exchange, routing_key=event_type,
-                                      durable=True, auto_delete=False, exclusive=False))
+        self.declare.extend(topology_queues(self.container.service_name))
         super().setup()  # declares the exchange too, and makes the publisher
         self.dispatched = set()
         config = self.container.config

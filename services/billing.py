@@ -42,9 +42,8 @@ from contracts.wire import money, utc_now
 from contracts.cache_tags import customer_tag
 from contracts.errors import BillNotFound, IdempotencyKeyReused, ServiceUnavailable
 from contracts.events import (
-    ACTIVE, BILL_CANCELLED, BILL_CREATED, BRIDGE_CANCEL_QUEUE, BRIDGE_QUEUE, CANCELLED,
-    CONFIRM_QUEUE, CUSTOMER_DELETED, CUSTOMER_UPDATED, RETURN_QUEUE, bill_cancelled_event,
-    bill_created_event,
+    ACTIVE, CANCELLED, CUSTOMER_DELETED, CUSTOMER_UPDATED,
+    bill_cancelled_event, bill_created_event,
 )
 from contracts.services import BILLING, CUSTOMERS, INVENTORY
 from mesh.cache import ReadCache
@@ -80,14 +79,9 @@ class BillingService(mesh.service.MeshService):
     inventory = MeshRpcProxy(INVENTORY)
     # gives stock back after a failure, even when the caller's deadline is spent
     inventory_compensation = MeshRpcProxy(INVENTORY, inherit_deadline=False)
-    # bill_created and bill_cancelled, to Kafka through the bridge, whose queues
-    # must exist before the bridge first runs, and to inventory, which confirms
-    # the bill's reservation with the first and gives its stock back with the second
-    outbox = Outbox(OutboxEvent, handler_queues=[(BRIDGE_QUEUE, BILL_CREATED),
-                                                 (CONFIRM_QUEUE, BILL_CREATED),
-                                                 (BRIDGE_CANCEL_QUEUE, BILL_CANCELLED),
-                                                 (RETURN_QUEUE, BILL_CANCELLED)],
-                    grace_s=OUTBOX_GRACE_S)
+    # bill_created and bill_cancelled, to whoever declares a handler of them
+    # (contracts.services): the Kafka bridge, inventory
+    outbox = Outbox(OutboxEvent, grace_s=OUTBOX_GRACE_S)
     # a call to customers per bill cost the mesh ~3 ms of CPU (its share, the
     # broker's, billing's); answers only, never "not found"
     customer_cache = ReadCache("BILLING_CACHE")

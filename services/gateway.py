@@ -34,12 +34,12 @@ from common import sse
 from contracts.cache_tags import bill_tag, customer_tag, full_bill_key, product_tag
 from contracts.errors import Forbidden, MeshError, NotFound
 from contracts.events import (
-    BILL_CANCELLED, BILL_CREATED, BRIDGE_QUEUES, CUSTOMER_DELETED, CUSTOMER_UPDATED, HEARTBEAT,
+    BILL_CANCELLED, BILL_CREATED, CUSTOMER_DELETED, CUSTOMER_UPDATED, HEARTBEAT,
     PRODUCT_DELETED, PRODUCT_UPDATED, STOCK_CHANGED,
 )
 from contracts.services import (
     ANALYTICS, BILLING, CUSTOMERS, GATEWAY, INVENTORY, KAFKA_BRIDGE, REQUIRED_SERVICES,
-    RPC_SERVICES, STREAMS,
+    RPC_SERVICES, STREAMS, declared,
 )
 from contracts.wire import to_json
 from mesh.cache import ReadCache
@@ -455,7 +455,8 @@ class GatewayService:
         if states["kafka_bridge"] == "up":
             try:
                 waiting = await in_greenthread(
-                    lambda: sum(self.registry.messages(queue) for queue in BRIDGE_QUEUES))
+                    lambda: sum(self.registry.messages(queue)
+                        for _, queue in declared(KAFKA_BRIDGE).handler_queues()))
                 if waiting:
                     states["kafka_bridge"] = "catching_up"
             except CONNECTION_ERRORS:

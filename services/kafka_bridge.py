@@ -34,7 +34,7 @@ class KafkaBridgeService(mesh.service.MeshService):
     @event_handler(BILLING, BILL_CREATED, requeue_on_error=True)
     def forward_bill_created(self, event):
         """Produce the event to ``billing.bills``; raising gives it back to RabbitMQ.
-        (Its queue is declared by billing's outbox too: ``contracts.events.BRIDGE_QUEUE``.)
+        (Its queue is declared before anything starts: ``contracts.services``.)
 
             bill_created {"event_id": "...", "bill": {"customer_id": 1, ...}}
             -> billing.bills key "1"
@@ -44,8 +44,7 @@ class KafkaBridgeService(mesh.service.MeshService):
     @event_handler(BILLING, BILL_CANCELLED, requeue_on_error=True)
     def forward_bill_cancelled(self, event):
         """The same for a cancellation: same topic, same key, so the aggregator
-        subtracts it from the customer the creation was added to. (Its queue is
-        declared by billing's outbox too: ``contracts.events.BRIDGE_CANCEL_QUEUE``.)
+        subtracts it from the customer the creation was added to.
 
             bill_cancelled {"event_id": "...", "bill": {"customer_id": 1, ..., "status": "cancelled"}}
             -> billing.bills key "1"

@@ -1,5 +1,6 @@
 """Helpers shared by the tests (plain functions and classes; fixtures live in
 the conftest.py files)."""
+import importlib
 import os
 import random
 import subprocess
@@ -9,15 +10,19 @@ import time
 import pytest
 import requests
 
-from common.config import ROOT
+from common.config import ROOT, database_uri
 from contracts.events import bill_created_event
-from contracts.services import BILLING, CUSTOMERS, GATEWAY, INVENTORY
+from contracts.services import (
+    DATABASE_SERVICES, GATEWAY, NAMEKO_SERVICES, REQUIRED_SERVICES, declared,
+)
 from mesh.db import bootstrap, database_wrapper, make_engine, session_factory
 from services.inventory_models import Product
 from tools.net import answers, free_port  # noqa: F401  the tests' names for them
 
-# the mesh a test starts unless it names services
-CORE_SERVICES = (CUSTOMERS, INVENTORY, BILLING, GATEWAY)
+# the mesh a test starts unless it names services: what a bill needs, and the edge
+CORE_SERVICES = REQUIRED_SERVICES + (GATEWAY,)
+# every nameko service of the declarations
+ALL_SERVICES = NAMEKO_SERVICES
 # unit prices of the products in test events (streams, analytics)
 PRICES = {1: "19.99", 2: "0.10", 3: "0.20", 4: "3.33", 5: "1250.00", 6: "7.05"}
 
@@ -48,8 +53,7 @@ def query(config, service, sql):
     ``query(config, "customers", "SELECT count(*) FROM inbox")`` -> ``[(1,)]``."""
     from sqlalchemy import text
 
-    uri = next(uri for key, uri in config["DB_URIS"].items() if key.startswith(service + ":"))
-    engine = make_engine(uri)
+    engine = make_engine(database_uri(config, service))
     try:
         with engine.connect() as db:
             return db.execute(text(sql)).fetchall()
@@ -58,11 +62,8 @@ def query(config, service, sql):
 
 
 def sqlite_uris(folder):
-    return {
-        "customers:CustomersBase": "sqlite:///{}/customers.db".format(folder),
-        "inventory:InventoryBase": "sqlite:///{}/inventory.db".format(folder),
-        "billing:BillingBase": "sqlite:///{}/billing.db".format(folder),
-    }
+    """``DB_URIS`` of every service declared with a database, SQLite in ``folder``."""
+    return {name: "sqlite:///{}/{}.db".format(folder, name) for name in DATABASE_SERVICES}
 
 
 class Mesh:
@@ -80,15 +81,18 @@ class Mesh:
 
 def service_classes(*names):
     """The service classes named (default: the core mesh), for a runner."""
-    from services.analytics import AnalyticsService
-    from services.billing import BillingService
-    from services.customers import CustomersService
-    from services.gateway import GatewayService
-    from services.inventory import InventoryService
-    from services.kafka_bridge import KafkaBridgeService
-    classes = {cls.name: cls for cls in (CustomersService, InventoryService, BillingService,
-                                          GatewayService, KafkaBridgeService, AnalyticsService)}
-    return [classes[name] for name in names or CORE_SERVICES]
+    return [service_class(name) for name in names or CORE_SERVICES]
+
+
+def service_class(name):
+    """The nameko service class of the declared service ``name``, found in its
+    module (``contracts.services``) as ``nameko run`` finds it."""
+    module = importlib.import_module(declared(name).module_path)
+    found = [cls for cls in vars(module).values()
+             if isinstance(cls, type) and cls.__module__ == module.__name__
+             and getattr(cls, "name", None) == name]
+    assert found, "{} has no service class named {!r}".format(module.__name__, name)
+    return found[0]
 
 
 def run_service_process(module, config, log_path):
@@ -105,16 +109,14 @@ def run_service_process(module, config, log_path):
 
 
 def config_env(config):
-    uris = config["DB_URIS"]
-    return {
+    env = {"{}_DB_URI".format(name.upper()): database_uri(config, name)
+           for name in DATABASE_SERVICES}
+    return dict(env, **{
         "AMQP_URI": config["AMQP_URI"],
-        "CUSTOMERS_DB_URI": uris["customers:CustomersBase"],
-        "INVENTORY_DB_URI": uris["inventory:InventoryBase"],
-        "BILLING_DB_URI": uris["billing:BillingBase"],
         "WEB_SERVER_ADDRESS": config["WEB_SERVER_ADDRESS"],
         "RPC_TIMEOUT": str(config["RPC_TIMEOUT"]),
         "LOG_LEVEL": "INFO",
-    }
+    })
 
 
 def wait_for(condition, timeout, message, interval=0.1):

@@ -80,11 +80,12 @@ from decimal import Decimal
 
 import requests
 import urllib3
-from honcho.environ import parse_procfile
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, OffsetSpec
 
 from common.config import ROOT
+from common.topology import declare_topology
+from contracts.services import DATABASE_SERVICES, DECLARATIONS
 from contracts.topics import AGGREGATOR_GROUP, BILLS_TOPIC
 from mesh.hub import mesh_environment
 from mesh.registry import queue_consumers
@@ -92,12 +93,14 @@ from tools.local_kafka import KafkaNotStarted, LocalKafka
 from tools.net import free_port, http_status
 from tools.vhost import NoManagementApi, Vhost
 
-# the processes killed, in this order (Procfile names)
+# the processes killed, in this order (declared names: contracts.services)
 KILL_ORDER = ("billing", "inventory", "customers", "kafka_bridge", "streams", "gateway")
 # short settings: a killed call fails within RPC_TIMEOUT, a reservation no bill
 # confirms comes back after RESERVATION_TTL (which must be >= 2 * RPC_TIMEOUT)
 MESH_SETTINGS = {"RPC_TIMEOUT": "2", "RESERVATION_TTL": "4", "METRICS_PORT": "0",
                  "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"}
+# a database URI from the user's shell would take this run's DATA_DIR's place
+DATABASE_VARIABLES = {"{}_DB_URI".format(name.upper()) for name in DATABASE_SERVICES}
 RESERVED_PORTS = {8000, 9092}  # the user's own mesh and Kafka
 BILL_CREATED, BILL_CANCELLED = "bill_created", "bill_cancelled"
 ACTIVE, CANCELLED = "active", "cancelled"
@@ -126,7 +129,7 @@ class MeshFailed(RuntimeError):
 
 
 class Process:
-    """One process of the Procfile, started as its own process (not under a
+    """One declared process (its Procfile line), started as its own process (not under a
     shell: ``exec env`` keeps the Procfile's variable assignments and leaves the
     pid the service's own, so SIGKILL hits the service). Output appended to
     ``log/<name>.log`` across restarts, each start marked."""
@@ -180,7 +183,7 @@ def mesh_port():
 
 
 class Mesh:
-    """Every process of the Procfile in a vhost, Kafka, port and folder of its own."""
+    """Every declared process in a vhost, Kafka, port and folder of its own."""
 
     def __init__(self, folder):
         self.folder = folder
@@ -193,22 +196,19 @@ class Mesh:
         self.port = mesh_port()
         self.url = "http://127.0.0.1:{}".format(self.port)
         env = {key: value for key, value in os.environ.items()
-               if not key.startswith("MESH_TEST_")}  # no test hooks (mesh.inbox)
+               if not key.startswith("MESH_TEST_") and key not in DATABASE_VARIABLES}  # no test hooks (mesh.inbox)
         env.update(MESH_SETTINGS)
         env.update(
             AMQP_URI=self.vhost.amqp_uri, WEB_SERVER_ADDRESS="127.0.0.1:{}".format(self.port),
             KAFKA_BOOTSTRAP_SERVERS=self.kafka.bootstrap,
             STREAMS_STATE_DIR=os.path.join(folder, "streams-state"),
-            CUSTOMERS_DB_URI="sqlite:///" + self.db_path("customers"),
-            INVENTORY_DB_URI="sqlite:///" + self.db_path("inventory"),
-            BILLING_DB_URI="sqlite:///" + self.db_path("billing"),
+            DATA_DIR=self.folder,  # every declared database, SQLite in this run's folder
             # this venv's nameko and python first, whatever PATH says
             PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
         self.env = mesh_environment(env)  # the mesh's hub, said explicitly
-        with open(os.path.join(ROOT, "Procfile")) as handle:
-            entries = parse_procfile(handle.read()).processes
-        self.processes = {name: Process(name, entry, self.env, self.log_dir)
-                          for name, entry in entries.items()}
+        self.processes = {service.name: Process(service.name, service.command, self.env,
+                                                self.log_dir)
+                          for service in DECLARATIONS}
         self.exits = []  # (name, pid, exit code, when): exits nobody asked for
 
     def db_path(self, service):
@@ -223,6 +223,10 @@ class Mesh:
             self.kafka.start()
         except KafkaNotStarted as exc:
             raise MeshFailed(str(exc))
+        try:
+            declare_topology(self.vhost.amqp_uri)
+        except OSError as exc:
+            raise MeshFailed("RabbitMQ does not answer: {}".format(exc))
         for process in self.processes.values():
             process.start()
         ok, last = self.wait_health_ok(wait_s)

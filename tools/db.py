@@ -4,7 +4,8 @@
     python -m tools.db upgrade             # upgrade them, as their services' starts do
     python -m tools.db revision billing -m "add bills.note"    # a new revision (autogenerate)
 
-The databases are config.yaml's ``DB_URIS``, environment overrides included
+The databases are those of the services declared with one
+(``contracts.services``), where ``common.config.database_uri`` finds them
 (``BILLING_DB_URI=postgresql://... python -m tools.db status``); name services
 to take only those (``status billing``). ``upgrade`` is ``mesh.db.bootstrap``,
 what a service's start runs, in one transaction under the database lock: a
@@ -28,7 +29,8 @@ import tempfile
 from alembic import command
 from sqlalchemy.engine import make_url
 
-from common.config import load_config
+from common.config import database_uri, load_config
+from contracts.services import DATABASE_SERVICES
 from mesh.db import (alembic_config, bootstrap, database_state, make_engine,
                      script_directory, sqlite_path)
 
@@ -42,12 +44,12 @@ STATES = {
 
 
 def databases(config, only=()):
-    """``[(service, uri)]`` of config's ``DB_URIS`` (``"billing:BillingBase"``
-    is billing's history), in config order; ``only``: those services."""
-    found = [(key.split(":", 1)[0], uri) for key, uri in config["DB_URIS"].items()]
+    """``[(service, uri)]`` of every service declared with a database (its
+    migration history has its name), in declaration order; ``only``: those services."""
+    found = [(name, database_uri(config, name)) for name in DATABASE_SERVICES]
     unknown = sorted(set(only) - {name for name, _ in found})
     if unknown:
-        raise SystemExit("no database for {} in DB_URIS (there: {})".format(
+        raise SystemExit("no service with a database is named {} (declared: {})".format(
             ", ".join(unknown), ", ".join(name for name, _ in found)))
     return [(name, uri) for name, uri in found if not only or name in only]
 
@@ -150,13 +152,13 @@ def revision(name, message, empty=False):
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m tools.db",
-        description="The services' databases (config.yaml's DB_URIS): their revisions, "
+        description="The databases of the services declared with one: their revisions, "
                     "upgrading them, writing a new revision.")
     commands = parser.add_subparsers(dest="command", required=True)
     for verb, text in (("status", "each database's revision and head"),
                        ("upgrade", "upgrade the databases to head")):
         sub = commands.add_parser(verb, help=text)
-        sub.add_argument("services", nargs="*", help="only these (default: every DB_URIS entry)")
+        sub.add_argument("services", nargs="*", help="only these (default: every service with a database)")
     sub = commands.add_parser("revision", help="write the next revision of a service's history")
     sub.add_argument("service")
     sub.add_argument("-m", "--message", required=True, help="what it changes (the file's name)")

@@ -3,11 +3,15 @@
     python -m tools.run            # what `make run` calls
     INSTANCES=2 python -m tools.run
 
-Processes come from the ``Procfile`` and are run by honcho (one ``nameko run``
-each, output prefixed with its name). On top of honcho this adds what a user
-needs from one command: each process's output also goes to ``var/log/<name>.log``,
-``INSTANCES`` instances of each domain service, and a line with the gateway's
-URL once ``GET /health`` answers 200. Ctrl-C or SIGTERM stops everything.
+Processes come from the services' declarations (``contracts.services``: the
+``Procfile`` is generated from the same) and are run by honcho (one ``nameko
+run`` each, output prefixed with its name). First the topology: every declared
+handler's durable queue (``common.topology``), so no event published before its
+handler's first start is lost. On top of honcho this adds what a user needs
+from one command: each process's output also goes to ``var/log/<name>.log``,
+``INSTANCES`` instances of each service that may run more than once, and a
+line with the gateway's URL once ``GET /health`` answers 200. Ctrl-C or SIGTERM
+stops everything.
 
 When nothing answers at ``KAFKA_BOOTSTRAP_SERVERS``, it first starts the local
 Tansu broker (memory only, ``var/log/kafka.log``) and stops it at the end.
@@ -33,12 +37,12 @@ import os
 import sys
 import threading
 
-from honcho.environ import parse_procfile
 from honcho.manager import Manager
 from honcho.printer import Printer
 
 from common.config import ROOT, load_config
-from contracts.services import SINGLE_INSTANCE
+from common.topology import declare_topology
+from contracts.services import DECLARATIONS, PROCESS
 from tools.local_kafka import KafkaNotStarted, start_unless_running
 from tools.net import answers, wait_until_ok
 
@@ -154,8 +158,11 @@ def main():
     if broker is not None:
         print("started the local Kafka broker (Tansu, memory only) at {}".format(bootstrap),
               flush=True)
-    with open(os.path.join(ROOT, "Procfile")) as handle:
-        procfile = parse_procfile(handle.read())
+    try:
+        declare_topology(config["AMQP_URI"])
+    except OSError as exc:
+        sys.exit("RabbitMQ does not answer at {} ({}): start it (make rabbitmq)".format(
+            config["AMQP_URI"], exc))
     env = dict(os.environ)
     # the venv's `nameko` first, whatever PATH the user has
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
@@ -163,12 +170,14 @@ def main():
 
     manager = MeshManager(printer=LogFilePrinter(LOG_DIR))
     processes = []  # (name, label, command)
-    for name, entry in procfile.processes.items():
-        count = 1 if name in SINGLE_INSTANCE else instances
+    for service in DECLARATIONS:
+        count = min(instances, service.max_instances or instances)
         for number in range(1, count + 1):
-            processes.append((name, name if count == 1 else "{}.{}".format(name, number), entry))
-    # only nameko services serve metrics (the aggregator does not)
-    ports = metrics_ports([label for _, label, entry in processes if "nameko run" in entry],
+            label = service.name if count == 1 else "{}.{}".format(service.name, number)
+            processes.append((service.name, label, service.command))
+    # only nameko services serve metrics (plain processes, the aggregator, do not)
+    plain = {service.name for service in DECLARATIONS if service.kind == PROCESS}
+    ports = metrics_ports([label for name, label, _ in processes if name not in plain],
                           METRICS_BASE_PORT)
     for name, label, entry in processes:
         # 0 (off) for the others, whatever METRICS_PORT the launcher was given

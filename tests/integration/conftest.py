@@ -14,13 +14,13 @@ import requests
 from sqlalchemy import create_engine, make_url, text
 
 from common.config import ROOT, load_config
-from helpers import Mesh, answers, run_service_process, service_classes, sqlite_uris, wait_for
+from common.topology import declare_topology
+from helpers import ALL_SERVICES, Mesh, answers, run_service_process, service_classes, sqlite_uris, wait_for
 from mesh.registry import queue_consumers
 from tools.local_kafka import KafkaNotStarted, LocalKafka
 from tools.net import free_port
 from vhosts import VhostPipeline, vhost_dropper, vhost_maker
 
-ALL_SERVICES = ("customers", "inventory", "billing", "gateway", "kafka_bridge", "analytics")
 POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres")
 
@@ -104,6 +104,7 @@ def start_mesh(runner_factory):
     """Start services in this process over the real broker:
     ``mesh = start_mesh(config)`` or ``start_mesh(config, "customers", "gateway")``."""
     def start(config, *names):
+        declare_topology(config["AMQP_URI"])  # as `make run` does, before any service
         runner = runner_factory(config, *service_classes(*names))
         runner.start()
         return Mesh(config)

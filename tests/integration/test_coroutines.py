@@ -19,7 +19,7 @@ RPC_TIMEOUT = 1.0
 
 @pytest.fixture
 def coroutine_mesh(runner_factory, mesh_config, tmp_path):
-    mesh_config["DB_URIS"]["fan_out:Base"] = "sqlite:///{}/records.db".format(tmp_path)
+    mesh_config["DB_URIS"]["fan_out"] = "sqlite:///{}/records.db".format(tmp_path)
     mesh_config["RPC_TIMEOUT"] = RPC_TIMEOUT
     SEEN.update(cancelled=[], events=[], ticks=0)
     runner = runner_factory(mesh_config, SleeperService, AsyncSleeperService, FanOutService,

@@ -30,8 +30,8 @@ from services.inventory_models import InventoryBase
 from services.inventory_seed import PRODUCTS, seed_products
 
 DATA = os.path.join(ROOT, "tests", "integration", "data")
-KEYS = {"customers": "customers:CustomersBase", "inventory": "inventory:InventoryBase",
-        "billing": "billing:BillingBase"}
+KEYS = {"customers": "customers", "inventory": "inventory",
+        "billing": "billing"}
 EXTRA_CUSTOMERS = 7
 EXTRA_BILLS = 50
 LONG_AGO = datetime.datetime(2026, 1, 5, 10, 0, tzinfo=datetime.timezone.utc)
@@ -282,7 +282,7 @@ def test_two_instances_starting_together(backend, start_from, request, tmp_path,
     if start_from == "premigration":
         premigration_schema(engine, "inventory")
         fill_inventory(engine, [(str(uuid.uuid4()), [{"product_id": 1, "quantity": 1}])])
-    mesh_config["DB_URIS"]["inventory:InventoryBase"] = uri
+    mesh_config["DB_URIS"]["inventory"] = uri
 
     service_processes("inventory", 2, mesh_config)
 

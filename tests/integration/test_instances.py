@@ -18,7 +18,7 @@ def inventory_uri(request, tmp_path):
 
 @pytest.fixture
 def two_inventories(mesh_config, inventory_uri, service_processes):
-    mesh_config["DB_URIS"]["inventory:InventoryBase"] = inventory_uri
+    mesh_config["DB_URIS"]["inventory"] = inventory_uri
     return service_processes("inventory", INSTANCES, mesh_config)
 
 

@@ -75,7 +75,7 @@ def test_a_committed_bills_reservation_is_never_given_back_while_billing_is_down
     before = stock_of(config, 3)
     rpc.inventory.reserve_stock([{"product_id": 3, "quantity": 1}], "r-late")
     # its bill committed, but its bill_created has not reached inventory
-    engine = make_engine(config["DB_URIS"]["billing:BillingBase"])
+    engine = make_engine(config["DB_URIS"]["billing"])
     with Session(engine) as session:
         session.add(Bill(customer_id=1, billing_date=utc_now(), reservation_id="r-late"))
         session.commit()

@@ -13,6 +13,8 @@ import re
 import pytest
 import yaml
 
+from contracts.services import DATABASE_SERVICES
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 COMPOSE_PATH = os.path.join(ROOT, "docker-compose.yml")
 DOCKERFILE_PATH = os.path.join(ROOT, "Dockerfile")
@@ -22,7 +24,7 @@ PROCFILE_PATH = os.path.join(ROOT, "Procfile")
 NAMEKO_MODULE = re.compile(r"\bnameko\s+run\b.*?\bservices\.([A-Za-z_][A-Za-z0-9_]*)\b")
 CONFIG_FILE_OPTION = re.compile(r"--config(?:\s+|=)(\S+)")
 INFRASTRUCTURE = ("rabbitmq", "postgres", "kafka")
-DEPENDS_ON_CONDITIONS = ("service_healthy", "service_started")
+DEPENDS_ON_CONDITIONS = ("service_healthy", "service_started", "service_completed_successfully")
 
 
 def read(path):
@@ -84,11 +86,13 @@ def environment_of(service):
 
 @pytest.fixture(scope="module")
 def config_variables():
-    """Names config.yaml reads as ${NAME...}, comments left out."""
+    """Names config.yaml reads as ${NAME...}, comments left out, and the
+    ``<SERVICE>_DB_URI`` of each service declared with a database (read by
+    ``common.config.database_uri``)."""
     lines = [line for line in read(CONFIG_PATH).splitlines() if not line.lstrip().startswith("#")]
     names = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", "\n".join(lines)))
     assert names, "config.yaml reads no ${NAME:default} variables at all"
-    return names
+    return names | {"{}_DB_URI".format(name.upper()) for name in DATABASE_SERVICES}
 
 
 def procfile_processes():
@@ -178,7 +182,7 @@ def test_each_service_gets_only_its_own_database(services, nameko_services, conf
         assert not foreign, (
             "compose service {!r} sets {}, but the only database variable it reads is {}".format(
                 name, foreign, own))
-        if own in config_variables:
+        if name in DATABASE_SERVICES:
             assert environment.get(own), (
                 "compose service {!r} does not set {}: it would fall back to a SQLite file "
                 "inside its container".format(name, own))

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from common.config import ROOT
-from contracts.events import EVENTS
+from contracts.services import EVENTS, RPC_SERVICES
 from contracts.topics import ALL_TOPICS
 from helpers import service_classes
 from mesh.http import declared_routes
@@ -18,7 +18,6 @@ from mesh.service import rpc_methods
 from services.gateway import GatewayService, openapi_json
 
 DOCS = os.path.join(ROOT, "docs")
-RPC_SERVICES = ("customers", "inventory", "billing", "analytics", "kafka_bridge")
 
 
 def read(name):

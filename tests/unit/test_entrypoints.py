@@ -9,14 +9,13 @@ from nameko.messaging import QueueConsumer
 from nameko.timer import Timer
 
 from contracts.errors import MeshError
-from helpers import service_classes
+from helpers import ALL_SERVICES, service_classes
 from mesh.amqp import FastReconnectQueueConsumer
 from mesh.errors import WithoutTraceback
 from mesh.events import EventHandler
 from mesh.http import JsonHttpEntrypoint
 from mesh.rpc import DeadlineRpc
 
-ALL_SERVICES = ("customers", "inventory", "billing", "gateway", "kafka_bridge", "analytics")
 
 
 @pytest.mark.parametrize("service_cls", service_classes(*ALL_SERVICES),

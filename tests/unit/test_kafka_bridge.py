@@ -1,6 +1,6 @@
 """kafka_bridge alone (``worker_factory``, Kafka mocked): both bill events go
-to ``billing.bills`` keyed by customer, from handlers whose queues billing's
-outbox declares by name; the Kafka producer made once however many
+to ``billing.bills`` keyed by customer, from handlers whose queues are the
+declared ones (contracts.services); the Kafka producer made once however many
 workers send first, and closed when the container stops or is killed."""
 from unittest.mock import Mock
 
@@ -8,9 +8,8 @@ import pytest
 from nameko.containers import ServiceContainer
 from nameko.testing.services import worker_factory
 
-from contracts.events import (BILL_CANCELLED, BILL_CREATED, BRIDGE_CANCEL_HANDLER,
-                              BRIDGE_CANCEL_QUEUE, BRIDGE_HANDLER, BRIDGE_QUEUE,
-                              bill_cancelled_event, bill_created_event)
+from contracts.events import BILL_CREATED, bill_cancelled_event, bill_created_event
+from contracts.services import KAFKA_BRIDGE, declared
 from contracts.topics import BILLS_TOPIC
 from mesh.events import EventHandler
 from services.kafka_bridge import KafkaBridgeService
@@ -31,18 +30,17 @@ def test_each_bill_event_goes_to_the_bills_topic_keyed_by_customer(event):
     bridge.kafka.send.assert_called_once_with(BILLS_TOPIC, key="12", value=event)
 
 
-def test_the_handlers_queues_are_the_ones_billing_declares():
+def test_the_handlers_queues_are_the_declared_ones():
     container = ServiceContainer(KafkaBridgeService, {"AMQP_URI": "memory://"})
     handlers = {ext.method_name: ext for ext in container.entrypoints
                 if isinstance(ext, EventHandler)}
-    assert set(handlers) == {BRIDGE_HANDLER, BRIDGE_CANCEL_HANDLER}
-    assert handlers[BRIDGE_CANCEL_HANDLER].event_type == BILL_CANCELLED
-    assert handlers[BRIDGE_HANDLER].event_type == BILL_CREATED
-    for handler in handlers.values():
+    declared_queues = {handles.method: (handles.event, queue)
+                       for handles, queue in declared(KAFKA_BRIDGE).handler_queues()}
+    assert set(handlers) == set(declared_queues)
+    for name, handler in handlers.items():
         assert handler.requeue_on_error  # Kafka away: the event waits in RabbitMQ
         handler.setup()
-    assert handlers[BRIDGE_HANDLER].queue.name == BRIDGE_QUEUE
-    assert handlers[BRIDGE_CANCEL_HANDLER].queue.name == BRIDGE_CANCEL_QUEUE
+        assert (handler.event_type, handler.queue.name) == declared_queues[name]
 
 
 def test_concurrent_first_sends_make_one_producer_and_stop_closes_it(monkeypatch):

@@ -288,9 +288,9 @@ def test_status_and_upgrade(tmp_path, capsys):
     premigration_db(tmp_path, "customers").dispose()
     bootstrap(engine_at(tmp_path, "billing"), BillingBase.metadata, seed_bills)
     config = {"DB_URIS": {
-        "customers:CustomersBase": "sqlite:///{}/customers.db".format(tmp_path),
-        "inventory:InventoryBase": "sqlite:///{}/inventory.db".format(tmp_path),
-        "billing:BillingBase": "sqlite:///{}/billing.db".format(tmp_path)}}
+        "customers": "sqlite:///{}/customers.db".format(tmp_path),
+        "inventory": "sqlite:///{}/inventory.db".format(tmp_path),
+        "billing": "sqlite:///{}/billing.db".format(tmp_path)}}
     head = {name: script_directory(name).get_current_head()
             for name in ("customers", "inventory", "billing")}
 

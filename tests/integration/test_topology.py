@@ -1,0 +1,40 @@
+"""Consumers own their queues: every declared handler's durable queue exists
+before any service starts (common.topology), so an event published before its
+handler's service ever ran waits for it. No producer's code names them."""
+import json
+
+from kafka import KafkaConsumer
+from nameko.standalone.events import event_dispatcher
+
+from common.topology import declare_topology
+from contracts.events import BILL_CREATED
+from contracts.services import BILLING, handler_queues
+from helpers import bill_event, wait_for
+from mesh.registry import queue_counts
+
+
+def test_an_event_published_before_its_handlers_service_ever_ran_is_handled(
+        mesh_config, kafka, container_factory):
+    from services.kafka_bridge import KafkaBridgeService
+    config = dict(mesh_config, KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap)
+    declared = declare_topology(config["AMQP_URI"])
+    assert sorted(declared) == sorted(name for name, _, _ in handler_queues())
+
+    # published as any producer would, while no service of the mesh runs
+    event = bill_event(7, [(1, 2)])
+    event_dispatcher(config)(BILLING, BILL_CREATED, event)
+    bridge_queue = next(name for name, _, event_type in handler_queues(BILLING)
+                        if event_type == BILL_CREATED and "kafka_bridge" in name)
+    wait_for(lambda: queue_counts(config["AMQP_URI"], bridge_queue)[0] == 1, 10,
+             "the event waiting in {}".format(bridge_queue))
+
+    container_factory(KafkaBridgeService, config).start()
+    consumer = KafkaConsumer("billing.bills", bootstrap_servers=kafka.bootstrap, group_id=None,
+                             auto_offset_reset="earliest", consumer_timeout_ms=200)
+    try:
+        seen = []
+        wait_for(lambda: seen.extend(json.loads(r.value)["event_id"] for r in consumer)
+                 or event["event_id"] in seen, 20,
+                 "the event published before the bridge ever ran, on billing.bills")
+    finally:
+        consumer.close()
