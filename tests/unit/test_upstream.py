@@ -191,11 +191,11 @@ ROWS = (
         (Source("nameko.amqp.publish.get_connection", "6bccfabb5001"),)),
     # --- nameko: events ------------------------------------------------------
     Row("nameko.events.EventHandler.setup", "nameko",
-        "contracts/events.py handler_queue_name; mesh/outbox.py Outbox.setup", "copies",
+        "contracts/events.py handler_queue_name; common/topology.py topology_queues", "copies",
         (Source("nameko.events.EventHandler.setup", "626d110cc0f6"),
          Contains("nameko.events.EventHandler.setup", '"evt-{}-{}--{}.{}"'))),
     Row("nameko.standalone.events.get_event_exchange", "nameko",
-        "mesh/outbox.py Outbox.setup", "calls",
+        "common/topology.py event_exchange", "copies",
         (Source("nameko.standalone.events.get_event_exchange", "e9f47bbbd5f4"),)),
     # --- nameko: HTTP ----------------------------------------------------------
     Row("nameko.web.server.WsgiApp.__call__", "nameko",
