@@ -19,7 +19,7 @@ STAMP := $(VENV)/.installed-$(PY_MINOR)
 # the hub default and the exact upstream warning filters, for every process of the venv
 PTH := tools/billing_mesh.pth
 
-.PHONY: run test test-unit lint fuzz openapi generate setup interpreter rabbitmq postgres wrk chromium shell services bench bench-stream bench-aio bench-hub chaos example db db-upgrade clean
+.PHONY: run test test-unit lint fuzz openapi generate new-service setup interpreter rabbitmq postgres wrk chromium shell services bench bench-stream bench-aio bench-hub chaos example db db-upgrade clean
 
 run: setup rabbitmq
 	$(BIN)/python -m tools.run
@@ -94,6 +94,13 @@ openapi: setup
 # RPC services, docker/postgres-init.sql, docker/prometheus/prometheus.yml
 generate: setup
 	$(BIN)/python -m tools.generate
+
+# a new service written the mesh's way, declared, generated, migrated and tested
+# (tools/new_service.py; docs/tutorial.md goes on from there):
+# make new-service NAME=shipping [ENTITY=shipment]
+new-service: setup
+	@test -n "$(NAME)" || { echo "usage: make new-service NAME=shipping [ENTITY=shipment]" >&2; exit 2; }
+	$(BIN)/python -m tools.new_service $(NAME) $(if $(ENTITY),--entity $(ENTITY))
 
 # the browser of the page tests (Debian's chromium, driven by Playwright)
 chromium:

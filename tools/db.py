@@ -124,8 +124,9 @@ def next_revision_id(script):
 
 
 def revision(name, message, empty=False):
-    """Write the next revision of ``name``'s history; return its path (None:
-    autogenerate found no difference, nothing written)."""
+    """Write the next revision of ``name``'s history (``0001``, every table of
+    the models, when it has none yet); return its path (None: autogenerate
+    found no difference, nothing written)."""
     script = script_directory(name)
     rev_id = next_revision_id(script)
     written = []
@@ -137,7 +138,10 @@ def revision(name, message, empty=False):
     with tempfile.TemporaryDirectory() as folder:
         engine = make_engine("sqlite:///" + os.path.join(folder, "head.db"))
         try:
-            bootstrap(engine, None, migrations=name)  # empty -> head, unseeded
+            if script.get_heads():
+                bootstrap(engine, None, migrations=name)  # empty -> head, unseeded
+            # else a new history (make new-service): its first revision makes
+            # every table of the models, compared with an empty database
             with engine.connect() as connection:
                 config = alembic_config(name, connection)
                 config.attributes["process_revision_directives"] = keep_unless_empty

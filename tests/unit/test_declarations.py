@@ -95,7 +95,7 @@ def test_names_are_unique_and_lists_derive_from_the_declarations():
     assert set(services.REQUIRED_SERVICES) <= set(services.RPC_SERVICES)
     assert services.RPC_SERVICES == tuple(s.name for s in DECLARATIONS if s.kind == RPC)
     with pytest.raises(LookupError, match="contracts/services.py"):
-        declared("shipping")
+        declared("no_such_service")  # not "shipping": make new-service's example
 
 
 def test_a_declared_database_defaults_to_sqlite_in_data_dir(monkeypatch, tmp_path):
