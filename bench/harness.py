@@ -42,8 +42,8 @@ class Hub(NamedTuple):
     reported: str
 
 
-# (uvloop's loop under the asyncio hub was tried here and dropped: not faster
-# beyond noise, README "Benchmarks")
+# (uvloop's loop under the asyncio hub was tried here and dropped: it was not
+# faster beyond noise, docs/benchmarks.md)
 HUBS = {
     "asyncio": Hub(MESH_HUB, ASYNCIO_HUB),  # the mesh's hub (mesh.hub, mesh.asyncio_hub)
     "epolls": Hub("epolls", "epolls"),  # eventlet's own default, the mesh's hub before

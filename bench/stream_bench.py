@@ -125,10 +125,10 @@ class KeepAliveHttp:
 
     Written here rather than taken from requests or httpx because the load
     generator shares the machine's two cores with the mesh it measures: a
-    thread and a client object per bill cost several ms of CPU each (measured:
-    the client took ~5 ms CPU per bill with requests sessions), which would be
-    counted against the mesh. This costs a fraction of that. It only speaks
-    what the gateway answers: a status line, headers, a Content-Length body.
+    thread and a client object per bill spend CPU that would be counted
+    against the mesh (docs/benchmarks.md has the figures). One kept-alive
+    connection on one loop spends little. It only speaks what the gateway
+    answers: a status line, headers, a Content-Length body.
     """
 
     def __init__(self, host, port):

@@ -52,8 +52,9 @@ class RpcPublisher(MeshPublisher):
     no longer than its caller's deadline (seconds), so surviving a broker restart
     buys nothing: the caller has answered 503 by then. Fail-fast needs no
     confirm either (``MeshRpcProxy`` asks the broker for consumers instead of
-    relying on ``mandatory``). Measured (bench/, GET /customers/1): 330 -> 411
-    requests/s, RabbitMQ's CPU 45% -> 27%. Events stay persistent and confirmed.
+    relying on ``mandatory``). So RabbitMQ neither writes nor confirms them, which
+    was a large share of its CPU per call (``make bench``; the figures are in
+    docs/benchmarks.md). Events stay persistent and confirmed.
     """
 
     delivery_mode = NON_PERSISTENT

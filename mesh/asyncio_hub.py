@@ -25,7 +25,7 @@ broken.
 
 And every socket read that had to wait registered its file descriptor with the
 loop (``loop.add_reader``) and unregistered it when woken (``remove_reader``):
-about half of a wait's CPU, for a greenthread that, woken by a read, answers and
+a large share of a wait's CPU, for a greenthread that, woken by a read, answers and
 reads the same socket again before it yields (an AMQP connection, a database
 connection, a keep-alive HTTP client, a request and its reply). This hub keeps
 the registration through the callback that wakes a reader, and when control
@@ -39,8 +39,8 @@ next socket the OS gives that number. A registration is for one open file
 number reused inside a callback is registered again. Writes are registered per
 wait as eventlet does.
 
-Measured with ``make bench-hub`` (``bench/hub_bench.py``; the figures are in the
-README's Benchmarks): the CPU of a socket round trip, of the same with a socket
+Measured with ``make bench-hub`` (``bench/hub_bench.py``; the figures are in
+docs/benchmarks.md): the CPU of a socket round trip, of the same with a socket
 timeout, and of a round trip whose reader hands the reply to the waiting
 greenthread through an ``Event``, on eventlet's asyncio hub, this hub and epolls.
 

@@ -152,7 +152,7 @@ class KafkaProducer(DependencyProvider):
             bootstrap_servers=self.bootstrap, acks="all", linger_ms=0,
             # dedup happens downstream by event_id; Tansu has no safe transactions
             enable_idempotence=False, retries=2,
-            metrics_enabled=False,  # nobody reads them; ~6% of the bridge's CPU
+            metrics_enabled=False,  # nobody reads them, and keeping them costs CPU per record
             request_timeout_ms=REQUEST_TIMEOUT_S * 1000, max_block_ms=REQUEST_TIMEOUT_S * 1000,
             delivery_timeout_ms=(REQUEST_TIMEOUT_S * 2 + 1) * 1000,
             # kafka-python's own (plain functions are deprecated there): str as
@@ -175,8 +175,9 @@ class TopicTables(DependencyProvider):
     It reads with confluent-kafka (librdkafka, which quixstreams is built on),
     not kafka-python: librdkafka fetches in its own native threads, and a green
     loop only takes what it has buffered, without blocking. kafka-python's fetch
-    loop in Python cost this service ~7% of a core while idle (40 empty fetches a
-    second, the short wait Tansu needs) and ~1.5 ms of CPU per bill under load.
+    loop runs in Python on the hub: it spent CPU even while idle (an empty fetch
+    many times a second, the short wait Tansu needs) and more per bill under load
+    (docs/benchmarks.md).
     Following the topics is a coroutine (``mesh.coroutines``): calls that can
     block (metadata, close) run in asyncio's thread pool (real threads), the
     topic creation (kafka-python, green) in a greenthread.
@@ -299,8 +300,9 @@ def group_lag(bootstrap, group, topic, timeout=REQUEST_TIMEOUT_S):
     """Records of ``topic`` the consumer group ``group`` has not committed yet,
     summed over partitions (end offset minus committed offset; a partition
     without a commit counts from its first offset), read from the broker with
-    kafka-python's admin client (pure Python: green under eventlet; ~25 ms
-    against Tansu). Also sets ``mesh_kafka_consumer_lag{group,topic}``.
+    kafka-python's admin client (pure Python: green under eventlet; a few round
+    trips to the broker per call, which is why ``analytics.get_readiness`` keeps
+    an all-up answer for a moment). Also sets ``mesh_kafka_consumer_lag{group,topic}``.
     Raises ``KafkaError`` when Kafka does not answer within ``timeout`` s.
 
         >>> group_lag("127.0.0.1:9092", "billing-analytics", "billing.bills")

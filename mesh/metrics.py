@@ -291,8 +291,8 @@ def serve(port, addr="0.0.0.0"):
 
     Under eventlet's monkey patching (``nameko run``) its thread and the thread
     per scrape are green threads: a scrape holds the hub while it writes the
-    text (measured: ~5 ms for a service's ten methods, ~15 ms for a gateway
-    that has answered thirty routes), once per scrape interval.
+    text, longer the more methods and routes have figures (docs/benchmarks.md),
+    once per scrape interval.
     """
     with _servers_lock:
         entry = _servers.get(port)

@@ -74,8 +74,8 @@ log = logging.getLogger(__name__)
 # each gateway more than the reservation itself. Readers only need "read again".
 STOCK_EVENT_INTERVAL_S = 0.05
 # bill_created's confirmations, gathered (confirm_reservations): nothing waits
-# on a confirmation (the TTL is a minute), and each run costs a commit; at
-# 0.05 s these runs were a tenth of inventory's CPU under load
+# on a confirmation (the TTL is a minute), and each run costs a commit, so fewer
+# runs under load leave inventory's CPU to the reservations (docs/benchmarks.md)
 CONFIRM_INTERVAL_S = 0.25
 
 PRODUCT_COLUMNS = (Product.id, Product.name, Product.price, Product.quantity)

@@ -40,10 +40,9 @@ late bill.
 
 The windows are a stateful step (``streams.aggregate.add_to_window``) rather than
 quixstreams' ``tumbling_window().reduce().current()``: same event-time tumbling
-windows with grace, same changelog-backed state, but quixstreams' window store
-(per-message expiry scans, window bookkeeping) took about half the aggregator's
-time. Measured against the plain consumer (20k events): 0.37-0.44x with it,
-0.38-0.51x with this step; on 50k events 0.47x (target 0.4x).
+windows with grace, same changelog-backed state, without quixstreams' window
+store, whose per-message expiry scans and window bookkeeping were much of the
+aggregator's time (``make bench-stream``; the figures are in docs/benchmarks.md).
 """
 import dataclasses
 import os
@@ -90,17 +89,17 @@ PRODUCER_CONFIG = {"linger.ms": 5}
 # --- Tansu work-arounds, all behind KAFKA_TANSU (Settings.tansu) ---------------
 # 1. Topic retention set explicitly: see contracts.topics.TANSU_TOPIC_CONFIG.
 # 2. Tansu does not answer a waiting fetch when records arrive: it sits out a good
-#    part of fetch.wait.max.ms (librdkafka's 500 ms gave ~75 ms per bill, 1000 ms
-#    ~200 ms; 25 ms gives 5-20 ms). Apache Kafka answers at once: keep its default.
+#    part of fetch.wait.max.ms, so every bill's delay grows with it (librdkafka's
+#    default makes it far too slow for "within a second"; docs/benchmarks.md).
+#    Apache Kafka answers at once: keep its default.
 TANSU_CONSUMER_CONFIG = {"fetch.wait.max.ms": 25}
 # 3. Tansu answers ListOffsets LATEST with the first offset of the last batch + 1,
 #    so a restart on kept local state fails with InvalidStoreChangelogOffset. The
 #    local state is therefore deleted at each start and rebuilt from the changelog
-#    topics (the recovery reads them to their real end). Measured here: 7-8k
-#    events/s, against ~450 with the other fix (producer batch.num.messages=1:
-#    one request per changelog and result record); the price is a rebuild at
-#    each start, which grows with the changelogs (1.9 s after 20k bills, 2.2 s
-#    after 60k).
+#    topics (the recovery reads them to their real end). The other fix (producer
+#    batch.num.messages=1: one request per changelog and result record) cost most
+#    of the aggregator's throughput; the price of this one is a rebuild at each
+#    start, which grows with the changelogs (docs/benchmarks.md).
 
 
 DEFAULT_DEDUP_RETENTION_S = 86400.0  # a day of event time (config.yaml)
