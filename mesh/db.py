@@ -44,7 +44,6 @@ from alembic.script import ScriptDirectory
 import eventlet
 from eventlet.semaphore import Semaphore
 from nameko_sqlalchemy.database import Database, DatabaseWrapper
-from nameko_sqlalchemy.database import Session as NamekoSession
 from sqlalchemy import MetaData, TypeDecorator, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -52,7 +51,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from common.config import ROOT, database_uri, seconds_setting
 from contracts.errors import DeadlineExceeded
 from contracts.headers import DEADLINE_KEY
-from mesh.inbox import CALL_KEY, CallDatabase, start_call
+from mesh.inbox import CallSession, open_call
 from mesh.retention import DEFAULT_PRUNE_INTERVAL_S, inbox_retention_s, prune_older_than
 
 log = logging.getLogger(__name__)
@@ -69,66 +68,20 @@ MODELS_MODULE = re.compile(r"services\.(\w+)_models")
 _one_migration = Semaphore(1)
 
 
-class MeshSession(NamekoSession):
+class MeshSession(CallSession):
     """A session that refuses to commit once its worker's caller gave up.
 
-    In a call of an inbox method (``mesh.inbox``) it is the call's one
-    session: leaving its block flushes, and the framework commits it with the
-    call's answer once the method returned, unless the block handed the
-    answer (``answer_call``), which commits at the block's exit as usual.
+    Otherwise nameko-sqlalchemy's session, which in a call of an inbox method
+    is the call's one session (``mesh.inbox.CallSession``).
     """
 
-    def __exit__(self, exc_type, exc_val, exc_tb):
-        call = self.info.get(CALL_KEY)
-        if call is None or exc_type is not None or call.answer_handed or call.recorded:
-            return super().__exit__(exc_type, exc_val, exc_tb)
-        try:
-            self.flush()  # what the commit would raise (a unique key) is raised here
-        except Exception:
-            self.rollback()
-            raise
-        return None
 
-    def answer_call(self, answer):
-        """Record ``answer`` as the answer of this worker's inbox call, in this
-        transaction: the block's exit commits effect and record together. A
-        session of a method that did not opt in records nothing.
-
-            with self.db.get_session() as session:
-                ...
-                session.answer_call(full)     # committed with the bill
-        """
-        call = self.info.get(CALL_KEY)
-        if call is not None:
-            call.hand(answer)
-
-
-@event.listens_for(MeshSession, "before_commit")
+# inserted first: a late call is refused before the inbox writes its record
+@event.listens_for(MeshSession, "before_commit", insert=True)
 def _refuse_late_commit(session):
     deadline = session.info.get(DEADLINE_KEY)
     if deadline is not None and time.time() > float(deadline):
         raise DeadlineExceeded("the caller's deadline passed before the commit")
-
-
-@event.listens_for(MeshSession, "before_commit")
-def _record_answer(session):
-    call = session.info.get(CALL_KEY)
-    if call is not None:
-        call.before_commit(session)
-
-
-@event.listens_for(MeshSession, "after_commit")
-def _answer_recorded(session):
-    call = session.info.get(CALL_KEY)
-    if call is not None:
-        call.after_commit()
-
-
-@event.listens_for(MeshSession, "after_soft_rollback")
-def _answer_not_recorded(session, _previous_transaction):
-    call = session.info.get(CALL_KEY)
-    if call is not None:
-        call.after_rollback()
 
 
 def make_engine(uri):
@@ -502,8 +455,7 @@ class MeshDatabase(Database):
 
     def get_dependency(self, worker_ctx):
         deadline = worker_ctx.data.get(DEADLINE_KEY)
-        call = start_call(worker_ctx, self.inbox, lambda: self.Session(
-            info={DEADLINE_KEY: deadline, CALL_KEY: call}))
-        db = CallDatabase(call) if call is not None else database_wrapper(self.Session, deadline)
+        db = (open_call(worker_ctx, self.inbox, partial(self.Session, info={DEADLINE_KEY: deadline}))
+              or database_wrapper(self.Session, deadline))
         self.dbs[worker_ctx] = db
         return db

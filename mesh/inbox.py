@@ -43,19 +43,28 @@ The record also stands behind the clients' ``Idempotency-Key`` of
 ``POST /bills``: the key is written in the same transaction as the bill and its
 inbox row, so neither a retried request nor a redelivered one makes a second.
 
-Test hook (tests only): ``MESH_TEST_EXIT_AFTER_COMMIT=billing.create_bill``
-makes the process exit (``os._exit``) right after that method's call commits,
-before the reply and the acknowledgement: the crash this module is about.
+Everything of the inbox is here; the rest of the mesh calls it:
+
+* ``mesh.rpc``: ``call_data`` (the call's identity, in the worker's context
+  data), ``replay`` (a redelivery answered from its record), ``finish_call``
+  (the commit with the answer, before the reply), ``inbox_database``;
+* ``mesh.db``: ``CallSession`` (the base of its sessions), ``open_call``
+  (``self.db`` of an inbox call);
+* ``mesh.events``, ``mesh.pending``: ``after_commit``, ``after_commit_set``
+  (work that waits for the call's commit).
+
+A call's state (its ``Call``: its session, its answer, the work waiting for
+its commit) lives on its worker's context data, which nameko makes for that
+one delivery: nothing here is shared between workers or between containers.
 """
 import datetime
 import functools
 import logging
-import os
 import sys
-from weakref import WeakKeyDictionary
 
 import kombu.serialization
-from sqlalchemy import String, Text, insert, select
+from nameko_sqlalchemy.database import Session as NamekoSession
+from sqlalchemy import String, Text, event, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -64,15 +73,13 @@ from contracts.wire import utc_now
 
 log = logging.getLogger(__name__)
 
-# session.info key of a call's session
+# session.info key of a call's session: its Call
 CALL_KEY = "mesh_inbox_call"
-TEST_EXIT_ENV = "MESH_TEST_EXIT_AFTER_COMMIT"  # tests only: see the module docstring
-TEST_EXIT_CODE = 75
-# the INSERT of each inbox model, built once (see Call.before_commit)
+# the INSERT of each inbox model, built once (see Call.before_commit); a
+# statement, the same for every container, never state of a call
 _insert_of = functools.lru_cache(maxsize=None)(insert)
 
 _NO_ANSWER = object()
-_calls = WeakKeyDictionary()  # worker_ctx -> Call
 
 
 class InboxColumns:
@@ -87,11 +94,14 @@ class InboxColumns:
     created_at: Mapped[datetime.datetime] = mapped_column(UtcDateTime, default=utc_now, index=True)
 
 
+# --- a call's identity ----------------------------------------------------------
+
 class CallData(dict):
-    """The worker's context data, with the call's identity beside its items:
-    nameko keeps the very dict the entrypoint unpacked as ``worker_ctx.data``,
-    and every header it sends on is built from a plain copy of it, so the
-    identity never travels to the calls and events the worker makes.
+    """The worker's context data, with the call's identity beside its items
+    and, once its database opened it, its ``Call``: nameko keeps the very dict
+    the entrypoint unpacked as ``worker_ctx.data``, and every header it sends
+    on is built from a plain copy of it, so neither ever travels to the calls
+    and events the worker makes.
 
         >>> data = CallData({"request_id": "r-1"}, identity={"id": "3f2c...", ...})
         >>> data.identity["id"], data.copy()
@@ -101,6 +111,7 @@ class CallData(dict):
     def __init__(self, items, identity=None):
         super().__init__(items)
         self.identity = identity
+        self.call = None
 
 
 def call_identity(message):
@@ -119,6 +130,19 @@ def call_identity(message):
             "content_type": message.properties.get("content_type") or "application/json",
             "redelivered": bool(message.delivery_info.get("redelivered"))}
 
+
+def call_data(data, message):
+    """The context data an inbox method's entrypoint unpacked from ``message``
+    (``data``), as its worker gets it: with the call's identity (``CallData``)."""
+    return CallData(data, identity=call_identity(message))
+
+
+def _call_of(worker_ctx):
+    """The worker's ``Call``, if it is an inbox call its database opened."""
+    return getattr(worker_ctx.data, "call", None)
+
+
+# --- the record -------------------------------------------------------------------
 
 def encode_answer(answer, content_type):
     """``answer`` as the reply's serializer writes it (text).
@@ -155,9 +179,47 @@ def recorded_answer(session, model, call_id):
     return True, decode_answer(row.answer, row.content_type)
 
 
+def inbox_database(container):
+    """The service's ``MeshDatabase`` that keeps an inbox (for ``@rpc(inbox=True)``)."""
+    found = [d for d in container.dependencies if getattr(d, "inbox", None) is not None]
+    if len(found) != 1:
+        raise RuntimeError("{}: @rpc(inbox=True) needs one MeshDatabase(..., inbox=Model); "
+                           "found {}".format(container.service_name, len(found)))
+    return found[0]
+
+
+def replay(database, message):
+    """``(True, answer)`` when ``message`` is a call delivered again whose
+    first run recorded its answer in ``database`` (a ``MeshDatabase`` with an
+    inbox), else ``(False, None)``.
+
+    Only redeliveries are looked up: RabbitMQ sets ``redelivered`` on every
+    delivery of a message after its first (requeued when its consumer's
+    channel closed unacknowledged), and RPC requests are transient, so none
+    outlives a broker restart with the flag lost. A request published twice
+    (a client's retry) arrives as two first deliveries: the second's commit
+    meets the first's row (the primary key) and rolls back, and it answers
+    the first's record (``Call._failed``).
+    """
+    identity = call_identity(message)
+    if identity is None or not identity["redelivered"]:
+        return False, None
+    session = database.Session()
+    try:
+        found, answer = recorded_answer(session, database.inbox, identity["id"])
+    finally:
+        session.close()
+    if found:
+        log.info("answering %s again from its inbox record (a redelivery)", identity["method"])
+    return found, answer
+
+
+# --- one call -----------------------------------------------------------------------
+
 class Call:
     """One call of an inbox method in a worker: its one session (its one
-    transaction), the answer to record, the work waiting for the commit."""
+    transaction), the answer to record, the work waiting for the commit.
+    ``make_session()``: a session of the service's database (``MeshSession``)."""
 
     def __init__(self, model, identity, make_session):
         self.model = model
@@ -177,6 +239,7 @@ class Call:
     def session(self):
         if self._session is None:
             self._session = self._make_session()
+            self._session.info[CALL_KEY] = self
         return self._session
 
     def close(self):
@@ -190,7 +253,7 @@ class Call:
     def hand(self, answer):
         self.answer = answer
 
-    # --- what mesh.db's session events call --------------------------------
+    # --- what the session's events call (CallSession) ----------------------
 
     def before_commit(self, session):
         if self.answer_handed and not self.recorded:
@@ -208,11 +271,6 @@ class Call:
         if not self.writing:
             return
         self.writing, self.recorded = False, True
-        if os.environ.get(TEST_EXIT_ENV) == self.method:
-            sys.stderr.write("{}={}: exiting after the commit, before the reply\n".format(
-                TEST_EXIT_ENV, self.method))
-            sys.stderr.flush()
-            os._exit(TEST_EXIT_CODE)
         waiting, self.waiting = self.waiting, []
         for fn, args in waiting:
             try:
@@ -266,8 +324,7 @@ class Call:
         return result, exc_info
 
     def _look_up(self):
-        session = self._make_session()
-        session.info.pop(CALL_KEY, None)  # a read beside the call, not of it
+        session = self._make_session()  # a read beside the call, not of it
         try:
             return recorded_answer(session, self.model, self.id)
         except Exception:  # noqa: BLE001  the call's own error is answered
@@ -302,22 +359,83 @@ class CallDatabase:
         self.call.close()
 
 
-def start_call(worker_ctx, model, make_session):
-    """The ``Call`` of this worker, if its entrypoint handed an identity
-    (``CallData``); registered for ``finish_call`` and ``after_commit``."""
-    identity = getattr(worker_ctx.data, "identity", None)
+class CallSession(NamekoSession):
+    """nameko-sqlalchemy's session (commit on leaving its block, roll back on
+    an error), which in an inbox call is the call's one session: leaving its
+    block flushes, and ``finish_call`` commits it with the call's answer once
+    the method returned, unless the block handed the answer (``answer_call``),
+    which commits at the block's exit as usual. ``mesh.db``'s sessions are
+    ``CallSession``s."""
+
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        call = self.info.get(CALL_KEY)
+        if call is None or exc_type is not None or call.answer_handed or call.recorded:
+            return super().__exit__(exc_type, exc_val, exc_tb)
+        try:
+            self.flush()  # what the commit would raise (a unique key) is raised here
+        except Exception:
+            self.rollback()
+            raise
+        return None
+
+    def answer_call(self, answer):
+        """Record ``answer`` as the answer of this worker's inbox call, in this
+        transaction: the block's exit commits effect and record together. A
+        session of a method that did not opt in records nothing.
+
+            with self.db.get_session() as session:
+                ...
+                session.answer_call(full)     # committed with the bill
+        """
+        call = self.info.get(CALL_KEY)
+        if call is not None:
+            call.hand(answer)
+
+
+@event.listens_for(CallSession, "before_commit")
+def _record_answer(session):
+    call = session.info.get(CALL_KEY)
+    if call is not None:
+        call.before_commit(session)
+
+
+@event.listens_for(CallSession, "after_commit")
+def _answer_recorded(session):
+    call = session.info.get(CALL_KEY)
+    if call is not None:
+        call.after_commit()
+
+
+@event.listens_for(CallSession, "after_soft_rollback")
+def _answer_not_recorded(session, _previous_transaction):
+    call = session.info.get(CALL_KEY)
+    if call is not None:
+        call.after_rollback()
+
+
+# --- a worker's call ------------------------------------------------------------------
+
+def open_call(worker_ctx, model, make_session):
+    """``self.db`` of this worker if its entrypoint handed an identity
+    (``CallData``) and its database keeps an inbox (``model``): a
+    ``CallDatabase`` on the worker's ``Call``, kept in its context data for
+    ``finish_call`` and ``after_commit``. Else None: the worker is no call.
+    ``make_session()``: a session of that database."""
+    data = worker_ctx.data
+    identity = getattr(data, "identity", None)
     if identity is None or model is None:
         return None
-    call = _calls[worker_ctx] = Call(model, identity, make_session)
-    return call
+    data.call = Call(model, identity, make_session)
+    return CallDatabase(data.call)
 
 
 def finish_call(worker_ctx, result, exc_info):
     """From the entrypoint, before the reply: commit the call with its answer;
     the ``(result, exc_info)`` to reply. A worker that is no call: unchanged."""
-    call = _calls.pop(worker_ctx, None)
+    call = _call_of(worker_ctx)
     if call is None:
         return result, exc_info
+    worker_ctx.data.call = None  # finished once; work added later runs at once
     return call.finish(result, exc_info)
 
 
@@ -327,43 +445,11 @@ def after_commit(worker_ctx, fn, *args):
 
         after_commit(worker_ctx, dispatch, "customer_updated", {"customer_id": 4})
     """
-    call = _calls.get(worker_ctx)
+    call = _call_of(worker_ctx)
     if call is None or not call.pending():
         return fn(*args)
     call.waiting.append((fn, args))
     return None
-
-
-def replay(database, message):
-    """``(True, answer)`` when ``message`` is a call delivered again whose
-    first run recorded its answer in ``database`` (a ``MeshDatabase`` with an
-    inbox), else ``(False, None)``.
-
-    Only redeliveries are looked up: RabbitMQ sets ``redelivered`` on every
-    delivery of a message after its first (requeued when its consumer's
-    channel closed unacknowledged), and RPC requests are transient, so none
-    outlives a broker restart with the flag lost. A request published twice
-    (a client's retry) arrives as two first deliveries: the second's commit
-    meets the first's row (the primary key) and rolls back, and it answers
-    the first's record (``Call._failed``).
-    """
-    identity = call_identity(message)
-    if identity is None or not identity["redelivered"]:
-        return False, None
-    session = database.Session()
-    try:
-        return recorded_answer(session, database.inbox, identity["id"])
-    finally:
-        session.close()
-
-
-def inbox_database(container):
-    """The service's ``MeshDatabase`` that keeps an inbox (for ``@rpc(inbox=True)``)."""
-    found = [d for d in container.dependencies if getattr(d, "inbox", None) is not None]
-    if len(found) != 1:
-        raise RuntimeError("{}: @rpc(inbox=True) needs one MeshDatabase(..., inbox=Model); "
-                           "found {}".format(container.service_name, len(found)))
-    return found[0]
 
 
 class AfterCommitSet:
@@ -391,3 +477,11 @@ class AfterCommitSet:
 
     def __contains__(self, value):
         return value in self._ids
+
+
+def after_commit_set(ids, worker_ctx):
+    """``ids`` (a set shared by a service's workers) as this worker adds to
+    it: in an inbox call, additions wait for the call's commit."""
+    if getattr(worker_ctx.data, "identity", None) is None:
+        return ids
+    return AfterCommitSet(ids, worker_ctx)

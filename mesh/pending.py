@@ -19,7 +19,7 @@ In an inbox call (``mesh.inbox``) ids are added once the call has committed.
 """
 from nameko.extensions import DependencyProvider
 
-from mesh.inbox import AfterCommitSet
+from mesh.inbox import after_commit_set
 
 
 class Pending(DependencyProvider):
@@ -29,6 +29,4 @@ class Pending(DependencyProvider):
         self.ids = set()
 
     def get_dependency(self, worker_ctx):
-        if getattr(worker_ctx.entrypoint, "inbox", False):
-            return AfterCommitSet(self.ids, worker_ctx)
-        return self.ids
+        return after_commit_set(self.ids, worker_ctx)

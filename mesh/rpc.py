@@ -24,7 +24,7 @@ from contracts.headers import DEADLINE_KEY, header_name
 from mesh.amqp import FastReconnectQueueConsumer, RpcPublisher
 from mesh.coroutines import accepting_coroutines
 from mesh.errors import quiet_expected_errors
-from mesh.inbox import CallData, call_identity, finish_call, inbox_database, replay
+from mesh.inbox import call_data, finish_call, inbox_database, replay
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,8 @@ class DeadlineRpc(Rpc):
 
     def unpack_message_headers(self, message):
         data = super().unpack_message_headers(message)
-        if self.inbox:  # the identity for mesh.db's Call, never sent on (CallData)
-            return CallData(data, identity=call_identity(message))
+        if self.inbox:  # the call's identity beside the data, never sent on
+            return call_data(data, message)
         return data
 
     def handle_result(self, message, worker_ctx, result, exc_info):
@@ -88,8 +88,6 @@ class DeadlineRpc(Rpc):
             # answered, however late its second delivery
             found, answer = replay(self.inbox_db, message)
             if found:
-                log.info("answered %s again from its inbox record (a redelivery)",
-                         message.delivery_info["routing_key"])
                 self.rpc_consumer.handle_result(message, answer, None)
                 return None
         deadline = message.headers.get(header_name(DEADLINE_KEY))

@@ -1,13 +1,15 @@
 """Exactly-once writes (``mesh.inbox``) against the real RabbitMQ and databases:
 a service killed right after a write committed, before it acknowledged the
-request (``MESH_TEST_EXIT_AFTER_COMMIT``), is started again; RabbitMQ delivers
-the request again, it is answered what the first run recorded, and the
-database holds the effect once."""
+request (``services_under_test/exit_after_commit.py``), is started again;
+RabbitMQ delivers the request again, it is answered what the first run
+recorded, and the database holds the effect once."""
 import pytest
 
 from contracts.errors import InsufficientStock
 from helpers import query, wait_for
-from mesh.inbox import TEST_EXIT_CODE, TEST_EXIT_ENV
+from services_under_test.exit_after_commit import EXIT_CODE
+
+EXITING = "tests.integration.services_under_test.exit_after_commit"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -19,15 +21,16 @@ def config(request, mesh_config):
     return mesh_config
 
 
-def crash_after_commit(monkeypatch, service_processes, config, module, method, call):
-    """Start ``module`` with the test hook on ``method``, make ``call()`` (an
-    ``RpcReply``), see the process exit after the commit; start it again
-    without the hook. The reply, not yet waited for."""
-    monkeypatch.setenv(TEST_EXIT_ENV, "{}.{}".format(module, method))
-    (first,) = service_processes(module, 1, config)
-    monkeypatch.delenv(TEST_EXIT_ENV)
+def crash_after_commit(service_processes, config, module, exiting, call):
+    """Start ``module``'s service as ``exiting``, its class in
+    ``exit_after_commit.py`` that ends the process right after one method's
+    commit, make ``call()`` (an ``RpcReply``) and see the process exit after
+    the commit (``restart`` starts the service itself again). The reply, not
+    yet waited for."""
+    (first,) = service_processes("{}:{}".format(EXITING, exiting), 1, config,
+                                 queue="rpc-" + module)
     reply = call()
-    assert first.wait(timeout=30) == TEST_EXIT_CODE, "it did not exit after the commit"
+    assert first.wait(timeout=30) == EXIT_CODE, "it did not exit after the commit"
     return reply
 
 
@@ -40,10 +43,9 @@ def log_says(tmp_path, module, n, text_):
 
 
 def test_create_customer_redelivered_after_a_crash_applies_once(
-        monkeypatch, service_processes, config, rpc, tmp_path):
+        service_processes, config, rpc, tmp_path):
     customer = {"name": "Ali", "email": "ali@mail.com"}
-    reply = crash_after_commit(monkeypatch, service_processes, config, "customers",
-                               "create_customer",
+    reply = crash_after_commit(service_processes, config, "customers", "CreateCustomerExits",
                                lambda: rpc.customers.create_customer.call_async(customer))
     # committed before the crash, never answered
     assert query(config, "customers", "SELECT id, email FROM customers WHERE id > 3") == [
@@ -61,10 +63,9 @@ def test_create_customer_redelivered_after_a_crash_applies_once(
 
 
 def test_reserve_stock_redelivered_after_a_crash_takes_the_stock_once(
-        monkeypatch, service_processes, config, rpc):
+        service_processes, config, rpc):
     # no reservation id: each run would make its own, so only the inbox tells them apart
-    reply = crash_after_commit(monkeypatch, service_processes, config, "inventory",
-                               "reserve_stock",
+    reply = crash_after_commit(service_processes, config, "inventory", "ReserveStockExits",
                                lambda: rpc.inventory.reserve_stock.call_async(
                                    [{"product_id": 1, "quantity": 2}]))
     assert query(config, "inventory", "SELECT quantity FROM products WHERE id = 1") == [(9,)]
@@ -81,9 +82,9 @@ def test_reserve_stock_redelivered_after_a_crash_takes_the_stock_once(
 
 
 def test_create_bill_redelivered_after_a_crash_bills_once(
-        monkeypatch, service_processes, config, rpc, start_mesh):
+        service_processes, config, rpc, start_mesh):
     start_mesh(config, "customers", "inventory")
-    reply = crash_after_commit(monkeypatch, service_processes, config, "billing", "create_bill",
+    reply = crash_after_commit(service_processes, config, "billing", "CreateBillExits",
                                lambda: rpc.billing.create_bill.call_async(
                                    customer_id=1, items=[{"product_id": 2, "quantity": 3}]))
     assert query(config, "billing", "SELECT id, customer_id FROM bills WHERE id > 3") == [(4, 1)]
@@ -108,8 +109,8 @@ def test_create_bill_redelivered_after_a_crash_bills_once(
 
 
 def test_cancel_bill_redelivered_after_a_crash_cancels_once(
-        monkeypatch, service_processes, config, rpc):
-    reply = crash_after_commit(monkeypatch, service_processes, config, "billing", "cancel_bill",
+        service_processes, config, rpc):
+    reply = crash_after_commit(service_processes, config, "billing", "CancelBillExits",
                                lambda: rpc.billing.cancel_bill.call_async(2))
     (cancelled,) = query(config, "billing", "SELECT status, cancelled_at FROM bills WHERE id = 2")
     assert cancelled.status == "cancelled"

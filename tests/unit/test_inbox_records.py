@@ -1,6 +1,7 @@
 """``mesh.inbox`` on a real SQLite file, no broker: the recorded answer is the
 answer exactly (``Decimal``, aware ``datetime``), it commits with the effect or
-not at all, and the work after the effect waits for that commit."""
+not at all, and the work after the effect waits for that commit, its own
+worker's call's only."""
 import datetime
 from decimal import Decimal
 
@@ -10,8 +11,8 @@ from sqlalchemy import func, select
 from helpers import seeded_db
 from mesh.db import session_factory
 from mesh.inbox import (
-    CALL_KEY, Call, CallDatabase, _calls, after_commit, decode_answer, encode_answer,
-    recorded_answer,
+    Call, CallData, CallDatabase, after_commit, decode_answer, encode_answer, finish_call,
+    open_call, recorded_answer,
 )
 from services.billing_models import Bill, BillingBase, BillingInbox
 from services.billing_seed import seed_bills
@@ -32,17 +33,25 @@ def identity(call_id="c-1", redelivered=False):
             "redelivered": redelivered}
 
 
+class Worker:
+    """A stand-in for nameko's ``WorkerContext``: its context data, as an inbox
+    method's entrypoint unpacks it (``mesh.inbox.call_data``), or a plain dict."""
+
+    def __init__(self, call_id=None):
+        self.data = CallData({}, identity=identity(call_id)) if call_id else {}
+
+
 @pytest.fixture
 def billing_db(tmp_path):
     engine, _ = seeded_db(tmp_path, BillingBase, seed_bills)
     make = session_factory(engine)
 
     def start(call_id="c-1", redelivered=False):
-        call = Call(BillingInbox, identity(call_id, redelivered),
-                    lambda: make(info={CALL_KEY: call}))
+        call = Call(BillingInbox, identity(call_id, redelivered), make)
         return call, CallDatabase(call)
 
     start.read = lambda: make()
+    start.make = make
     return start
 
 
@@ -97,24 +106,43 @@ def test_an_answer_handed_in_the_block_commits_at_its_exit(billing_db):
 
 
 def test_work_after_the_block_waits_for_the_commit_and_is_dropped_on_rollback(billing_db):
-    class Worker:  # a stand-in for nameko's WorkerContext (a weak key)
-        pass
-
     sent = []
     for outcome in ("commits", "fails"):
-        worker = Worker()
-        call, db = billing_db(call_id=outcome)
-        _calls[worker] = call
+        worker = Worker(call_id=outcome)
+        db = open_call(worker, BillingInbox, billing_db.make)
         with db.get_session() as session:
             session.add(Bill(customer_id=1))
         after_commit(worker, sent.append, outcome)
         assert sent == ([] if outcome == "commits" else ["commits"])
         if outcome == "commits":
-            call.finish({"ok": True}, None)
+            finish_call(worker, {"ok": True}, None)
         else:
-            call.finish(None, (RuntimeError, RuntimeError("no"), None))
+            finish_call(worker, None, (RuntimeError, RuntimeError("no"), None))
             db.close()
     assert sent == ["commits"]
+
+
+def test_each_worker_waits_for_its_own_call_only(billing_db):
+    """A call lives on its worker's context data: another worker, a call with
+    nothing uncommitted or a worker that is no call runs its work at once, and
+    none of them releases the work of a call still open."""
+    sent = []
+    writing = Worker(call_id="c-1")
+    db = open_call(writing, BillingInbox, billing_db.make)
+    with db.get_session() as session:
+        session.add(Bill(customer_id=1))
+    after_commit(writing, sent.append, "after c-1")
+    reading = Worker(call_id="c-2")
+    assert open_call(reading, BillingInbox, billing_db.make) is not None
+    after_commit(reading, sent.append, "c-2, nothing to commit")
+    after_commit(Worker(), sent.append, "no call")
+    assert open_call(Worker(), BillingInbox, billing_db.make) is None
+    assert sent == ["c-2, nothing to commit", "no call"]
+    assert finish_call(writing, {"id": 4}, None) == ({"id": 4}, None)
+    assert sent == ["c-2, nothing to commit", "no call", "after c-1"]
+    # finished: what the worker does next runs at once
+    after_commit(writing, sent.append, "later")
+    assert sent[-1] == "later"
 
 
 def test_a_twin_that_committed_first_is_answered(billing_db):

@@ -246,7 +246,8 @@ ROWS = (
     Row("nameko.containers.WorkerContext.data", "nameko",
         "mesh/proxy.py MethodClient._wait_until; mesh/db.py MeshDatabase.get_dependency; "
         "mesh/tracing.py Tracing.worker_setup; mesh/metrics.py Metrics.worker_result; "
-        "mesh/inbox.py start_call; mesh/pending.py Pending.get_dependency",
+        "mesh/inbox.py open_call; mesh/inbox.py _call_of; mesh/inbox.py after_commit_set; "
+        "tests/integration/services_under_test/exit_after_commit.py ExitAfterCommit.worker_setup",
         "private attribute",
         (Source("nameko.containers.WorkerContext.__init__", "fa7d8add7231"),
          Source("nameko.containers.WorkerContext.context_data", "1678663ff8e8"))),
@@ -276,10 +277,10 @@ ROWS = (
         "mesh/db.py database_wrapper", "calls",
         (Source("nameko_sqlalchemy.database.DatabaseWrapper", "38c3f079878e"),)),
     Row("nameko_sqlalchemy.database.Session", "nameko-sqlalchemy",
-        "mesh/db.py MeshSession", "subclasses",
+        "mesh/inbox.py CallSession; mesh/db.py MeshSession", "subclasses",
         (Source("nameko_sqlalchemy.database.Session", "2e1e06667b3a"),)),
     Row("nameko_sqlalchemy.database.Session.__exit__", "nameko-sqlalchemy",
-        "mesh/db.py MeshSession.__exit__", "overrides",
+        "mesh/inbox.py CallSession.__exit__", "overrides",
         (Source("nameko_sqlalchemy.database.Session.__exit__", "a00ba5617bc7"),)),
     # --- honcho ----------------------------------------------------------------------
     Row("honcho.manager.Manager._any_stopped", "honcho",
