@@ -82,8 +82,8 @@ class BillingService(mesh.service.MeshService):
     # bill_created and bill_cancelled, to whoever declares a handler of them
     # (contracts.services): the Kafka bridge, inventory
     outbox = Outbox(OutboxEvent, grace_s=OUTBOX_GRACE_S)
-    # a call to customers per bill cost the mesh ~3 ms of CPU (its share, the
-    # broker's, billing's); answers only, never "not found"
+    # a call to customers per bill costs the mesh CPU in three processes (its
+    # share, the broker's, billing's); answers only, never "not found"
     customer_cache = ReadCache("BILLING_CACHE")
 
     @rpc

@@ -1016,8 +1016,8 @@ def run_once(args, run, seed):
         workload.start()
         slot = args.duration / max(1, len(schedule))
         for n, name in enumerate(schedule):
-            # a random moment of its slot; after a late restart (the aggregator's
-            # can take 15 s) a random moment soon after, not at once
+            # a random moment of its slot; after a late restart (the aggregator
+            # rebuilds its state first) a random moment soon after, not at once
             at = max(started + slot * (n + rng.uniform(0.1, 0.6)),
                      time.monotonic() + rng.uniform(0.3, 1.5))
             while time.monotonic() < at:

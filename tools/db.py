@@ -15,8 +15,8 @@ its service's first start, which creates and seeds it.
 ``revision`` upgrades a scratch SQLite database to head, compares it with the
 models (``services/<service>_models.py``) and writes what differs as
 ``migrations/<service>/versions/<next number>_<message>.py``; ``--empty`` writes
-an empty one (a data migration). Read what it wrote and adjust it: see README's
-"Database migrations".
+an empty one (a data migration). Read what it wrote and adjust it: see
+docs/operations.md, "Database migrations".
 
 It imports ``mesh.db``, the one place that knows how a database is locked,
 stamped, upgraded and seeded (tests/unit/test_layers.py allows it this module).
