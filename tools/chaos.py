@@ -196,7 +196,7 @@ class Mesh:
         self.port = mesh_port()
         self.url = "http://127.0.0.1:{}".format(self.port)
         env = {key: value for key, value in os.environ.items()
-               if not key.startswith("MESH_TEST_") and key not in DATABASE_VARIABLES}  # no test hooks (mesh.inbox)
+               if key not in DATABASE_VARIABLES}
         env.update(MESH_SETTINGS)
         env.update(
             AMQP_URI=self.vhost.amqp_uri, WEB_SERVER_ADDRESS="127.0.0.1:{}".format(self.port),
