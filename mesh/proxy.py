@@ -17,6 +17,7 @@ waiting: work committed just before the deadline still has time to reply.
 """
 import time
 import uuid
+from collections.abc import Mapping
 
 import eventlet
 from nameko.constants import (
@@ -85,32 +86,77 @@ class MeshRpcProxy(DependencyProvider):
         )
 
     def get_dependency(self, worker_ctx):
-        return ServiceClient(self, worker_ctx)
+        return ServiceClient(self, worker_ctx, self.target_service)
 
 
-class ServiceClient:
-    """``client.method(...)`` calls ``target.method`` over RPC."""
+class ServiceClients(MeshRpcProxy):
+    """A client of each of ``services`` (by name), with the same deadlines as
+    ``MeshRpcProxy``'s: for code that serves every service alike (the mesh's
+    operations routes), so that a service added to the declarations is served
+    with no attribute of its own.
+
+        class Gateway:
+            services = ServiceClients(RPC_SERVICES)
+
+            @http("GET", "/ping/<service>")
+            def ping(self, request, service):
+                return json_response(self.services[service].ping())
+
+    An unknown name is a ``KeyError``.
+    """
+
+    def __init__(self, services, inherit_deadline=True):
+        super().__init__(None, inherit_deadline=inherit_deadline)
+        self.services = tuple(services)
+
+    def get_dependency(self, worker_ctx):
+        return Clients(self, worker_ctx)
+
+
+class Clients(Mapping):
+    """``clients["billing"]``: the ``ServiceClient`` of a service of ``ServiceClients``."""
 
     def __init__(self, provider, worker_ctx):
         self._provider = provider
         self._worker_ctx = worker_ctx
 
+    def __getitem__(self, service):
+        if service not in self._provider.services:
+            raise KeyError(service)
+        return ServiceClient(self._provider, self._worker_ctx, service)
+
+    def __iter__(self):
+        return iter(self._provider.services)
+
+    def __len__(self):
+        return len(self._provider.services)
+
+
+class ServiceClient:
+    """``client.method(...)`` calls ``target.method`` over RPC."""
+
+    def __init__(self, provider, worker_ctx, target):
+        self._provider = provider
+        self._worker_ctx = worker_ctx
+        self._target = target
+
     def __getattr__(self, method_name):
-        return MethodClient(self._provider, self._worker_ctx, method_name)
+        return MethodClient(self._provider, self._worker_ctx, self._target, method_name)
 
 
 class MethodClient(HeaderEncoder):
 
-    def __init__(self, provider, worker_ctx, method_name):
+    def __init__(self, provider, worker_ctx, target, method_name):
         self.provider = provider
         self.worker_ctx = worker_ctx
+        self.target = target
         self.method_name = method_name
-        self.name = "{}.{}".format(provider.target_service, method_name)
+        self.name = "{}.{}".format(target, method_name)
         self.timeout = provider.timeout
 
     def within(self, seconds):
         """This method with a shorter deadline: ``client.ping.within(1.0)()``."""
-        shorter = MethodClient(self.provider, self.worker_ctx, self.method_name)
+        shorter = MethodClient(self.provider, self.worker_ctx, self.target, self.method_name)
         shorter.timeout = min(float(seconds), self.timeout)
         return shorter
 
@@ -133,7 +179,7 @@ class MethodClient(HeaderEncoder):
 
     def _has_consumers(self):
         try:
-            return self.provider.broker.consumers(self.provider.target_service) > 0
+            return self.provider.broker.consumers(self.target) > 0
         except CONNECTION_ERRORS as exc:
             raise ServiceUnavailable("broker unreachable: {}".format(exc))
 
@@ -157,7 +203,7 @@ class MethodClient(HeaderEncoder):
                 if not self._has_consumers():
                     reply.abandon()
                     raise ServiceUnavailable("no instance of {} is running".format(
-                        provider.target_service))
+                        self.target))
                 provider.publisher.publish(
                     {"args": args, "kwargs": kwargs},
                     exchange=provider.exchange,
