@@ -11,91 +11,70 @@ answer from a read cache (``mesh.cache``) until the services' change events, or
 this gateway's own writes, evict them (``GATEWAY_CACHE: false`` turns it off).
 
 The routes, by resource: customers, products, bills, analytics and the event
-streams; then the operations routes (console, health, registry, docs, admin
-RPC); then the event handlers that feed the streams, the registry and the cache.
+streams; then what only the domain can tell ``/health`` (``readiness``); then
+the event handlers that feed the streams and evict the cache. The operations
+routes (health, registry and heartbeats, metrics, OpenAPI, the console and
+docs pages, admin RPC) are the mesh's, inherited: ``mesh.operations``.
 
     nameko run --config config.yaml services.gateway
     curl http://127.0.0.1:8000/bills/1/full
 """
-import asyncio
-import fnmatch
-import functools
 import os
-import platform
 import time
 from importlib.metadata import version
 
 import eventlet
-from nameko.dependency_providers import Config
-from nameko.exceptions import MethodNotFound
 from werkzeug.wrappers import Response
 
+import mesh.operations
 from common import sse
 from contracts.cache_tags import bill_tag, customer_tag, full_bill_key, product_tag
-from contracts.errors import Forbidden, MeshError, NotFound
+from contracts.errors import MeshError
 from contracts.events import (
-    BILL_CANCELLED, BILL_CREATED, CUSTOMER_DELETED, CUSTOMER_UPDATED, HEARTBEAT,
-    PRODUCT_DELETED, PRODUCT_UPDATED, STOCK_CHANGED,
+    BILL_CANCELLED, BILL_CREATED, CUSTOMER_DELETED, CUSTOMER_UPDATED, PRODUCT_DELETED,
+    PRODUCT_UPDATED, STOCK_CHANGED,
 )
-from contracts.services import (
-    ANALYTICS, BILLING, CUSTOMERS, GATEWAY, INVENTORY, KAFKA_BRIDGE, REQUIRED_SERVICES,
-    RPC_SERVICES, STREAMS, declared,
-)
+from contracts.services import ANALYTICS, BILLING, CUSTOMERS, GATEWAY, INVENTORY, STREAMS
 from contracts.wire import to_json
 from mesh.cache import ReadCache
 from mesh.errors import error_body
 from mesh.events import broadcast_handler, evicts_on
-from mesh.coroutines import in_greenthread
 from mesh.feed import EventFeed
-from mesh.hub import hub_name
-from mesh.metrics import Metrics, metrics_text
-from mesh.http import http, http_routes, json_response, json_text_response
-from mesh.openapi import openapi_document
+from mesh.http import http, json_response, json_text_response
+from mesh.operations import ask_all
 from mesh.proxy import MeshRpcProxy
-from mesh.registry import CONNECTION_ERRORS, Instances, Registry, uptime
-from mesh.service import HOST, INSTANCE, PID, STARTED_AT, SignalStop
-from mesh.tracing import Tracing
 from services.gateway_schemas import (
     Bill, BillBody, BillPage, BillsQuery, Customer, CustomerBody, CustomerPage,
-    CustomerStats, CustomerStatsList, FullBill, Health, HealthDown, Liveness, PageQuery,
-    Product, ProductBody, ProductPage, ProductStatsList, RevenueWindows, RpcAnswer,
-    RpcArguments, Services, StreamQuery, WindowsQuery,
+    CustomerStats, CustomerStatsList, FullBill, PageQuery, Product, ProductBody,
+    ProductPage, ProductStatsList, RevenueWindows, StreamQuery, WindowsQuery,
 )
-
-def gateway_instance():
-    """The gateway's own entry in ``/services`` (its hub read when asked: at
-    import time the process has not chosen one yet)."""
-    return {"instance": INSTANCE, "host": HOST, "pid": PID,
-            "python": platform.python_version(), "hub": hub_name(),
-            "uptime_s": round(uptime(STARTED_AT), 1)}
 
 STREAM_RETRY_MS = 2000  # how soon a browser reconnects a lost stream
 # A comment on an idle stream: it keeps proxies from closing it, and a client
 # that went away is noticed by the writes (the second after it left fails; no
 # worker waits on it: the route has returned; its greenthread ends then)
 STREAM_HEARTBEAT_S = 5
-STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gateway_static")
-VENDORED = {"redoc.standalone.js", "smoothie.js"}
-STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html",
-                ".png": "image/png", ".svg": "image/svg+xml"}
 
 
-class GatewayService:
+class GatewayService(mesh.operations.GatewayOperations):
     name = GATEWAY
+    # the console (GET /), the docs page (GET /docs) and the files they load
+    static_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gateway_static")
+    static_vendored = frozenset({"redoc.standalone.js", "smoothie.js"})  # VENDORED.md
+    # GET /openapi.json's info (docs/openapi.json: make openapi)
+    api_title = "billing-mesh"
+    api_version = version("billing-mesh")
+    api_description = (
+        "The gateway of billing-mesh: customers, products, bills and their analytics, "
+        "over the services' RPC. Errors are {\"error\": CODE, \"message\": text}; "
+        "money is a string with two decimals, times ISO 8601 UTC.")
 
     customers = MeshRpcProxy(CUSTOMERS)
     inventory = MeshRpcProxy(INVENTORY)
     billing = MeshRpcProxy(BILLING)
     analytics = MeshRpcProxy(ANALYTICS)
-    kafka_bridge = MeshRpcProxy(KAFKA_BRIDGE)
-    config = Config()
-    registry = Registry()
-    tracing = Tracing()
     cache = ReadCache()
     feed = EventFeed()
-    instances = Instances()
-    metrics = Metrics()
-    signal_stop = SignalStop()
 
     # customers -----------------------------------------------------------
 
@@ -363,206 +342,23 @@ class GatewayService:
         self.cache.evict(bill_tag(event["bill"]["id"]))
         self.feed.publish(BILL_CANCELLED, event, event_id=event["event_id"])
 
-    @broadcast_handler(CUSTOMERS, HEARTBEAT)
-    @broadcast_handler(INVENTORY, HEARTBEAT)
-    @broadcast_handler(BILLING, HEARTBEAT)
-    @broadcast_handler(ANALYTICS, HEARTBEAT)
-    @broadcast_handler(KAFKA_BRIDGE, HEARTBEAT)
-    def record_heartbeat(self, event):
-        """An instance is alive: the registry view (``/services``) lists it.
+    # what /health can tell only from the domain (mesh.operations) ------------
 
-            customers.heartbeat {"instance": "host-a:4242", "pid": 4242, ...}
+    async def readiness(self, timeout):
+        """Billing is catching up while its outbox holds events not yet sent;
+        analytics and the aggregator (``streams``) are as analytics sees the
+        Kafka side (``unknown`` while it does not answer).
+
+            {"billing": "catching_up", "analytics": "up", "streams": "up"}
         """
-        self.instances.record(event)
-
-    # operations: health, registry, admin ---------------------------------
-
-    @http("GET", "/health/live", answers={200: Liveness}, calls_services=False,
-          tag="operations")
-    def liveness(self, request):
-        """The gateway itself answers; asks nobody else (for a load balancer).
-
-            GET /health/live -> 200 {"status": "ok"}
-        """
-        return json_response({"status": "ok"})
-
-    @http("GET", "/services", answers={200: Services}, calls_services=False,
-          tag="operations")
-    async def list_services(self, request):
-        """Every service of the mesh as the broker and the services see it now:
-        instances consuming its RPC queue, its RPC methods, up or down.
-
-            GET /services -> {"services": [{"name": "inventory", "instances": 2,
-                               "methods": ["get_product", ...], "status": "up"}, ...]}
-        """
-        services = []
-        described = await self._ask_every_service("describe", RPC_SERVICES)
-        # the broker's counts, read in a greenthread (kombu blocks on green sockets)
-        counts = await in_greenthread(
-            lambda: {name: self.registry.consumers(name, fresh=True) for name in RPC_SERVICES})
-        for name, answer in described.items():
-            live = self.instances.live(name)
-            services.append({"name": name,
-                             "instances": counts[name],
-                             "methods": answer["methods"] if answer else [],
-                             "status": "down" if answer is None else "up",
-                             "instance_list": [instance_entry(item) for item in live],
-                             "metrics": summed_metrics(item["metrics"] for item in live)})
-        services.append({"name": self.name, "instances": 1,
-                         "methods": http_routes(type(self)), "status": "up",
-                         "instance_list": [gateway_instance()],
-                         "metrics": {}})
-        return json_response({"services": services})
-
-    @http("GET", "/health", answers={200: Health, 503: HealthDown}, calls_services=False,
-          descriptions={503: "a required service does not answer"}, tag="operations")
-    async def health(self, request):
-        """Every part of the mesh, each ``up``, ``catching_up`` (serving, still
-        behind: billing's outbox, the bridge's queue, the aggregator's or
-        analytics' Kafka lag), ``down`` or ``unknown`` (the aggregator, while
-        analytics cannot tell). 503 while a service no bill can be made without
-        is down; else 200, ``"status": "ok"`` once every part is up (what
-        ``make run`` waits for). Each part answers within HEALTH_TIMEOUT.
-
-            GET /health -> 200 {"status": "ok", "services": {"customers": "up", ...,
-                                "analytics": "up", "kafka_bridge": "up", "streams": "up"}}
-        """
-        states = await self._part_states()
-        down = sorted(name for name in REQUIRED_SERVICES if states[name] == "down")
-        if down:
-            return json_response({"status": "unavailable", "services": states,
-                                  "error": "SERVICE_UNAVAILABLE",
-                                  "message": "not answering: " + ", ".join(down)}, 503)
-        if all(state == "up" for state in states.values()):
-            status = "ok"
-        elif any(state in ("down", "unknown") for state in states.values()):
-            status = "degraded"
-        else:
-            status = "catching_up"
-        return json_response({"status": status, "services": states})
-
-    async def _part_states(self):
-        """``{part: state}`` for /health: pings, billing's outbox backlog and
-        analytics' view of the Kafka side, all in flight at once."""
-        timeout = float(self.config.get("HEALTH_TIMEOUT", 1))
-        calls = {name: (getattr(self, name), "ping") for name in RPC_SERVICES}
-        calls["billing_backlog"] = (self.billing, "get_outbox_backlog")
-        calls["pipeline"] = (self.analytics, "get_readiness")
-        answers = await self._ask_all(calls, timeout)
-        states = {name: "down" if answers[name] is None else "up" for name in RPC_SERVICES}
-        if states["billing"] == "up" and answers["billing_backlog"]:
-            states["billing"] = "catching_up"
-        if states["kafka_bridge"] == "up":
-            try:
-                waiting = await in_greenthread(
-                    lambda: sum(self.registry.messages(queue)
-                        for _, queue in declared(KAFKA_BRIDGE).handler_queues()))
-                if waiting:
-                    states["kafka_bridge"] = "catching_up"
-            except CONNECTION_ERRORS:
-                states["kafka_bridge"] = "unknown"
+        answers = await ask_all({"backlog": self.billing.get_outbox_backlog,
+                                 "pipeline": self.analytics.get_readiness}, timeout)
         pipeline = answers["pipeline"] or {}
-        if states["analytics"] == "up":
-            states["analytics"] = pipeline.get("analytics", "unknown")
-        states[STREAMS] = pipeline.get(STREAMS, "unknown")
+        states = {ANALYTICS: pipeline.get(ANALYTICS, "unknown"),
+                  STREAMS: pipeline.get(STREAMS, "unknown")}
+        if answers["backlog"]:
+            states[BILLING] = "catching_up"
         return states
-
-    @http("GET", "/metrics", answers={200: "text/plain"}, calls_services=False,
-          tag="operations")
-    def get_metrics(self, request):
-        """This gateway process's metrics in Prometheus' text format (``mesh.metrics``);
-        every process also serves its own on ``METRICS_PORT``.
-
-            GET /metrics -> mesh_http_requests_total{method="GET",route="/customers",status="200"} 12.0
-        """
-        body, content_type = metrics_text()
-        return Response(body, content_type=content_type)
-
-    @http("GET", "/openapi.json", answers={200: "application/json"}, calls_services=False,
-          tag="operations")
-    def get_openapi(self, request):
-        """This gateway's HTTP contract as OpenAPI 3.1, generated from the routes'
-        own models (``mesh.openapi``).
-
-            GET /openapi.json -> {"openapi": "3.1.0", "paths": {"/customers": ...}}
-        """
-        return json_text_response(openapi_json())
-
-    @http("GET", "/", answers={200: "text/html"}, calls_services=False, tag="operations")
-    def get_console(self, request):
-        """The console: the registry, the live revenue chart, bills as they
-        happen, top customers and products, each service's call rate, errors
-        and latency (services/gateway_static/console.html; offline).
-
-            GET / -> text/html
-        """
-        return static_file("console.html")
-
-    @http("GET", "/docs", answers={200: "text/html"}, calls_services=False, tag="operations")
-    def get_docs(self, request):
-        """The HTTP contract for people: /openapi.json rendered offline (ReDoc, vendored).
-
-            GET /docs -> text/html
-        """
-        return static_file("docs.html")
-
-    @http("GET", "/static/<name>", answers={200: "application/octet-stream"},
-          errors={404: ["NOT_FOUND"]}, calls_services=False, tag="operations")
-    def get_static(self, request, name):
-        """A vendored file of the pages (services/gateway_static/).
-
-            GET /static/redoc.standalone.js -> text/javascript
-        """
-        return static_file(name)
-
-    async def _ask_every_service(self, method, services):
-        """``{service: answer, or None if it did not answer}`` for ``method`` of
-        each of ``services``, all calls in flight at once, each within HEALTH_TIMEOUT."""
-        timeout = float(self.config.get("HEALTH_TIMEOUT", 1))
-        return await self._ask_all(
-            {name: (getattr(self, name), method) for name in services}, timeout)
-
-    @staticmethod
-    async def _ask_all(calls, timeout):
-        """``{key: answer, or None}`` for ``calls`` ``{key: (client, method)}``, all
-        in flight at once, each within ``timeout``; any failure (nobody consumes
-        the queue, no answer in time, an error) means: not serving."""
-        replies = await asyncio.gather(
-            *(getattr(client, method).within(timeout)() for client, method in calls.values()),
-            return_exceptions=True)
-        answers = {}
-        for name, reply in zip(calls, replies):
-            answers[name] = None if isinstance(reply, BaseException) else reply
-        return answers
-
-    @http("POST", "/rpc/<service>/<method>", body=RpcArguments, answers={200: RpcAnswer},
-          errors={401: ["UNAUTHORIZED"], 403: ["FORBIDDEN"], 404: ["NOT_FOUND"]},
-          auth=True, tag="operations")
-    def call_rpc(self, request, service, method):
-        """Call any allowed service method through the broker, with a JSON object
-        of arguments; needs ``Authorization: Bearer <ADMIN_TOKEN>``. Off while no
-        ``ADMIN_TOKEN`` is configured; ``RPC_ROUTES_ALLOWED`` lists what may be
-        called (default: ``get_*`` and ``list_*`` methods).
-
-            POST /rpc/customers/get_customers {"ids": [1, 2]} -> 200 {"items": [...]}
-        """
-        self._authorize_rpc(request, service, method)
-        arguments = request.body.root
-        try:
-            result = getattr(getattr(self, service), method)(**arguments)
-        except MethodNotFound:
-            raise NotFound("{} has no method {}".format(service, method))
-        return json_response(result)
-
-    def _authorize_rpc(self, request, service, method):
-        """(The edge has checked the token: ``auth=True``, ``mesh.http``.)"""
-        if service not in REQUIRED_SERVICES:
-            raise NotFound("no service named {}".format(service))
-        allowed = str(self.config.get("RPC_ROUTES_ALLOWED") or "").split(",")
-        qualified = "{}.{}".format(service, method)
-        if not any(fnmatch.fnmatchcase(qualified if "." in pattern else method, pattern.strip())
-                   for pattern in allowed if pattern.strip()):
-            raise Forbidden("{} is not in RPC_ROUTES_ALLOWED".format(qualified))
 
     # read cache: what others changed ---------------------------------------
 
@@ -598,44 +394,10 @@ def event_stream(request, events):
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-def instance_entry(heartbeat):
-    """What the registry view shows of an instance."""
-    return {key: heartbeat[key]
-            for key in ("instance", "host", "pid", "python", "hub", "uptime_s")}
-
-
-def summed_metrics(snapshots):
-    """The live instances' totals (``mesh.metrics.snapshot``) added up."""
-    total = {}
-    for snapshot in snapshots:
-        for key, value in snapshot.items():
-            total[key] = total.get(key, 0) + value
-    return total
-
-
 def created(payload, location):
     return json_response(payload, 201, headers={"Location": location})
 
 
-@functools.lru_cache(maxsize=1)
 def openapi_json():
-    """The document, made once per process (the routes do not change)."""
-    return to_json(openapi_document(
-        GatewayService, title="billing-mesh", version=version("billing-mesh"),
-        description="The gateway of billing-mesh: customers, products, bills and their "
-                    "analytics, over the services' RPC. Errors are "
-                    '{"error": CODE, "message": text}; money is a string with two '
-                    "decimals, times ISO 8601 UTC."))
-
-
-def static_file(name):
-    """A file of ``STATIC_DIR`` (no subfolders). Vendored libraries (pinned
-    versions: VENDORED.md) are kept by the browser for a day; the pages and
-    their own scripts are asked for again each time, so an update shows at once."""
-    kind = STATIC_TYPES.get(os.path.splitext(name)[1])
-    path = os.path.join(STATIC_DIR, name)
-    if kind is None or os.sep in name or not os.path.isfile(path):
-        raise NotFound("no file {}".format(name))
-    with open(path, "rb") as handle:
-        cache = "public, max-age=86400" if name in VENDORED else "no-cache"
-        return Response(handle.read(), mimetype=kind, headers={"Cache-Control": cache})
+    """This gateway's OpenAPI document as JSON text (``make openapi``)."""
+    return mesh.operations.openapi_json(GatewayService)

@@ -1,17 +1,19 @@
 """The gateway's HTTP models: what each route accepts (``mesh.http`` validates
 query and body against them before the route runs, 400 naming the field) and
 what it answers. ``GET /openapi.json`` is generated from them (``mesh.openapi``).
+The operations routes' models (health, registry, admin RPC) are the mesh's:
+``mesh.operations_schemas``.
 
 Their fields are the shared types of ``common.validation``, the ones the
 services check their RPC arguments with, so the bounds are written once.
 Unknown query parameters are ignored; unknown body fields are refused.
 """
 import datetime
-from typing import Annotated, Any, Dict, List, Literal, Optional
+from typing import Annotated, List, Literal, Optional
 
 from decimal import Decimal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, RootModel
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
 from common.validation import Body, Id, ItemsIn, Name, Quantity
 from contracts.limits import MAX_ID, MAX_PAGE, MAX_PAGE_SIZE, MAX_WINDOWS
@@ -63,10 +65,6 @@ class ProductBody(Body):
 
 class BillBody(ItemsIn):
     customer_id: Id
-
-
-class RpcArguments(RootModel[Dict[str, Any]]):
-    """The keyword arguments of the RPC method, as a JSON object."""
 
 
 # --- answers ------------------------------------------------------------------
@@ -174,57 +172,3 @@ class RevenueWindow(BaseModel):
 
 class RevenueWindows(BaseModel):
     items: List[RevenueWindow]
-
-
-class Liveness(BaseModel):
-    status: Literal["ok"]
-
-
-PartState = Literal["up", "catching_up", "down", "unknown"]
-
-
-class Health(BaseModel):
-    """``ok``: every part up; ``catching_up``: all serve, some are still behind
-    (events not yet through the pipeline); ``degraded``: a part of the events
-    pipeline is down (bills are still made)."""
-
-    status: Literal["ok", "catching_up", "degraded"]
-    services: Dict[str, PartState]
-
-
-class HealthDown(BaseModel):
-    """A service no bill can be made without is down."""
-
-    status: Literal["unavailable"]
-    services: Dict[str, PartState]
-    error: Literal["SERVICE_UNAVAILABLE"]
-    message: str
-
-
-class InstanceEntry(BaseModel):
-    """One instance, from its heartbeats (``contracts.events.heartbeat``)."""
-
-    instance: str
-    host: str
-    pid: int
-    python: str
-    hub: str  # the event loop it runs on: "asyncio" (eventlet's asyncio hub)
-    uptime_s: float
-
-
-class ServiceEntry(BaseModel):
-    name: str
-    instances: int  # consuming its RPC queue now
-    methods: List[str]
-    status: Literal["up", "down"]
-    instance_list: List[InstanceEntry]  # those whose heartbeats arrive
-    # what those instances served since they started: calls, errors, seconds, busy
-    metrics: Dict[str, float]
-
-
-class Services(BaseModel):
-    services: List[ServiceEntry]
-
-
-class RpcAnswer(RootModel[Any]):
-    """Whatever the method answered, as JSON."""

@@ -6,11 +6,14 @@ import time
 import eventlet
 import pytest
 
-from helpers import wait_for
+from contracts.services import RPC_SERVICES
+from helpers import Mesh, wait_for
 from mesh.rpc import rpc
 from tools.registry_view import main as services_cli
 from services.customers import CustomersService
 from services.gateway import GatewayService
+
+NEWCOMER = "tests.integration.services_under_test.newcomer"
 
 RPC_TIMEOUT = 1.0
 TOKEN = "s3cret-admin-token"
@@ -57,6 +60,33 @@ def test_stopped_service_shows_down(start_mesh, container_factory, mesh_config):
     assert health.status_code == 503 and health.json()["services"]["customers"] == "down"
     assert "customers" in health.json()["message"]
     assert mesh.http("GET", "/health/live").json() == {"status": "ok"}
+
+
+def test_a_newly_declared_service_is_served_with_no_line_of_the_gateway(
+        mesh_config, service_processes):
+    """The gateway's health, registry and heartbeats follow the declarations:
+    a service declared and run beside it (services_under_test/newcomer.py) is
+    pinged, listed with its methods and instances, and its heartbeats heard."""
+    service_processes(NEWCOMER, 1, mesh_config, queue="rpc-payments")
+    mesh = Mesh(mesh_config)
+
+    def health():
+        answer = mesh.http("GET", "/health")
+        return answer.status_code == 503 and answer.json()["services"].get("payments") == "up"
+
+    wait_for(health, 10, "GET /health showing payments up (and customers down: 503)")
+    answer = mesh.http("GET", "/health").json()
+    assert set(answer["services"]) == set(RPC_SERVICES) | {"payments", "streams"}, answer
+
+    def payments():
+        found = {s["name"]: s for s in mesh.http("GET", "/services").json()["services"]}
+        entry = found.get("payments")
+        return entry if entry and entry["instance_list"] else None
+
+    entry = wait_for(payments, 10, "GET /services listing payments with its heartbeat")
+    assert (entry["instances"], entry["status"]) == (1, "up"), entry
+    assert {"get_balance", "ping", "describe"} <= set(entry["methods"]), entry
+    assert entry["instance_list"][0]["pid"] > 0
 
 
 # many callers, dead or slow services --------------------------------------------

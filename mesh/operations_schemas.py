@@ -1,0 +1,68 @@
+"""The answers of the mesh's operations routes (``mesh.operations``): health,
+the registry view, the admin RPC route. ``mesh.http`` checks the admin route's
+body against ``RpcArguments`` before it runs; ``GET /openapi.json`` is generated
+from these models with the gateway's own (``mesh.openapi``).
+"""
+from typing import Any, Dict, List, Literal
+
+from pydantic import BaseModel, RootModel
+
+
+class RpcArguments(RootModel[Dict[str, Any]]):
+    """The keyword arguments of the RPC method, as a JSON object."""
+
+
+class RpcAnswer(RootModel[Any]):
+    """Whatever the method answered, as JSON."""
+
+
+class Liveness(BaseModel):
+    status: Literal["ok"]
+
+
+PartState = Literal["up", "catching_up", "down", "unknown"]
+
+
+class Health(BaseModel):
+    """``ok``: every part up; ``catching_up``: all serve, some are still behind
+    (events waiting in their queues, not yet through the pipeline);
+    ``degraded``: a part that is not required is down or cannot tell (bills
+    are still made)."""
+
+    status: Literal["ok", "catching_up", "degraded"]
+    services: Dict[str, PartState]
+
+
+class HealthDown(BaseModel):
+    """A required service (``contracts.services``: no bill can be made without
+    it) is down."""
+
+    status: Literal["unavailable"]
+    services: Dict[str, PartState]
+    error: Literal["SERVICE_UNAVAILABLE"]
+    message: str
+
+
+class InstanceEntry(BaseModel):
+    """One instance, from its heartbeats (``contracts.events.heartbeat``)."""
+
+    instance: str
+    host: str
+    pid: int
+    python: str
+    hub: str  # the event loop it runs on: "asyncio" (eventlet's asyncio hub)
+    uptime_s: float
+
+
+class ServiceEntry(BaseModel):
+    name: str
+    instances: int  # consuming its RPC queue now
+    methods: List[str]
+    status: Literal["up", "down"]
+    instance_list: List[InstanceEntry]  # those whose heartbeats arrive
+    # what those instances served since they started: calls, errors, seconds, busy
+    metrics: Dict[str, float]
+
+
+class Services(BaseModel):
+    services: List[ServiceEntry]
