@@ -25,8 +25,13 @@ path beyond ``contracts.limits.MAX_ID`` is 404; a wrong method is 405 with
 
 Every answer, refusals included, is counted and timed by route pattern in
 ``mesh.metrics`` (``mesh_http_requests_total``, ``mesh_http_duration_seconds``).
+
+A client that goes away before its answer is all sent (a browser closing the
+console, or a stream) is an ordinary day: one line in the log, not eventlet's
+traceback (``ClientGone``).
 """
 import contextlib
+import contextvars
 import dataclasses
 import gc
 import hmac
@@ -66,6 +71,10 @@ DEFAULT_MAX_BODY_BYTES = 64 * 1024
 # answer is the same for the same path; emptied whole when full (paths hold ids)
 ROUTE_CACHE_SIZE = 4096
 CORS_ALLOWED_HEADERS = "Content-Type, Authorization, Idempotency-Key, X-Request-ID"
+# what a write to a client that went away raises (EPIPE, ECONNRESET)
+CLIENT_GONE = ("BrokenPipeError", "ConnectionResetError", "ConnectionAbortedError")
+# "GET /events/stream" of the request this greenthread serves, for ClientGone's line
+_serving = contextvars.ContextVar("mesh_http_serving", default=None)
 
 
 def json_response(payload, status=200, headers=None):
@@ -152,6 +161,7 @@ class JsonWsgiApp(WsgiApp):
         # this greenthread also writes the access log line: give it the id too
         request.request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
         set_request_id(request.request_id)
+        _serving.set("{} {}".format(request.method, request.path))
         rule = None
         try:
             if request.method == "OPTIONS":
@@ -286,10 +296,36 @@ class JsonWebServer(WebServer):
         # eventlet's line per HTTP request costs a tenth of a cached read
         # (measured); the services' access lines (mesh.tracing) stay
         server.log_output = as_bool(self.container.config.get("HTTP_ACCESS_LOG", False))
+        # the logger nameko hands the server: a client gone is one line on it
+        if isinstance(server.log, logging.Logger) and _client_gone not in server.log.filters:
+            server.log.addFilter(_client_gone)
         return server
 
     def context_data_from_headers(self, request):
         return {REQUEST_ID_KEY: request.request_id}
+
+
+class ClientGone(logging.Filter):
+    """A client that went away before its answer was all sent is one line.
+
+    eventlet's server logs any error of a response's writes as the whole
+    traceback, at info (``HttpProtocol.handle_one_response``, listed in
+    docs/upstream-internals.md): a browser that closes a stream made one
+    traceback per disconnect. Such a record becomes
+    ``GET /events/stream: the client went away (BrokenPipeError: ...)``;
+    every other traceback stays as it is."""
+
+    def filter(self, record):
+        text = record.msg
+        if isinstance(text, str) and text.startswith("Traceback (most recent call last)"):
+            error = text.rstrip().rsplit("\n", 1)[-1]
+            if error.startswith(CLIENT_GONE):
+                record.msg = "%s: the client went away (%s)"
+                record.args = (_serving.get() or "a request", error)
+        return True
+
+
+_client_gone = ClientGone()
 
 
 @contextlib.contextmanager

@@ -1,10 +1,12 @@
 """The gateway's server-sent event streams, as a browser's EventSource or
 ``curl -N`` reads them: headers at once, each event as it is made, ids to
 resume from, and nothing left behind by clients that come and go."""
+import logging
 import os
 import socket
 import time
 
+import eventlet
 import pytest
 import requests
 from nameko.testing.utils import get_container, get_extension
@@ -118,3 +120,29 @@ def rss_mb():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     raise AssertionError("no VmRSS")
+
+
+def test_clients_that_drop_a_stream_leave_no_traceback_in_the_log(streaming_mesh, caplog):
+    """A browser closing the console, or a stream, is an ordinary day: at most
+    one log line for each, never a traceback."""
+    caplog.set_level(logging.DEBUG)
+    feed = get_extension(streaming_mesh.gateway, EventFeed).feed
+    host, port = streaming_mesh.url[len("http://"):].split(":")
+    drops = 20
+    for _ in range(drops):
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(b"GET /events/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert b"200 OK" in sock.recv(4096)
+    # each stream ends at the first write after its client left: a heartbeat comment
+    wait_for(lambda: not feed.subscribers, 3 * STREAM_HEARTBEAT_S,
+             "every /events/stream subscriber gone")
+    eventlet.sleep(0.5)  # what the ended streams log, logged
+    records = [record for record in caplog.records if record.levelno >= logging.INFO]
+    tracebacks = [record.getMessage() for record in records
+                  if record.exc_info or "Traceback" in record.getMessage()]
+    assert not tracebacks, "{} tracebacks, the first: {}".format(len(tracebacks), tracebacks[0])
+    # the web server's own lines (nameko's, eventlet's, the mesh's edge)
+    served = [record.getMessage() for record in records
+              if record.name.startswith(("nameko.web", "eventlet", "mesh.http"))]
+    assert len(served) <= drops, served
+    assert all("\n" not in line for line in served), served

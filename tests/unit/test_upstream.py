@@ -304,6 +304,17 @@ ROWS = (
         # set after nameko built the server: only the access line reads it
         (Contains("eventlet.wsgi.Server.__init__", "self.log_output = log_output"),
          Contains("eventlet.wsgi.HttpProtocol.handle_one_response", "if self.server.log_output:"))),
+    Row("eventlet.wsgi.Server.log", "eventlet",
+        "mesh/http.py JsonWebServer.get_wsgi_server", "private attribute",
+        # the logger nameko passes (nameko.web.server), kept as it is: ClientGone goes on it
+        (Contains("eventlet.wsgi.Server.__init__", "self.log = get_logger(log, debug)"),
+         Contains("eventlet.wsgi.get_logger", "return log"),
+         Contains("nameko.web.server.WebServer.get_wsgi_server", "log=getLogger(__name__)"))),
+    Row("eventlet.wsgi.HttpProtocol.handle_one_response", "eventlet",
+        "mesh/http.py ClientGone.filter", "log message text",
+        # an error while the answer is written is logged as its traceback's text, at info
+        (Contains("eventlet.wsgi.HttpProtocol.handle_one_response", "tb = traceback.format_exc()"),
+         Contains("eventlet.wsgi.HttpProtocol.handle_one_response", "self.server.log.info(tb)"))),
     Row("eventlet.hubs.hub.BaseHub.greenlet", "eventlet",
         "mesh/coroutines.py on_loop_greenlet", "private attribute",
         # asyncio code runs on the hub's own greenlet: where a proxy call must not block
