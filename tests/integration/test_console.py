@@ -8,6 +8,9 @@ JavaScript error and no request leaving this machine. The screenshot stays
 in var/console.png, for a person to look at."""
 import os
 import time
+from html.parser import HTMLParser
+
+import pytest
 
 from browser import open_live_page
 from common.config import ROOT
@@ -138,3 +141,38 @@ def test_console_shows_the_mesh_live_and_offline(console_mesh):
     for name in SERVICES:
         assert name in report.text
     assert os.path.getsize(SCREENSHOT) > 20_000  # a drawn page, not a blank one
+
+
+class PageFiles(HTMLParser):
+    """What a page asks the gateway for as it loads: ``files`` (scripts,
+    styles, pictures) and ``icons`` (``<link rel="icon">``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.files, self.icons = [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "link" and "icon" in (attrs.get("rel") or "").split():
+            self.icons.append(attrs.get("href"))
+        url = attrs.get("src") if tag in ("script", "img") else attrs.get("href")
+        if tag in ("script", "img", "link") and url:
+            self.files.append(url)
+
+
+@pytest.mark.parametrize("path", ["/", "/docs"])
+def test_pages_ask_for_no_missing_file(start_mesh, mesh_config, path):
+    """A browser asks for a page's icon as it loads it: ``/favicon.ico`` (a 404,
+    an error in the browser's console) unless the page declares one. Headless
+    chromium asks for none, so the page is read here: it declares its icon,
+    and every file it names is served."""
+    mesh = start_mesh(mesh_config, "gateway")
+    page = mesh.http("GET", path)
+    assert page.status_code == 200, page.text
+    found = PageFiles()
+    found.feed(page.text)
+    assert found.icons, "{} declares no icon: a browser asks for /favicon.ico".format(path)
+    for url in found.files:
+        answer = mesh.http("GET", url)
+        assert answer.status_code == 200, (path, url, answer.status_code, answer.text)
+    assert mesh.http("GET", found.icons[0]).headers["Content-Type"].startswith("image/")
