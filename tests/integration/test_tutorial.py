@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import threading
-import warnings
 
 import pytest
 import requests
@@ -108,8 +107,8 @@ def makefile_recipe(scratch, target):
 class Walk:
     """The scratch clone, its environment, and the mesh it runs (if any)."""
 
-    def __init__(self, scratch, env, url, log_dir):
-        self.scratch, self.env, self.url, self.log_dir = scratch, env, url, log_dir
+    def __init__(self, scratch, env, url):
+        self.scratch, self.env, self.url = scratch, env, url
         self.launcher, self.output, self.new_service = None, [], None
 
     def command(self, line):
@@ -129,7 +128,7 @@ class Walk:
                               text=True, timeout=180)
         assert done.returncode == 0, "docs/tutorial.md: `{}` failed ({}):\n{}\n{}".format(
             line, done.returncode, done.stdout[-6000:], done.stderr[-4000:])
-        if words[:3] == ["make", "VENV=" + VENV, "-o"] and self.new_service:
+        if words[-2:] == ["new-service", "NAME=" + str(self.new_service)]:
             self.check_modules_come_from_the_clone()
 
     def check_modules_come_from_the_clone(self):
@@ -141,14 +140,11 @@ class Walk:
 
     def start_mesh(self):
         """``make run``: its recipe is ``python -m tools.run``; run that until
-        it says the mesh is up, with the new service up in ``/services``."""
+        it says the mesh is up, with the new service up in ``/services`` (the
+        gateway's operations routes follow the declarations: right after the
+        scaffold, before the gateway knows anything else of the service)."""
         assert "$(BIN)/python -m tools.run" in makefile_recipe(self.scratch, "run")
         self.stop_mesh()
-        if not self.gateway_knows_the_new_service():
-            warnings.warn("make run skipped: this gateway's /health and /services do not "
-                          "derive from the declarations yet (no mesh/operations.py), and it "
-                          "has no client of {}".format(self.new_service))
-            return
         self.output = []
         self.launcher = subprocess.Popen(
             [sys.executable, "-m", "tools.run"], cwd=self.scratch, env=self.env,
@@ -160,20 +156,13 @@ class Walk:
         assert self.launcher.poll() is None, "make run stopped:\n" + "".join(self.output[-80:])
 
         def listed():
-            found = requests.get(self.url + "/services", timeout=10).json()["services"]
-            return {s["name"]: s["status"] for s in found}.get(self.new_service) == "up"
-        wait_for(listed, 10, "{} up in GET /services".format(self.new_service))
-
-    def gateway_knows_the_new_service(self):
-        """The gateway's operations routes derive from the declarations
-        (``mesh/operations.py``), or it has a client of the new service. (Until
-        the first is committed, a gateway without the second answers /health
-        with a 500 for a service it has no client of: only the tutorial's
-        second ``make run`` can pass.)"""
-        if os.path.exists(os.path.join(self.scratch, "mesh", "operations.py")):
-            return True
-        with open(os.path.join(self.scratch, "services", "gateway.py")) as handle:
-            return "MeshRpcProxy({})".format(self.new_service.upper()) in handle.read()
+            found = {s["name"]: s for s in
+                     requests.get(self.url + "/services", timeout=10).json()["services"]}
+            entry = found.get(self.new_service) or {}
+            # up (it answers describe), and its heartbeats heard: an instance listed
+            return entry.get("status") == "up" and len(entry.get("instance_list", ())) == 1
+        wait_for(listed, 10, "{} up in GET /services, with its instance".format(
+            self.new_service))
 
     def stop_mesh(self):
         if self.launcher is not None and self.launcher.poll() is None:
@@ -253,7 +242,7 @@ def test_the_tutorial_runs_as_written(tmp_path, rabbit_config):
                STREAMS_STATE_DIR=str(tmp_path / "streams"), METRICS_BASE_PORT="0",
                MESH_LOG_DIR=str(tmp_path / "log"), PYTHONUNBUFFERED="1",
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-    walk = Walk(scratch, env, "http://127.0.0.1:{}".format(port), tmp_path / "log")
+    walk = Walk(scratch, env, "http://127.0.0.1:{}".format(port))
     with open(TUTORIAL, encoding="utf-8") as handle:
         blocks = tutorial_blocks(handle.read())
     try:
