@@ -13,10 +13,13 @@ from typing import Annotated, List, Literal, Optional
 
 from decimal import Decimal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from common.validation import Body, Id, ItemsIn, Name, Quantity
-from contracts.limits import MAX_ID, MAX_PAGE, MAX_PAGE_SIZE, MAX_WINDOWS
+from common.validation import Body, Email, Id, ItemIn, Name, Quantity
+from contracts.errors import InsufficientStock
+from contracts.limits import (
+    MAX_ID, MAX_ITEMS_PER_BILL, MAX_PAGE, MAX_PAGE_SIZE, MAX_QUANTITY, MAX_WINDOWS,
+)
 
 # --- requests -----------------------------------------------------------------
 
@@ -54,7 +57,7 @@ MoneyIn = Annotated[str, Field(pattern=r"^[0-9]{1,12}(\.[0-9]{1,2})?$", examples
 
 class CustomerBody(Body):
     name: Name
-    email: EmailStr
+    email: Email  # the pattern in the document is the check (special-use domains refused)
 
 
 class ProductBody(Body):
@@ -63,8 +66,41 @@ class ProductBody(Body):
     quantity: Quantity
 
 
-class BillBody(ItemsIn):
+class BillBody(Body):
+    """A bill to make. A product listed more than once is billed on one line
+    where it is first listed, its quantities added up; more than 2147483647
+    units of one product in all is 409 INSUFFICIENT_STOCK."""
+
+    # Merged here, not refused: JSON Schema cannot say "each product once"
+    # (uniqueItems compares whole items), and what the document allows is
+    # taken. billing, over RPC, takes each product once (common.validation.ItemsIn).
+
+    items: Annotated[List[ItemIn], Field(
+        min_length=1, max_length=MAX_ITEMS_PER_BILL,
+        description="1 to {} lines. A product listed more than once is billed on one "
+                    "line, its quantities added up.".format(MAX_ITEMS_PER_BILL))]
     customer_id: Id
+
+    @model_validator(mode="after")
+    def one_line_per_product(self):
+        """Merged once every field is valid (a bad field is a 400 first). A
+        product's quantities may add up to more than any stock can hold
+        (``MAX_QUANTITY``): that is the route's 409 ``INSUFFICIENT_STOCK``, not
+        a 400, for each line was valid."""
+        lines = {}
+        for item in self.items:
+            line = lines.setdefault(item.product_id, {"product_id": item.product_id,
+                                                      "quantity": 0})
+            line["quantity"] += item.quantity
+        if len(lines) == len(self.items):
+            return self
+        for line in lines.values():
+            if line["quantity"] > MAX_QUANTITY:
+                raise InsufficientStock(
+                    "product {}: {} units asked in all, more than any stock holds "
+                    "(at most {})".format(line["product_id"], line["quantity"], MAX_QUANTITY))
+        self.items = [ItemIn.model_validate(line) for line in lines.values()]
+        return self
 
 
 # --- answers ------------------------------------------------------------------
