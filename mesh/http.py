@@ -125,6 +125,9 @@ class RouteSpec:
     calls_services: bool = True  # may answer 503 when a service does not
     auth: bool = False  # needs "Authorization: Bearer <ADMIN_TOKEN>" (off without one)
     media_type: str = "application/json"
+    # an answer that may never end (a text/event-stream): "x-endless-stream" in
+    # the document (mesh.openapi), so that generic tools can leave it out
+    endless: bool = False
 
 
 class JsonWsgiApp(WsgiApp):
@@ -388,13 +391,17 @@ class JsonHttpEntrypoint(HttpRequestHandler):
 
 
 def http(method, url, *, query=None, body=None, answers=None, errors=None, headers=None,
-         descriptions=None, tag=None, calls_services=True, auth=False):
+         descriptions=None, tag=None, calls_services=True, auth=False, endless=None):
     """``@http("GET", "/customers", query=PageQuery, answers={200: CustomerPage})``:
-    a route, its spec (``RouteSpec``) checked on every request."""
-    spec = RouteSpec(query=query, body=body, answers=dict(answers or {200: None}),
+    a route, its spec (``RouteSpec``) checked on every request. ``endless``:
+    by default, whether it answers ``text/event-stream``."""
+    answers = dict(answers or {200: None})
+    if endless is None:
+        endless = "text/event-stream" in answers.values()
+    spec = RouteSpec(query=query, body=body, answers=answers,
                      errors=dict(errors or {}), headers=dict(headers or {}),
                      descriptions=dict(descriptions or {}), tag=tag,
-                     calls_services=calls_services, auth=auth)
+                     calls_services=calls_services, auth=auth, endless=endless)
     return accepting_coroutines(JsonHttpEntrypoint.decorator)(method, url, spec=spec)
 
 

@@ -127,6 +127,11 @@ def openapi_document(service_cls, title, version, description=""):
                        for name, text in sorted(spec.headers.items())]
         if spec.auth:
             operation["security"] = [{"adminToken": []}]
+        if spec.endless:
+            # the answer may never end: a generic tool (a fuzzer, a contract
+            # test) should leave it out, e.g. schemathesis run
+            # --exclude-by '/x-endless-stream == true' (make fuzz does)
+            operation["x-endless-stream"] = True
         if parameters:
             operation["parameters"] = parameters
         if spec.body is not None:
