@@ -13,6 +13,7 @@ import os
 import pytest
 
 from common.config import ROOT
+from contracts.services import BY_NAME
 
 PROJECT_PACKAGES = ("contracts", "common", "mesh", "services", "streams", "tools")
 THIRD_PARTY_NAMEKO = ("nameko", "nameko_sqlalchemy")
@@ -58,14 +59,19 @@ def imports(path):
 
 
 def service_of(module_name):
-    """``billing_models`` -> ``billing``: the service a module of services/ belongs to."""
-    return module_name.split("_")[0] if module_name != "kafka_bridge" else module_name
+    """``billing_models`` -> ``billing``, ``kafka_bridge`` -> ``kafka_bridge``: the
+    service a module of services/ belongs to, the longest declared name
+    (``contracts.services``) it is or begins with, followed by ``_`` (a name
+    may hold one: ``make new-service NAME=gift_cards``); else its first word."""
+    owners = [name for name in BY_NAME
+              if module_name == name or module_name.startswith(name + "_")]
+    return max(owners, key=len) if owners else module_name.split("_")[0]
 
 
 def service_groups():
-    """The services: the modules of services/ that are not ``<service>_<what>.py``."""
+    """The services: the modules of services/ that a declared service is."""
     return {name for package, name, _ in modules()
-            if package == "services" and ("_" not in name or name == "kafka_bridge")}
+            if package == "services" and name in BY_NAME}
 
 
 def violations(package, module_name, path):
