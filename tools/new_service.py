@@ -34,6 +34,7 @@ import argparse
 import keyword
 import os
 import re
+import shlex
 import string
 import subprocess
 import sys
@@ -244,8 +245,13 @@ def main(argv=None):
         sys.exit("make new-service: {}".format(exc))
     for path in written:
         print("wrote", path)
-    run("tools.generate")
-    run("tools.db", "revision", args.name, "-m", FIRST_REVISION)
+    for step in (("tools.generate",), ("tools.db", "revision", args.name, "-m", FIRST_REVISION)):
+        try:
+            run(*step)
+        except subprocess.CalledProcessError:
+            sys.exit("make new-service: `python -m {}` failed (above); the files listed are "
+                     "written: fix what it says, then run it again".format(" ".join(
+                         shlex.quote(word) for word in step)))
     print("\n{name} is declared and written. Next:\n"
           "  nameko test tests/unit/test_{name}.py tests/integration/test_{name}_rpc.py\n"
           "  make run          # {name} in GET /services and the console\n"
