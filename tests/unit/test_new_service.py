@@ -40,13 +40,15 @@ def test_bad_names_are_refused_saying_why(name, why):
 
 def test_a_begun_service_is_refused(tmp_path):
     (tmp_path / "services").mkdir()
-    (tmp_path / "services" / "shipping_models.py").write_text("")
-    with pytest.raises(new_service.BadName, match="services/shipping_models.py already exist"):
-        new_service.check_name("shipping", "shipment", root=str(tmp_path))
+    (tmp_path / "services" / "scaffold_probe_models.py").write_text("")
+    with pytest.raises(new_service.BadName,
+                       match="services/scaffold_probe_models.py already exist"):
+        new_service.check_name("scaffold_probe", "probe", root=str(tmp_path))
 
 
 def test_a_good_name_and_its_words():
-    assert "services/shipping.py" in new_service.check_name("shipping", "shipment")
+    # a name nobody declares (not "shipping", make new-service's example)
+    assert "services/scaffold_probe.py" in new_service.check_name("scaffold_probe", "probe")
     assert new_service.default_entity("payments") == "payment"
     assert new_service.default_entity("shipping") == "shipping_record"
     assert new_service.words("gift_cards", "gift_card")["Entity"] == "GiftCard"
@@ -58,15 +60,15 @@ def test_the_declaration_goes_after_the_names_and_last_in_declarations():
     with open(os.path.join(ROOT, "contracts", "services.py")) as handle:
         text = handle.read()
     from contracts.services import BY_NAME
-    changed = new_service.add_declaration(text, "shipping", set(BY_NAME))
+    changed = new_service.add_declaration(text, "scaffold_probe", set(BY_NAME))
     namespace = {}
     exec(compile(changed, "services.py", "exec"), namespace)  # noqa: S102  our own file
-    assert namespace["SHIPPING"] == "shipping"
-    assert namespace["DECLARATIONS"][-1].name == "shipping"
+    assert namespace["SCAFFOLD_PROBE"] == "scaffold_probe"
+    assert namespace["DECLARATIONS"][-1].name == "scaffold_probe"
     assert namespace["DECLARATIONS"][-1].database
     # the constant joins the service names, not the kinds below them
     names = re.findall(r'^([A-Z_]+) = "', changed, re.M)
-    assert names.index("SHIPPING") == names.index("STREAMS") + 1
+    assert names.index("SCAFFOLD_PROBE") == names.index("RPC") - 1
 
 
 def test_the_first_revision_of_a_new_history(tmp_path):
