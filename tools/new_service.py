@@ -40,10 +40,11 @@ import subprocess
 import sys
 
 from common.config import ROOT
+from contracts import errors as error_table
 from contracts import services as declarations
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates", "new_service")
-NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
+NAME = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*\Z")
 MAX_NAME_LENGTH = 40  # a PostgreSQL database name; queue names carry it several times
 FIRST_REVISION = "first tables"
 
@@ -94,7 +95,8 @@ def default_entity(name):
 def check_identifier(word, what):
     if not NAME.match(word or ""):
         raise BadName("{} {!r} is not a lowercase Python identifier (a letter, then letters, "
-                      "digits or _): e.g. shipping, gift_cards".format(what, word))
+                      "digits, single _ between them): e.g. shipping, gift_cards".format(
+                          what, word))
     if len(word) > MAX_NAME_LENGTH:
         raise BadName("{} {!r} is longer than {} characters".format(what, word, MAX_NAME_LENGTH))
     if keyword.iskeyword(word) or keyword.issoftkeyword(word):
@@ -116,10 +118,13 @@ def check_name(name, entity, root=ROOT, declared=None):
     declared = declarations.BY_NAME if declared is None else declared
     if name in declared:
         raise BadName("{!r} is already declared in contracts/services.py".format(name))
-    taken = [constant for constant in (name.upper(),) if hasattr(declarations, constant)]
-    if taken:
+    if hasattr(declarations, name.upper()):
         raise BadName("contracts/services.py already defines {}: choose another name".format(
-            taken[0]))
+            name.upper()))
+    error = camel(entity) + "NotFound"
+    if hasattr(error_table, error):
+        raise BadName("contracts/errors.py already defines {}: choose another entity "
+                      "(ENTITY=...)".format(error))
     paths = planned_paths(name)
     existing = [path for path in paths if os.path.exists(os.path.join(root, path))]
     if existing:

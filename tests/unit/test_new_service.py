@@ -32,10 +32,17 @@ from tools import new_service
     ("analytics", "already declared"),
     ("rpc_services", "already defines RPC_SERVICES"),
     ("x" * 41, "longer than 40"),
+    ("pay_", "not a lowercase Python identifier"),
+    ("pay__ments", "not a lowercase Python identifier"),
 ])
 def test_bad_names_are_refused_saying_why(name, why):
     with pytest.raises(new_service.BadName, match=why):
         new_service.check_name(name, new_service.default_entity(name or "x"))
+
+
+def test_an_entity_whose_error_exists_is_refused():
+    with pytest.raises(new_service.BadName, match="already defines CustomerNotFound"):
+        new_service.check_name("clients", "customer")
 
 
 def test_a_begun_service_is_refused(tmp_path):
