@@ -132,11 +132,16 @@ class Walk:
             self.check_modules_come_from_the_clone()
 
     def check_modules_come_from_the_clone(self):
-        script = "import services.{}, tools.new_service as t; print(t.__file__)".format(
-            self.new_service)
+        """The new service and the scaffold are the clone's, not the editable
+        install's (this repository's)."""
+        script = ("import services.{}, tools.new_service, mesh.db\n"
+                  "for m in (services.{}, tools.new_service, mesh.db): print(m.__file__)").format(
+                      self.new_service, self.new_service)
         found = subprocess.run([sys.executable, "-c", script], cwd=self.scratch, env=self.env,
                                capture_output=True, text=True, timeout=60)
-        assert found.stdout.strip().startswith(self.scratch), found.stdout + found.stderr
+        paths = found.stdout.split()
+        assert len(paths) == 3 and all(path.startswith(self.scratch + os.sep) for path in paths), (
+            found.stdout + found.stderr)
 
     def start_mesh(self):
         """``make run``: its recipe is ``python -m tools.run``; run that until
