@@ -25,10 +25,10 @@ per-run databases of tests, ``make bench`` and ``make chaos``, the topology.
 ``tests/unit/test_declarations.py`` fails when a service has no declaration, or
 a declaration no service, and says what to add.
 
-Adding a service (``make new-service NAME=payments`` writes all of this)::
+Adding a service: ``make new-service NAME=payments`` writes ``PAYMENTS =
+"payments"`` and ``Service(PAYMENTS, database=True)``; what it publishes and
+handles is added as it grows (docs/tutorial.md)::
 
-    PAYMENTS = "payments"
-    ...
     Service(PAYMENTS, database=True, publishes=(BILL_PAID,),
             handles=(Handles(BILLING, BILL_CANCELLED, "refund_cancelled_bill"),)),
 """
