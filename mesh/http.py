@@ -67,7 +67,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 # routes found, by (method, script name, path): binding werkzeug's map to each
-# request's environ and matching it cost the gateway ~15-25 us a request, its
+# request's environ and matching it is a real share of a cached read, and its
 # answer is the same for the same path; emptied whole when full (paths hold ids)
 ROUTE_CACHE_SIZE = 4096
 CORS_ALLOWED_HEADERS = "Content-Type, Authorization, Idempotency-Key, X-Request-ID"
@@ -296,8 +296,8 @@ class JsonWebServer(WebServer):
 
     def get_wsgi_server(self, sock, wsgi_app, **kwargs):
         server = super().get_wsgi_server(sock, wsgi_app, **kwargs)
-        # eventlet's line per HTTP request costs a tenth of a cached read
-        # (measured); the services' access lines (mesh.tracing) stay
+        # eventlet's line per HTTP request is a real share of a cached read
+        # (docs/benchmarks.md); the services' access lines (mesh.tracing) stay
         server.log_output = as_bool(self.container.config.get("HTTP_ACCESS_LOG", False))
         # the logger nameko hands the server: a client gone is one line on it
         if isinstance(server.log, logging.Logger) and _client_gone not in server.log.filters:
@@ -383,8 +383,8 @@ class JsonHttpEntrypoint(HttpRequestHandler):
         super().check_signature((None,), dict.fromkeys(rule.arguments))
 
     def check_signature(self, args, kwargs):
-        """nameko checks every request (inspect.getcallargs: 7% of a cached read,
-        measured); ``setup`` has checked the route's signature once instead."""
+        """nameko checks every request (inspect.getcallargs, a share of every
+        cached read); ``setup`` has checked the route's signature once instead."""
 
     def response_from_exception(self, exc):
         return error_response(exc)
