@@ -159,10 +159,12 @@ def main():
         print("started the local Kafka broker (Tansu, memory only) at {}".format(bootstrap),
               flush=True)
     try:
-        declare_topology(config["AMQP_URI"])
+        queues = declare_topology(config["AMQP_URI"])
     except OSError as exc:
         sys.exit("RabbitMQ does not answer at {} ({}): start it (make rabbitmq)".format(
             config["AMQP_URI"], exc))
+    print("topology: {} declared handler queue(s) ready (contracts/services.py)".format(
+        len(queues)), flush=True)
     env = dict(os.environ)
     # the venv's `nameko` first, whatever PATH the user has
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
