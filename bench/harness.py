@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import requests
 
-from common.config import ROOT
+from common.config import ROOT, database_variable
 from contracts.events import HEARTBEAT_INTERVAL_S
 from contracts.services import DATABASE_SERVICES, RPC_SERVICES
 from mesh.hub import ASYNCIO_HUB, HUB_VARIABLE, MESH_HUB, mesh_environment
@@ -141,8 +141,8 @@ class BenchMesh:
         self.port = free_port()
         self.url = "http://127.0.0.1:{}".format(self.port)
         # DATA_DIR alone says where every declared database is: no URI from the shell
-        environ = {key: value for key, value in os.environ.items()
-                   if key not in {"{}_DB_URI".format(name.upper()) for name in DATABASE_SERVICES}}
+        shell_uris = {database_variable(name) for name in DATABASE_SERVICES}
+        environ = {key: value for key, value in os.environ.items() if key not in shell_uris}
         self.env = hub_environment(dict(
             environ, AMQP_URI=self.vhost.amqp_uri,
             WEB_SERVER_ADDRESS="127.0.0.1:{}".format(self.port),

@@ -49,6 +49,15 @@ def load_config(path=CONFIG_PATH):
         return yaml.load(handle, Loader=ConfigLoader)  # noqa: S506  a SafeLoader
 
 
+def database_variable(service):
+    """The environment variable that names ``service``'s database.
+
+        >>> database_variable("billing")
+        'BILLING_DB_URI'
+    """
+    return "{}_DB_URI".format(service.upper())
+
+
 def database_uri(config, service):
     """The database of a declared service (``contracts.services``: ``database=True``):
     ``DB_URIS[service]`` in the config when given, else the environment's
@@ -61,7 +70,7 @@ def database_uri(config, service):
     given = (config.get("DB_URIS") or {}).get(service)
     if given:
         return given
-    from_env = os.environ.get("{}_DB_URI".format(service.upper()))
+    from_env = os.environ.get(database_variable(service))
     if from_env:
         return from_env
     folder = os.path.join(ROOT, str(config.get("DATA_DIR") or "var"))

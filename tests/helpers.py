@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from common.config import ROOT, database_uri
+from common.config import ROOT, database_uri, database_variable
 from contracts.events import bill_created_event
 from contracts.services import (
     DATABASE_SERVICES, GATEWAY, NAMEKO_SERVICES, REQUIRED_SERVICES, declared,
@@ -109,7 +109,7 @@ def run_service_process(module, config, log_path):
 
 
 def config_env(config):
-    env = {"{}_DB_URI".format(name.upper()): database_uri(config, name)
+    env = {database_variable(name): database_uri(config, name)
            for name in DATABASE_SERVICES}
     return dict(env, **{
         "AMQP_URI": config["AMQP_URI"],

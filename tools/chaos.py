@@ -83,7 +83,7 @@ import urllib3
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, OffsetSpec
 
-from common.config import ROOT
+from common.config import ROOT, database_variable
 from common.topology import declare_topology
 from contracts.services import DATABASE_SERVICES, DECLARATIONS
 from contracts.topics import AGGREGATOR_GROUP, BILLS_TOPIC
@@ -100,7 +100,7 @@ KILL_ORDER = ("billing", "inventory", "customers", "kafka_bridge", "streams", "g
 MESH_SETTINGS = {"RPC_TIMEOUT": "2", "RESERVATION_TTL": "4", "METRICS_PORT": "0",
                  "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"}
 # a database URI from the user's shell would take this run's DATA_DIR's place
-DATABASE_VARIABLES = {"{}_DB_URI".format(name.upper()) for name in DATABASE_SERVICES}
+DATABASE_VARIABLES = {database_variable(name) for name in DATABASE_SERVICES}
 RESERVED_PORTS = {8000, 9092}  # the user's own mesh and Kafka
 BILL_CREATED, BILL_CANCELLED = "bill_created", "bill_cancelled"
 ACTIVE, CANCELLED = "active", "cancelled"

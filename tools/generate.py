@@ -20,7 +20,7 @@ import argparse
 import os
 import sys
 
-from common.config import ROOT
+from common.config import ROOT, database_variable
 from contracts.services import DECLARATIONS, EDGE, RPC
 
 COMPOSE_PATH = os.path.join(ROOT, "docker-compose.yml")
@@ -43,8 +43,8 @@ def compose_block(service):
              "    environment:",
              "      AMQP_URI: {}".format(AMQP_URI)]
     if service.database:
-        lines.append("      {}_DB_URI: {}".format(service.name.upper(),
-                                                  POSTGRES_URI.format(service.name)))
+        lines.append("      {}: {}".format(database_variable(service.name),
+                                            POSTGRES_URI.format(service.name)))
     if service.kafka:
         lines += ["      KAFKA_BOOTSTRAP_SERVERS: kafka:9092", '      KAFKA_TANSU: "false"']
     lines += ['      METRICS_PORT: "{}"   # scraped by prometheus'.format(METRICS_PORT),

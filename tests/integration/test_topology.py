@@ -8,7 +8,7 @@ from nameko.standalone.events import event_dispatcher
 
 from common.topology import declare_topology
 from contracts.events import BILL_CREATED
-from contracts.services import BILLING, handler_queues
+from contracts.services import BILLING, KAFKA_BRIDGE, declared, handler_queues
 from helpers import bill_event, wait_for
 from mesh.registry import queue_counts
 
@@ -17,14 +17,14 @@ def test_an_event_published_before_its_handlers_service_ever_ran_is_handled(
         mesh_config, kafka, container_factory):
     from services.kafka_bridge import KafkaBridgeService
     config = dict(mesh_config, KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap)
-    declared = declare_topology(config["AMQP_URI"])
-    assert sorted(declared) == sorted(name for name, _, _ in handler_queues())
+    queues = declare_topology(config["AMQP_URI"])
+    assert sorted(queues) == sorted(name for name, _, _ in handler_queues())
 
     # published as any producer would, while no service of the mesh runs
     event = bill_event(7, [(1, 2)])
     event_dispatcher(config)(BILLING, BILL_CREATED, event)
-    bridge_queue = next(name for name, _, event_type in handler_queues(BILLING)
-                        if event_type == BILL_CREATED and "kafka_bridge" in name)
+    bridge_queue = next(queue for handles, queue in declared(KAFKA_BRIDGE).handler_queues()
+                        if handles.event == BILL_CREATED)
     wait_for(lambda: queue_counts(config["AMQP_URI"], bridge_queue)[0] == 1, 10,
              "the event waiting in {}".format(bridge_queue))
 

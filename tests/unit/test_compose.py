@@ -13,6 +13,7 @@ import re
 import pytest
 import yaml
 
+from common.config import database_variable
 from contracts.services import DATABASE_SERVICES
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -92,7 +93,7 @@ def config_variables():
     lines = [line for line in read(CONFIG_PATH).splitlines() if not line.lstrip().startswith("#")]
     names = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", "\n".join(lines)))
     assert names, "config.yaml reads no ${NAME:default} variables at all"
-    return names | {"{}_DB_URI".format(name.upper()) for name in DATABASE_SERVICES}
+    return names | {database_variable(name) for name in DATABASE_SERVICES}
 
 
 def procfile_processes():
@@ -177,7 +178,7 @@ def test_environment_variables_are_read_by_config(services, config_variables):
 def test_each_service_gets_only_its_own_database(services, nameko_services, config_variables):
     for name in nameko_services:
         environment = environment_of(services[name])
-        own = name.upper() + "_DB_URI"
+        own = database_variable(name)
         foreign = sorted(key for key in environment if key.endswith("_DB_URI") and key != own)
         assert not foreign, (
             "compose service {!r} sets {}, but the only database variable it reads is {}".format(
