@@ -8,13 +8,11 @@ Two event types count: ``bill_created`` adds its bill, ``bill_cancelled``
 subtracts the same bill. Each function works on signed amounts (``sign``,
 ``bill_delta``, signed ``product_lines``): a cancellation is the creation with
 every amount negated, so customer and product totals are plain sums and the
-order the two arrive in does not matter. That order is not guaranteed: billing's
-outbox may relay a creation after the cancellation; a cancellation seen first
-leaves its customer and products a bill short (below zero if it was their only
-one) until the creation brings them to where they would have been. Repeats
-(same ``event_id``) are dropped before any of this by ``first_delivery``;
-billing sends at most one cancellation per bill, so nothing here has to
-remember which bills were cancelled.
+order the two arrive in does not matter. Before any of this, ``settle``
+decides what counts: each bill's creation and cancellation once, a repeat not
+at all, and a cancellation that arrives before its creation (billing's outbox
+may relay them in either order; a creation may have been lost with a broker)
+only once the creation is there, so no total ever goes below zero.
 
 Revenue windows book a cancellation negative in the window of its own time (the
 event's ``occurred_at``, the cancellation time), not in the window the bill was
@@ -28,12 +26,14 @@ after such a late event the windows no longer add up to the customer totals.
 """
 import datetime
 import functools
+import logging
 from decimal import Decimal
 
 from contracts.wire import money, money_text
 from contracts.events import BILL_CANCELLED, BILL_EVENTS
 
 ZERO = "0.00"
+log = logging.getLogger(__name__)
 
 
 def is_bill_event(event):
@@ -69,60 +69,52 @@ def bill_delta(event):
     return {"revenue": signed(money(event["bill"]["total"]), event), "bills": sign(event)}
 
 
-# how many slices of the retention the seen ids are filed in: the oldest slice is
-# forgotten whole once it is a full retention older than the newest event
-DEDUP_SLICES = 24
+def settle(state, event):
+    """The events to count for one arriving bill event, given what was counted
+    of its bill before: each bill's creation and cancellation count exactly
+    once, whatever arrives twice, late or in the wrong order.
 
+    ``state`` (``get``/``set``/``delete``; in the application the message key's
+    quixstreams ``State``, changelog-backed) remembers each bill it has seen:
+    ``"bill:<id>"`` is ``"created"``, ``"cancelled"`` or ``"parked"``. Every
+    bill is remembered for good, not for a retention: a replay of billing's
+    whole record (a rebuild) counts nothing twice, however old the bill.
 
-def first_delivery(state, event_id, at_ms=None, retention_ms=None):
-    """Dedup decision: True the first time ``event_id`` is seen (and remember it),
-    False on every repeat; delivery is at least once, a repeat must count zero times.
+    - a repeat (a bill already created, a cancellation already seen): ``[]``;
+    - a creation: ``[event]``, followed by its cancellation if that came first;
+    - a cancellation of a bill created here: ``[event]``;
+    - a cancellation of a bill not seen yet: ``[]``, parked (kept under
+      ``"parked:<id>"``) until its creation arrives, so no total is ever
+      taken below zero by a bill it never counted. A rebuild brings the
+      creation of a bill whose creation was lost.
 
-    ``state`` is anything with ``exists``, ``get``, ``set`` and ``delete``: in the
-    application a quixstreams ``State`` (changelog-backed, scoped to the message
-    key), one entry per event so a check never loads the whole history.
-
-    With ``retention_ms`` (and the event's time ``at_ms``), ids are forgotten once
-    their events are more than ``retention_ms`` older than the newest event of
-    the key, so the state stays bounded; a repeat inside the retention is still
-    caught. Each id is filed in a slice (``DEDUP_SLICES`` per retention): a new
-    id costs a few entries, and a slice is dropped whole, so no step ever loads
-    the list of every id.
-
-        >>> first_delivery(state, "e-1", at_ms=0, retention_ms=86_400_000)
-        True
+        >>> settle(state, created)            # bill 4, first seen
+        [created]
+        >>> settle(state, created)            # delivered again
+        []
     """
-    key = "seen:" + event_id
-    if state.exists(key):
-        return False
-    state.set(key, True)
-    if retention_ms is not None and at_ms is not None:
-        _file_seen(state, event_id, at_ms, retention_ms)
-    return True
-
-
-def _file_seen(state, event_id, at_ms, retention_ms):
-    # two entries per id (its slot, the slices' counts), beside its "seen:" entry
-    width = max(1, retention_ms // DEDUP_SLICES)
-    slice_ = at_ms // width
-    counts = state.get("slices", {})  # {slice number as text: ids filed in it}
-    filed = counts.get(str(slice_), 0)
-    state.set("slice:{}:{}".format(slice_, filed), event_id)
-    counts[str(slice_)] = filed + 1
-    if not filed:  # a new slice: the only time the oldest can fall out of the retention
-        newest = max(int(number) for number in counts)
-        for oldest in sorted(int(number) for number in counts):
-            if (newest - oldest) * width <= retention_ms:
-                break
-            _forget_slice(state, oldest, counts.pop(str(oldest)))
-    state.set("slices", counts)
-
-
-def _forget_slice(state, slice_, filed):
-    for n in range(filed):
-        entry = "slice:{}:{}".format(slice_, n)
-        state.delete("seen:" + state.get(entry))
-        state.delete(entry)
+    bill_id = event["bill"]["id"]
+    key = "bill:{}".format(bill_id)
+    seen = state.get(key)
+    if event["type"] == BILL_CANCELLED:
+        if seen != "created":  # a repeat, or parked
+            if seen is None:
+                state.set(key, "parked")
+                state.set("parked:{}".format(bill_id), event)
+                log.warning("cancellation of bill %s arrived before its creation: parked, "
+                            "not counted until the creation arrives", bill_id)
+            return []
+        state.set(key, "cancelled")
+        return [event]
+    if seen == "parked":
+        parked = state.get("parked:{}".format(bill_id))
+        state.delete("parked:{}".format(bill_id))
+        state.set(key, "cancelled")
+        return [event, parked]
+    if seen is not None:
+        return []
+    state.set(key, "created")
+    return [event]
 
 
 def add_bill(stats, event):

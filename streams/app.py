@@ -1,9 +1,10 @@
 """The aggregator's wiring: settings, client configuration and the dataframe.
 
 ``billing.bills`` (``bill_created`` and ``bill_cancelled`` events; other types
-are skipped) first loses repeated events (by ``event_id``: delivery is at least
-once), then feeds three branches, where a cancellation counts as its bill
-negated (``streams.aggregate.sign``):
+are skipped) is first settled per bill (``streams.aggregate.settle``: delivery
+is at least once, and a rebuild gives every bill again), then feeds three
+branches, where a cancellation counts as its bill negated
+(``streams.aggregate.sign``):
 
 - per customer (the message key): add the bill (or take it off), publish the
   totals;
@@ -14,11 +15,11 @@ negated (``streams.aggregate.sign``):
 
 Because a cancellation is a negative amount rather than an edit, the customer
 and product totals do not depend on the order of a bill's two events: billing's
-outbox may relay the creation after the cancellation, and the totals then dip
-below zero until the creation arrives, ending where they would have. (Windows:
+outbox may relay the creation after the cancellation, which then waits (parked
+in the state) for its creation and never takes a total below zero. (Windows:
 see below.)
 
-One deduplication before the branches is enough because ``billing.bills`` has one
+One settling step before the branches is enough because ``billing.bills`` has one
 partition: ``group_by`` then re-keys in place, and every store is committed in the
 same checkpoint as the input offset, so a replay after a crash starts from state
 that matches it. With more partitions ``group_by`` goes through repartition
@@ -62,10 +63,9 @@ with warnings.catch_warnings():
                             category=AuthlibDeprecationWarning)
     from quixstreams import Application
 
-from common.config import ROOT, as_bool, seconds_setting
+from common.config import ROOT, as_bool
 from streams.aggregate import (add_bill, add_product_line, add_to_window,
-                               event_time_ms, first_delivery, is_bill_event,
-                               product_lines)
+                               event_time_ms, is_bill_event, product_lines, settle)
 from contracts.topics import (AGGREGATOR_GROUP, BILLS_TOPIC, CUSTOMER_STATS_TOPIC,
                              PRODUCT_STATS_TOPIC, REVENUE_WINDOWS_TOPIC, ensure_topics)
 
@@ -102,8 +102,6 @@ TANSU_CONSUMER_CONFIG = {"fetch.wait.max.ms": 25}
 #    start, which grows with the changelogs (docs/benchmarks.md).
 
 
-DEFAULT_DEDUP_RETENTION_S = 86400.0  # a day of event time (config.yaml)
-
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
@@ -111,7 +109,6 @@ class Settings:
     tansu: bool
     window_seconds: float
     state_dir: str
-    dedup_retention_s: float = DEFAULT_DEDUP_RETENTION_S
 
     @classmethod
     def from_config(cls, config):
@@ -120,17 +117,13 @@ class Settings:
         return cls(bootstrap=str(config["KAFKA_BOOTSTRAP_SERVERS"]),
                    tansu=as_bool(config["KAFKA_TANSU"]),
                    window_seconds=float(config["STREAMS_WINDOW_SECONDS"]),
-                   state_dir=os.path.join(ROOT, str(config["STREAMS_STATE_DIR"])),
-                   dedup_retention_s=seconds_setting(config, "STREAMS_DEDUP_RETENTION_S",
-                                                     DEFAULT_DEDUP_RETENTION_S))
+                   state_dir=os.path.join(ROOT, str(config["STREAMS_STATE_DIR"])))
 
 
-def once(retention_ms):
-    """Stateful filter: pass an event the first time its ``event_id`` is seen
-    (remembered ``retention_ms`` of event time, ``STREAMS_DEDUP_RETENTION_S``)."""
-    def step(event, state):
-        return first_delivery(state, event["event_id"], event_time_ms(event), retention_ms)
-    return step
+def settled(event, state):
+    """Stateful step (the message key's state): the events to count for this
+    one (``streams.aggregate.settle``), zero, one or two."""
+    return settle(state, event)
 
 
 def accumulate(add):
@@ -144,11 +137,11 @@ def accumulate(add):
 
 
 def windowed(window_ms):
-    """Stateful step booking each bill event in its tumbling window (the timestamp
-    is the event's time, from the topic's timestamp extractor: a cancellation's is
-    the time of the cancellation)."""
-    def step(event, _key, timestamp, _headers, state):
-        return add_to_window(state, event, timestamp, window_ms, WINDOW_GRACE_MS)
+    """Stateful step booking each bill event in its tumbling window at the event's
+    own time (a cancellation's is the time of the cancellation; a parked one
+    released by its creation shares the creation's message, not its time)."""
+    def step(event, state):
+        return add_to_window(state, event, event_time_ms(event), window_ms, WINDOW_GRACE_MS)
     return step
 
 
@@ -159,7 +152,7 @@ def build_app(settings):
         broker_address=settings.bootstrap,
         consumer_group=CONSUMER_GROUP,
         auto_offset_reset="earliest",  # a first start counts every bill already there
-        # Transactions are unsafe on Tansu; deduplication makes replays harmless.
+        # Transactions are unsafe on Tansu; settling per bill makes replays harmless.
         processing_guarantee="at-least-once",
         commit_interval=COMMIT_INTERVAL,
         state_dir=settings.state_dir,
@@ -182,7 +175,7 @@ def build_app(settings):
 
     bills = (app.dataframe(bills_topic)
              .filter(is_bill_event)
-             .filter(once(int(settings.dedup_retention_s * 1000)), stateful=True))
+             .apply(settled, stateful=True, expand=True))
 
     (bills.apply(accumulate(add_bill), stateful=True)
      .to_topic(customers_topic, key=lambda totals: str(totals["customer_id"])))
@@ -193,7 +186,7 @@ def build_app(settings):
      .to_topic(products_topic))
 
     (bills.group_by(lambda event: "all", name="all")
-     .apply(windowed(int(settings.window_seconds * 1000)), stateful=True, metadata=True)
+     .apply(windowed(int(settings.window_seconds * 1000)), stateful=True)
      .filter(lambda window: window is not None)  # too late for its window
      .to_topic(windows_topic, key=lambda window: window["start"]))
     return app

@@ -20,55 +20,36 @@ class FakeState(dict):
         del self[key]
 
 
-def test_first_delivery_counts_each_event_id_once():
+def test_settle_counts_each_bill_event_once():
     state = FakeState()
-    assert aggregate.first_delivery(state, "a") is True
-    assert aggregate.first_delivery(state, "a") is False
-    assert aggregate.first_delivery(state, "b") is True
-    assert aggregate.first_delivery(state, "a") is False
+    created = bill_event(1, [(1, 1)])
+    assert aggregate.settle(state, created) == [created]
+    assert aggregate.settle(state, dict(created, event_id="another id")) == []
+    cancel = cancel_of(created)
+    assert aggregate.settle(state, cancel) == [cancel]
+    assert aggregate.settle(state, cancel) == []
+    assert aggregate.settle(state, created) == []  # a replay of a cancelled bill
 
 
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
-
-
-def test_a_repeat_inside_the_retention_is_caught():
+def test_a_cancellation_before_its_creation_is_parked_until_the_creation():
     state = FakeState()
-    assert aggregate.first_delivery(state, "a", at_ms=0, retention_ms=DAY_MS)
-    # newer events up to a full retention later: "a" is still remembered
-    for n, at in enumerate(range(HOUR_MS, DAY_MS + 1, HOUR_MS)):
-        assert aggregate.first_delivery(state, "b{}".format(n), at_ms=at, retention_ms=DAY_MS)
-    assert aggregate.first_delivery(state, "a", at_ms=DAY_MS, retention_ms=DAY_MS) is False
+    created = bill_event(2, [(1, 1)])
+    cancel = cancel_of(created)
+    assert aggregate.settle(state, cancel) == []
+    assert aggregate.settle(state, cancel) == []  # parked once
+    assert aggregate.settle(state, created) == [created, cancel]
+    assert aggregate.settle(state, cancel) == [] and aggregate.settle(state, created) == []
+    assert not any(key.startswith("parked:") for key in state)
 
 
-def test_ids_older_than_the_retention_are_forgotten_and_the_state_stays_bounded():
+def test_bills_are_remembered_whatever_their_age():
     state = FakeState()
-    sizes = []
-    # ten days of a bill a minute for one customer (one message key)
-    for n in range(10 * 24 * 60):
-        assert aggregate.first_delivery(state, "e{}".format(n), at_ms=n * 60_000,
-                                        retention_ms=DAY_MS)
-        sizes.append(len(state))
-    # about one day of ids (two entries each, plus a slice's worth), not ten
-    per_day = 24 * 60
-    assert max(sizes) < 2 * (per_day + per_day // aggregate.DEDUP_SLICES) + 50, max(sizes)
-    assert not state.exists("seen:e0")  # nine days old: forgotten
-    assert state.exists("seen:e{}".format(10 * 24 * 60 - per_day))  # a day old: kept
-
-
-def test_an_event_older_than_the_retention_is_not_kept():
-    state = FakeState()
-    assert aggregate.first_delivery(state, "new", at_ms=3 * DAY_MS, retention_ms=DAY_MS)
-    entries = dict(state)
-    assert aggregate.first_delivery(state, "late", at_ms=0, retention_ms=DAY_MS)
-    assert dict(state) == entries  # nothing of it kept
-
-
-def test_without_a_retention_nothing_is_forgotten():
-    state = FakeState()
-    for n in range(100):
-        aggregate.first_delivery(state, "e{}".format(n))
-    assert len(state) == 100
+    old = bill_event(3, [(1, 1)])
+    old["occurred_at"] = "2020-01-01T00:00:00+00:00"
+    aggregate.settle(state, old)
+    for _ in range(100):
+        aggregate.settle(state, bill_event(3, [(1, 1)]))
+    assert aggregate.settle(state, old) == []  # a rebuild years later counts it once
 
 
 def test_add_bill_keeps_exact_money_and_counts():
@@ -158,12 +139,11 @@ def cancel_of(created, at="2026-11-24T11:00:00+00:00", event_id=None):
 
 def totals(events, window_ms=5000, grace_ms=60_000):
     """Customer, product and window totals after ``events``, wired as streams/app.py
-    wires them (dedup first, then the three branches)."""
+    wires them (settled first, then the three branches)."""
     seen, windows = FakeState(), DictState()
     customers, products, published = {}, {}, {}
-    for event in filter(aggregate.is_bill_event, events):
-        if not aggregate.first_delivery(seen, event["event_id"]):
-            continue
+    arrived = filter(aggregate.is_bill_event, events)
+    for event in [settled for event in arrived for settled in aggregate.settle(seen, event)]:
         key = event["bill"]["customer_id"]
         customers[key] = aggregate.add_bill(customers.get(key), event)
         for line in aggregate.product_lines(event):
@@ -227,12 +207,12 @@ def test_a_repeated_cancellation_subtracts_once():
     assert products[1] == {"product_id": 1, "units": 0, "revenue": "0.00"}
 
 
-def test_a_cancellation_before_its_creation_ends_at_zero():
+def test_a_cancellation_before_its_creation_never_goes_below_zero():
     created = bill_event(4, [(5, 1), (2, 3)])
     created["occurred_at"] = "2026-11-24T10:00:00+00:00"
     cancel = cancel_of(created, at="2026-11-24T10:00:20+00:00")
     customers, products, windows = totals([cancel])
-    assert customers[4] == {"customer_id": 4, "revenue": "-1250.30", "bills": -1}
+    assert customers == {} and products == {} and windows == {}
     customers, products, windows = totals([cancel, created])
     assert customers[4] == {"customer_id": 4, "revenue": "0.00", "bills": 0}
     assert products == {5: {"product_id": 5, "units": 0, "revenue": "0.00"},
@@ -254,19 +234,16 @@ def test_totals_do_not_depend_on_the_order():
 
 def test_no_negative_zero_in_the_state():
     free = bill_event(1, [(7, 0)])  # a bill of 0.00
-    customers, products, windows = totals([cancel_of(free)])
+    customers, products, windows = totals([free, cancel_of(free)])
     assert customers[1]["revenue"] == "0.00" and products[7]["revenue"] == "0.00"
-    assert list(windows.values()) == ["0.00"]
+    assert sorted(windows.values()) == ["0.00"]
 
 
 def test_settings_from_config():
     config = {"KAFKA_BOOTSTRAP_SERVERS": "kafka:9092", "KAFKA_TANSU": "false",
               "STREAMS_WINDOW_SECONDS": 5, "STREAMS_STATE_DIR": "var/streams"}
     settings = Settings.from_config(config)
-    assert settings == Settings("kafka:9092", False, 5.0, os.path.join(ROOT, "var/streams"),
-                                86400.0)
-    config["STREAMS_DEDUP_RETENTION_S"] = "3600"
-    assert Settings.from_config(config).dedup_retention_s == 3600.0
+    assert settings == Settings("kafka:9092", False, 5.0, os.path.join(ROOT, "var/streams"))
     config.update(KAFKA_TANSU=True, STREAMS_STATE_DIR="/data/streams")
     assert Settings.from_config(config).tansu is True
     assert Settings.from_config(config).state_dir == "/data/streams"
