@@ -28,11 +28,12 @@ with ``cancelled_at``, and the analytics stop counting it.
 import asyncio
 import logging
 import uuid
+from decimal import Decimal
 
 import eventlet
 
 from mesh.timer import timer
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import BigInteger, func, insert, select, tuple_, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 
 import mesh.service
@@ -42,8 +43,7 @@ from contracts.wire import money, utc_now
 from contracts.cache_tags import customer_tag
 from contracts.errors import BillNotFound, IdempotencyKeyReused, ServiceUnavailable
 from contracts.events import (
-    ACTIVE, CANCELLED, CUSTOMER_DELETED, CUSTOMER_UPDATED,
-    bill_cancelled_event, bill_created_event,
+    ACTIVE, CANCELLED, CUSTOMER_DELETED, CUSTOMER_UPDATED, bill_created_event,
 )
 from contracts.services import BILLING, CUSTOMERS, INVENTORY
 from mesh.cache import ReadCache
@@ -55,8 +55,9 @@ from mesh.proxy import MeshRpcProxy
 from mesh.rpc import rpc
 from services.billing_models import (
     Bill, BillingBase, BillingInbox, IdempotencyKey, OutboxEvent, ProductItem,
+    bill_cancelled_event_of, bill_created_event_of,
 )
-from services.billing_schemas import BillIn
+from services.billing_schemas import BillEventsIn, BillIn
 from services.billing_seed import seed_bills
 
 log = logging.getLogger(__name__)
@@ -197,13 +198,13 @@ class BillingService(mesh.service.MeshService):
             # writes the event, the others find it cancelled
             changed = session.execute(
                 update(Bill).where(Bill.id == bill_id, Bill.status == ACTIVE)
-                .values(status=CANCELLED, cancelled_at=utc_now())).rowcount
+                .values(status=CANCELLED, cancelled_at=utc_now(),
+                        cancelled_event_id=str(uuid.uuid4()))).rowcount
             row = get_or_raise(session, Bill, bill_id, BillNotFound)
             bill = row.as_dict()
             event = None
             if changed:
-                event = self.outbox.write(session.connection(), bill_cancelled_event(
-                    bill, bill["cancelled_at"], reservation_id=row.reservation_id))
+                event = self.outbox.write(session.connection(), bill_cancelled_event_of(row))
             # committed here, with the answer (mesh.inbox): the event leaves after it
             session.answer_call(bill)
         if event is not None:
@@ -303,8 +304,10 @@ class BillingService(mesh.service.MeshService):
         with self.db.get_session() as session:
             connection = session.connection()
             bill = {"customer_id": request.customer_id, "billing_date": utc_now()}
+            event_id = str(uuid.uuid4())
             bill["id"] = connection.execute(
-                INSERT_BILL, dict(bill, reservation_id=reservation["reservation_id"])
+                INSERT_BILL, dict(bill, reservation_id=reservation["reservation_id"],
+                                  created_event_id=event_id)
             ).scalar_one()
             bill.update(status=ACTIVE, cancelled_at=None)
             items = [{"bill_id": bill["id"], "product_id": line["product"]["id"],
@@ -318,8 +321,10 @@ class BillingService(mesh.service.MeshService):
                 connection.execute(INSERT_KEY, {
                     "key": request.idempotency_key, "bill_id": bill["id"],
                     "request_hash": request.fingerprint()})
+            # the bill's own time and id: a rebuild gives the very same event again
             event = self.outbox.write(connection, bill_created_event(
-                bill, reservation_id=reservation["reservation_id"]))
+                bill, event_id=event_id, occurred_at=bill["billing_date"].isoformat(),
+                reservation_id=reservation["reservation_id"]))
             answer = full_bill(bill, customer, products)
             # The one explicit line of the inbox: this block must commit here, not
             # after create_bill returns, so that a failed commit (a late one, the
@@ -328,6 +333,67 @@ class BillingService(mesh.service.MeshService):
             # only after it. So the answer is handed to this transaction.
             session.answer_call(answer)
             return bill, event, answer  # the commit happens on leaving the block
+
+    @rpc
+    def get_ledger(self):
+        """What billing holds, as the analytics must show it: the active bills,
+        their revenue, and the bill events billing has given in all (one
+        ``bill_created`` per bill, one ``bill_cancelled`` per cancelled bill).
+
+            >>> n.rpc.billing.get_ledger()
+            {'bills': 3, 'revenue': Decimal('59394.00'), 'events': 3}
+        """
+        cents = type_coerce(ProductItem.unit_price, BigInteger)  # exact, summed in SQL
+        with self.db.get_session() as session:
+            bills, cancelled = session.execute(select(
+                func.count(), func.count().filter(Bill.status == CANCELLED))).one()
+            revenue = session.scalar(
+                select(func.coalesce(func.sum(ProductItem.quantity * cents), 0))
+                .join(Bill).where(Bill.status == ACTIVE))
+        return {"bills": bills - cancelled, "revenue": money(Decimal(revenue) / 100),
+                "events": bills + cancelled}
+
+    @rpc
+    def list_bill_events(self, after=None, until=None, size=500):
+        """Every bill's events as they first left (same ``event_id``, same
+        time), oldest first: ``bill_created`` at the bill's ``billing_date``,
+        ``bill_cancelled`` at its ``cancelled_at``. A page of ``size`` after the
+        position ``after`` (the ``next`` of the page before; None: from the
+        start), up to ``until`` (ISO 8601; None: all); ``next`` is None after the
+        last page. A rebuild of the analytics reads billing's record with it.
+
+            >>> n.rpc.billing.list_bill_events(size=2)
+            {'items': [{'event_id': '...', 'type': 'bill_created', ...}, ...],
+             'next': ['2026-11-24T10:00:00.123456+00:00', 0, 2]}
+        """
+        query = validate(BillEventsIn, {"after": after, "until": until, "size": size})
+        created = (Bill.billing_date, Bill.id)
+        cancelled = (Bill.cancelled_at, Bill.id)
+        creations = select(Bill).order_by(*created).limit(query.size)
+        cancellations = (select(Bill).where(Bill.status == CANCELLED)
+                         .order_by(*cancelled).limit(query.size))
+        if query.after is not None:
+            at, rank, bill_id = query.after
+            if rank == 0:  # a creation: its later twins, and cancellations from then on
+                creations = creations.where(tuple_(*created) > tuple_(at, bill_id))
+                cancellations = cancellations.where(Bill.cancelled_at >= at)
+            else:
+                creations = creations.where(Bill.billing_date > at)
+                cancellations = cancellations.where(tuple_(*cancelled) > tuple_(at, bill_id))
+        if query.until is not None:
+            creations = creations.where(Bill.billing_date <= query.until)
+            cancellations = cancellations.where(Bill.cancelled_at <= query.until)
+        with self.db.get_session() as session:
+            page = sorted([(bill.billing_date, 0, bill.id, bill)
+                           for bill in session.scalars(creations)]
+                          + [(bill.cancelled_at, 1, bill.id, bill)
+                             for bill in session.scalars(cancellations)],
+                          key=lambda entry: entry[:3])[:query.size]
+            items = [bill_created_event_of(bill) if rank == 0 else bill_cancelled_event_of(bill)
+                     for _, rank, _, bill in page]
+        last = page[-1] if len(page) == query.size else None
+        return {"items": items,
+                "next": None if last is None else [last[0].isoformat(), last[1], last[2]]}
 
     @rpc
     def get_outbox_backlog(self):

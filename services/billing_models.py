@@ -6,7 +6,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from common.columns import MoneyType, UtcDateTime
-from contracts.events import ACTIVE
+from contracts.events import ACTIVE, bill_cancelled_event, bill_created_event
 from contracts.wire import utc_now
 from mesh.inbox import InboxColumns
 from mesh.outbox import OutboxColumns
@@ -26,6 +26,10 @@ class Bill(BillingBase):
     # "active" | "cancelled" (contracts.events); a cancelled bill is kept, with its time
     status: Mapped[str] = mapped_column(String(10), default=ACTIVE, server_default=ACTIVE)
     cancelled_at: Mapped[datetime.datetime] = mapped_column(UtcDateTime, nullable=True)
+    # the event_id its bill_created and bill_cancelled left with: a rebuild of the
+    # analytics gives them again with these (services.rebuilder)
+    created_event_id: Mapped[str] = mapped_column(String(36), nullable=True)
+    cancelled_event_id: Mapped[str] = mapped_column(String(36), nullable=True)
     items: Mapped[list["ProductItem"]] = relationship(
         back_populates="bill", cascade="all, delete-orphan", order_by="ProductItem.id",
         lazy="selectin")
@@ -35,6 +39,20 @@ class Bill(BillingBase):
                 "customer_id": self.customer_id, "status": self.status,
                 "cancelled_at": self.cancelled_at,
                 "items": [item.as_dict() for item in self.items]}
+
+
+def bill_created_event_of(bill):
+    """The ``bill_created`` a stored ``Bill`` left with (its id, its time)."""
+    return bill_created_event(bill.as_dict(), event_id=bill.created_event_id,
+                              occurred_at=bill.billing_date.isoformat(),
+                              reservation_id=bill.reservation_id)
+
+
+def bill_cancelled_event_of(bill):
+    """The ``bill_cancelled`` a stored cancelled ``Bill`` left with."""
+    return bill_cancelled_event(bill.as_dict(), bill.cancelled_at,
+                                event_id=bill.cancelled_event_id,
+                                reservation_id=bill.reservation_id)
 
 
 class ProductItem(BillingBase):

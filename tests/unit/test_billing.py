@@ -214,3 +214,38 @@ def test_cancel_unknown_bill_is_not_found(billing):
     with pytest.raises(BillNotFound):
         billing.cancel_bill(999)
     billing.outbox.publish.assert_not_called()
+
+
+def test_the_ledger_counts_active_bills_revenue_and_events(billing):
+    seeded = billing.get_ledger()
+    assert seeded == {"bills": 3, "revenue": Decimal("59394.00"), "events": 3}
+    billing.cancel_bill(2)
+    assert billing.get_ledger() == {"bills": 2, "revenue": Decimal("59394.00") - 2 * Decimal("19798.00") / 2,
+                                    "events": 4}
+
+
+def test_bill_events_are_given_again_as_they_first_left(billing):
+    billing.inventory.reserve_stock.return_value = reservation((4, 3, Decimal("19.99")))
+    billing.create_bill(2, [{"product_id": 4, "quantity": 3}])
+    billing.cancel_bill(1)
+    sent = [call.args[1] for call in billing.outbox.publish.call_args_list]
+    pages, after = [], None
+    while True:
+        page = billing.list_bill_events(after=after, size=2)
+        pages.append(page["items"])
+        after = page["next"]
+        if after is None:
+            break
+    given = [event for page in pages for event in page]
+    assert [len(page) for page in pages] == [2, 2, 1]
+    # in time order: the three seeded bills, bill 4, then bill 1's cancellation
+    assert [(event["type"], event["bill"]["id"]) for event in given] == [
+        ("bill_created", 1), ("bill_created", 2), ("bill_created", 3),
+        ("bill_created", 4), ("bill_cancelled", 1)]
+    assert given[3:] == sent  # the same ids, times and payloads as they first left
+    with session_factory(billing.engine)() as session:
+        seeded = [row.payload for row in session.query(OutboxEvent).order_by(OutboxEvent.created_at)]
+    assert given[:3] == seeded[:3]
+    until = given[3]["occurred_at"]
+    assert [event["bill"]["id"] for event in billing.list_bill_events(until=until)["items"]] == [
+        1, 2, 3, 4]

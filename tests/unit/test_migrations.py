@@ -8,6 +8,7 @@ import os
 import shutil
 import sqlite3
 import sys
+import uuid
 
 import pytest
 from alembic import command
@@ -197,14 +198,21 @@ def test_a_database_made_before_migrations_is_stamped_and_upgraded(tmp_path, nam
 def as_upgraded(name, tables):
     """``tables`` (``rows()``) as the migrations change their values on purpose:
     inventory's 0003 makes the old ``reserved`` reservations ``held``; billing's
-    0003 makes every bill ``active``, never cancelled."""
+    0003 makes every bill ``active``, never cancelled, and its 0004 gives each
+    bill the id of its ``bill_created`` (none is in the outbox here: derived)."""
     if name == "billing":
-        return dict(tables, bills=[tuple(row) + ("active", None) for row in tables["bills"]])
+        return dict(tables, bills=[tuple(row) + ("active", None, derived_event_id(row[0]), None)
+                                   for row in tables["bills"]])
     if name != "inventory":
         return tables
     return dict(tables, stock_reservations=[
         (row[0], "held" if row[1] == "reserved" else row[1]) + tuple(row[2:])
         for row in tables["stock_reservations"]])
+
+
+def derived_event_id(bill_id):
+    return str(uuid.uuid5(uuid.UUID("6f1d3c52-2f0e-4d8e-9a57-1d1b0f3a5c21"),
+                          "billing/{}/bill_created".format(bill_id)))
 
 
 def test_seeded_once(tmp_path):
