@@ -78,6 +78,14 @@ class ServiceUnavailable(MeshError):
     code = "SERVICE_UNAVAILABLE"
 
 
+class AnalyticsRebuilding(MeshError):
+    """The analytics are being rebuilt from billing's record
+    (``services.rebuilder``): their figures are partial until it is done."""
+
+    status = 503
+    code = "ANALYTICS_REBUILDING"
+
+
 class DeadlineExceeded(ServiceUnavailable):
     """The caller's deadline passed before the work could be committed."""
 

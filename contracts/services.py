@@ -46,6 +46,7 @@ GATEWAY = "gateway"
 KAFKA_BRIDGE = "kafka_bridge"
 ANALYTICS = "analytics"
 STREAMS = "streams"  # the aggregator: a Kafka consumer, not a nameko service
+REBUILDER = "rebuilder"  # rebuilds the analytics from billing's record
 
 # what a declaration's process is
 RPC = "rpc"          # a nameko service answering RPC: ping, describe, heartbeats
@@ -118,6 +119,8 @@ DECLARATIONS = (
                      Handles(BILLING, BILL_CANCELLED, "forward_bill_cancelled"))),
     Service(ANALYTICS, kafka=True),
     Service(STREAMS, kind=PROCESS, module="streams", max_instances=1, kafka=True),
+    # one watcher decides when to rebuild: two would give every bill twice
+    Service(REBUILDER, max_instances=1, kafka=True),
     # its workers only wait on other services: callers must not queue behind a slow one
     Service(GATEWAY, kind=EDGE, max_instances=1,
             environment=(("MAX_WORKERS", "${GATEWAY_MAX_WORKERS:-100}"),)),

@@ -1,16 +1,19 @@
 """Kafka topics: their names, keys and values, and creating them.
 
-``billing.bills``: ``bill_created`` events (``contracts.events``), key the
-customer id, produced by kafka_bridge, read by the aggregator (``streams/``).
-The aggregator writes the other three, each the latest value per key:
+``billing.bills``: ``bill_created`` and ``bill_cancelled`` events
+(``contracts.events``), key the customer id, produced by kafka_bridge (and by
+the rebuilder, giving billing's record again), read by the aggregator
+(``streams/``). The aggregator writes three more, each the latest value per key:
 
 - ``billing.customer-stats``, key customer id: ``{"customer_id", "revenue", "bills"}``;
 - ``billing.product-stats``, key product id: ``{"product_id", "units", "revenue"}``;
 - ``billing.revenue-windows``, key the window's start (ISO 8601 text):
   ``{"start", "end", "revenue"}`` (ISO 8601 UTC, money as text).
 
-The analytics service follows those three. kafka-python's admin client creates
-them: no nameko here, the aggregator and the benchmarks use it too.
+The analytics service follows those three, and ``billing.analytics-rebuilds``
+(key ``rebuild``), where the rebuilder says how far a rebuild of them from
+billing's record has got (``services.rebuilder``). kafka-python's admin client
+creates them: no nameko here, the aggregator and the benchmarks use it too.
 """
 import logging
 
@@ -23,7 +26,14 @@ BILLS_TOPIC = "billing.bills"
 CUSTOMER_STATS_TOPIC = "billing.customer-stats"
 PRODUCT_STATS_TOPIC = "billing.product-stats"
 REVENUE_WINDOWS_TOPIC = "billing.revenue-windows"
-ALL_TOPICS = (BILLS_TOPIC, CUSTOMER_STATS_TOPIC, PRODUCT_STATS_TOPIC, REVENUE_WINDOWS_TOPIC)
+# what the aggregator writes
+AGGREGATES = (CUSTOMER_STATS_TOPIC, PRODUCT_STATS_TOPIC, REVENUE_WINDOWS_TOPIC)
+# the rebuilder's progress, key "rebuild" (services.rebuilder; analytics follows it):
+# {"state": "rebuilding" | "done", "reason", "events_given", "events_total",
+#  "started_at", "finished_at"}
+REBUILD_TOPIC = "billing.analytics-rebuilds"
+REBUILD_KEY = "rebuild"
+ALL_TOPICS = (BILLS_TOPIC,) + AGGREGATES + (REBUILD_TOPIC,)
 # the aggregator's consumer group on billing.bills (analytics reads its lag)
 AGGREGATOR_GROUP = "billing-analytics"
 
@@ -47,7 +57,7 @@ def topic_config(tansu):
 
 
 def ensure_topics(bootstrap, tansu=False, timeout=30):
-    """Create the four topics if missing; safe to call any number of times.
+    """Create the mesh's topics if missing; safe to call any number of times.
 
     On Tansu, topics that already exist (e.g. created by a producer's first
     send, without settings) get the retention settings too, so quixstreams can

@@ -134,6 +134,28 @@ class KafkaProducer(DependencyProvider):
                 eventlet.sleep(backoff)
                 backoff = min(backoff * 2, 5)
 
+    def send_many(self, topic, records):
+        """Produce ``[(key, value)]`` in one go and return once Kafka acknowledged
+        every one; retried whole like ``send`` (so some may be produced twice:
+        consumers count by bill and event id)."""
+        give_up_at = time.monotonic() + self.retry_seconds
+        backoff = 0.25
+        while True:
+            try:
+                producer = self._ensure_producer()
+                futures = [producer.send(topic, key=key, value=value) for key, value in records]
+                producer.flush(timeout=REQUEST_TIMEOUT_S * 2 + 1)
+                return [future.get(timeout=REQUEST_TIMEOUT_S + 1) for future in futures]
+            except KafkaError as exc:
+                if time.monotonic() + backoff > give_up_at:
+                    raise KafkaUnavailable("{} records to {} not acknowledged within {:.0f} s: "
+                                           "{}".format(len(records), topic, self.retry_seconds,
+                                                       exc))
+                log.warning("Kafka at %s did not take %d records (%s); retrying in %.2f s",
+                            self.bootstrap, len(records), exc, backoff)
+                eventlet.sleep(backoff)
+                backoff = min(backoff * 2, 5)
+
     def _ensure_producer(self):
         producer = self._producer
         if producer is not None:

@@ -140,16 +140,18 @@ class GatewayOperations:
     async def health(self, request):
         """Every part of the mesh, each ``up``, ``catching_up`` (serving, still
         behind: events waiting in its queues, billing's outbox, the
-        aggregator's or analytics' Kafka lag), ``down`` or ``unknown`` (the
-        aggregator, while analytics cannot tell). 503 while a required service
+        aggregator's or analytics' Kafka lag), ``rebuilding`` (its progress
+        under ``progress``), ``down`` or ``unknown`` (the aggregator, while
+        analytics cannot tell). 503 while a required service
         (``contracts.services``: no bill can be made without it) is down; else
         200, ``"status": "ok"`` once every part is up (what ``make run`` waits
-        for). Each part answers within HEALTH_TIMEOUT.
+        for), ``rebuilding`` while a part rebuilds (bills are still made).
+        Each part answers within HEALTH_TIMEOUT.
 
             GET /health -> 200 {"status": "ok", "services": {"customers": "up", ...,
                                 "analytics": "up", "kafka_bridge": "up", "streams": "up"}}
         """
-        states = await self.part_states()
+        states, progress = await self.part_states()
         down = sorted(name for name in REQUIRED_SERVICES if states.get(name) == "down")
         if down:
             return json_response({"status": "unavailable", "services": states,
@@ -157,25 +159,36 @@ class GatewayOperations:
                                   "message": "not answering: " + ", ".join(down)}, 503)
         if all(state == "up" for state in states.values()):
             status = "ok"
+        elif any(state == "rebuilding" for state in states.values()):
+            status = "rebuilding"
         elif any(state in ("down", "unknown") for state in states.values()):
             status = "degraded"
         else:
             status = "catching_up"
-        return json_response({"status": status, "services": states})
+        body = {"status": status, "services": states}
+        if progress:
+            body["progress"] = progress
+        return json_response(body)
 
     async def part_states(self):
-        """``{part: state}`` for /health: every declared RPC service's ping,
-        the messages waiting in its declared handler queues, and the domain's
-        ``readiness``, all in flight at once."""
+        """``({part: state}, {part: progress})`` for /health: every declared RPC
+        service's ping, the messages waiting in its declared handler queues,
+        and the domain's ``readiness``, all in flight at once."""
         timeout = self.health_timeout()
         answers, queued, domain = await asyncio.gather(
             ask_all({name: self.services[name].ping for name in RPC_SERVICES}, timeout),
             in_greenthread(self.queued_messages),
             self.readiness(timeout))
-        states = {}
+        states, progress = {}, {}
+        for part, state in list(domain.items()):
+            if isinstance(state, dict):  # a state with its progress
+                state = dict(state)
+                domain[part] = state.pop("state")
+                progress[part] = state
         for name in RPC_SERVICES:
             if answers[name] is None:
                 states[name] = "down"
+                progress.pop(name, None)
                 continue
             state = domain.get(name, "up")
             if state == "up" and name in queued:
@@ -185,7 +198,7 @@ class GatewayOperations:
                     state = "catching_up"
             states[name] = state
         states.update((part, state) for part, state in domain.items() if part not in states)
-        return states
+        return states, progress
 
     def queued_messages(self):
         """``{service: messages waiting in its declared handler queues, or None
@@ -205,8 +218,10 @@ class GatewayOperations:
     async def readiness(self, timeout):
         """``{part: state}`` that only the domain can tell (a gateway overrides
         it): a state for a declared service replaces its ``up`` (never its
-        ``down``); any other part is shown as it is. Asked beside the pings,
-        within ``timeout`` seconds."""
+        ``down``); any other part is shown as it is. A state may come with its
+        progress, ``{"state": "rebuilding", "events_given": 10, ...}``: /health
+        shows the rest under ``progress``. Asked beside the pings, within
+        ``timeout`` seconds."""
         return {}
 
     def health_timeout(self):

@@ -3,7 +3,7 @@ the registry view, the admin RPC route. ``mesh.http`` checks the admin route's
 body against ``RpcArguments`` before it runs; ``GET /openapi.json`` is generated
 from these models with the gateway's own (``mesh.openapi``).
 """
-from typing import Any, Dict, List, Literal
+from typing import Any, Dict, List, Literal, Optional
 
 from pydantic import BaseModel, RootModel
 
@@ -20,17 +20,19 @@ class Liveness(BaseModel):
     status: Literal["ok"]
 
 
-PartState = Literal["up", "catching_up", "down", "unknown"]
+PartState = Literal["up", "catching_up", "rebuilding", "down", "unknown"]
 
 
 class Health(BaseModel):
     """``ok``: every part up; ``catching_up``: all serve, some are still behind
     (events waiting in their queues, not yet through the pipeline);
     ``degraded``: a part that is not required is down or cannot tell (bills
-    are still made)."""
+    are still made); ``rebuilding``: a part is being rebuilt (the analytics,
+    from billing's record: bills are still made), how far under ``progress``."""
 
-    status: Literal["ok", "catching_up", "degraded"]
+    status: Literal["ok", "catching_up", "rebuilding", "degraded"]
     services: Dict[str, PartState]
+    progress: Optional[Dict[str, Dict[str, Any]]] = None
 
 
 class HealthDown(BaseModel):

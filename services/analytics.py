@@ -17,9 +17,10 @@ import mesh.service
 from common.validation import validate
 from contracts.wire import money
 from contracts.services import ANALYTICS, STREAMS
+from contracts.errors import AnalyticsRebuilding
 from contracts.topics import (
-    AGGREGATOR_GROUP, BILLS_TOPIC, CUSTOMER_STATS_TOPIC, PRODUCT_STATS_TOPIC,
-    REVENUE_WINDOWS_TOPIC,
+    AGGREGATOR_GROUP, BILLS_TOPIC, CUSTOMER_STATS_TOPIC, PRODUCT_STATS_TOPIC, REBUILD_KEY,
+    REBUILD_TOPIC, REVENUE_WINDOWS_TOPIC,
 )
 from mesh.kafka import TopicTables, create_topics, group_lag
 from mesh.rpc import rpc
@@ -62,6 +63,7 @@ class AnalyticsService(mesh.service.MeshService):
         CUSTOMER_STATS_TOPIC: lambda value: value["customer_id"],
         PRODUCT_STATS_TOPIC: lambda value: value["product_id"],
         REVENUE_WINDOWS_TOPIC: lambda value: value["start"],
+        REBUILD_TOPIC: lambda value: REBUILD_KEY,
     }, prepare=create_topics)
 
     @rpc
@@ -71,6 +73,7 @@ class AnalyticsService(mesh.service.MeshService):
             >>> n.rpc.analytics.list_customer_stats()
             {'items': [{'customer_id': 3, 'revenue': Decimal('29697.00'), 'bills': 1}, ...]}
         """
+        self._refuse_while_rebuilding()
         stats = [with_money(value, "revenue")
                  for value in self.view.table(CUSTOMER_STATS_TOPIC).values()]
         stats.sort(key=lambda stat: (-stat["revenue"], stat["customer_id"]))
@@ -83,6 +86,7 @@ class AnalyticsService(mesh.service.MeshService):
             >>> n.rpc.analytics.get_customer_stats(2)
             {'customer_id': 2, 'revenue': Decimal('19798.00'), 'bills': 1}
         """
+        self._refuse_while_rebuilding()
         value = self.view.table(CUSTOMER_STATS_TOPIC).get(customer_id)
         if value is None:
             return {"customer_id": customer_id, "revenue": money(0), "bills": 0}
@@ -95,6 +99,7 @@ class AnalyticsService(mesh.service.MeshService):
             >>> n.rpc.analytics.list_product_stats()
             {'items': [{'product_id': 1, 'units': 6, 'revenue': Decimal('19200.00')}, ...]}
         """
+        self._refuse_while_rebuilding()
         table = self.view.table(PRODUCT_STATS_TOPIC)
         return {"items": [with_money(table[key], "revenue") for key in sorted(table)]}
 
@@ -106,6 +111,7 @@ class AnalyticsService(mesh.service.MeshService):
             {'items': [{'start': '2026-11-24T10:00:00+00:00', 'end': '...:05+00:00',
                         'revenue': Decimal('3897.00')}, ...]}
         """
+        self._refuse_while_rebuilding()
         last = validate(WindowsIn, {"last": last}).last
         table = self.view.table(REVENUE_WINDOWS_TOPIC)
         return {"items": [with_money(table[start], "revenue") for start in sorted(table)[-last:]]}
@@ -117,28 +123,63 @@ class AnalyticsService(mesh.service.MeshService):
         (the aggregator) is ``up`` when it has committed every bill on
         ``billing.bills``, ``catching_up`` while bills wait for it and its lag
         shrinks, ``down`` when they wait and it has not shrunk for ``STALLED_S``;
-        ``unknown`` when Kafka does not answer. ``/health`` shows both.
+        ``unknown`` when Kafka does not answer. ``/health`` shows both. Also
+        what the tables add up to (``view``: to compare with billing's ledger)
+        and the last rebuild's progress (``rebuild``, ``services.rebuilder``).
 
             >>> n.rpc.analytics.get_readiness()
-            {'analytics': 'up', 'streams': 'up'}
+            {'analytics': 'up', 'streams': 'up', 'view': {'bills': 3,
+             'revenue': Decimal('59394.00'), 'product_revenue': Decimal('59394.00')},
+             'rebuild': None}
         """
-        bootstrap = self.view.bootstrap
-        asked_at, answer = _readiness.get(bootstrap, (0.0, None))
-        if answer is not None and time.monotonic() - asked_at < READINESS_CACHE_S:
-            return answer
-        answer = {ANALYTICS: "up" if self.view.caught_up() else "catching_up"}
-        try:
-            lag = group_lag(bootstrap, AGGREGATOR_GROUP, BILLS_TOPIC, timeout=READINESS_TIMEOUT_S)
-        except KafkaError:
-            answer[STREAMS] = "unknown"
-        else:
-            answer[STREAMS] = aggregator_state(bootstrap, lag, time.monotonic())
-        # only an answer that all is up is kept: a part behind is asked again
-        # next time, so that an instance never answers "behind" from its cache
-        # after another one (or it, a moment ago) found all up
-        if all(state == "up" for state in answer.values()):
-            _readiness[bootstrap] = (time.monotonic(), answer)
-        else:
-            _readiness.pop(bootstrap, None)
-        return answer
+        return dict(pipeline_states(self.view), view=view_totals(self.view),
+                    rebuild=latest_rebuild(self.view))
 
+    def _refuse_while_rebuilding(self):
+        rebuild = latest_rebuild(self.view)
+        if rebuild is not None and rebuild["state"] == "rebuilding":
+            raise AnalyticsRebuilding(
+                "the analytics are being rebuilt from billing's record ({} of {} events "
+                "given again); their figures are partial until then".format(
+                    rebuild["events_given"], rebuild["events_total"]))
+
+
+def pipeline_states(view):
+    """``{"analytics": ..., "streams": ...}`` of ``get_readiness``, an all-up
+    answer kept ``READINESS_CACHE_S``."""
+    bootstrap = view.bootstrap
+    asked_at, answer = _readiness.get(bootstrap, (0.0, None))
+    if answer is not None and time.monotonic() - asked_at < READINESS_CACHE_S:
+        return answer
+    answer = {ANALYTICS: "up" if view.caught_up() else "catching_up"}
+    try:
+        lag = group_lag(bootstrap, AGGREGATOR_GROUP, BILLS_TOPIC, timeout=READINESS_TIMEOUT_S)
+    except KafkaError:
+        answer[STREAMS] = "unknown"
+    else:
+        answer[STREAMS] = aggregator_state(bootstrap, lag, time.monotonic())
+    # only an answer that all is up is kept: a part behind is asked again
+    # next time, so that an instance never answers "behind" from its cache
+    # after another one (or it, a moment ago) found all up
+    if all(state == "up" for state in answer.values()):
+        _readiness[bootstrap] = (time.monotonic(), answer)
+    else:
+        _readiness.pop(bootstrap, None)
+    return answer
+
+
+def view_totals(view):
+    """What the tables add up to, to compare with billing's ledger
+    (``common.ledger``): bills and revenue over the customers, revenue over the
+    products."""
+    customers = view.table(CUSTOMER_STATS_TOPIC).values()
+    products = view.table(PRODUCT_STATS_TOPIC).values()
+    return {"bills": sum(value["bills"] for value in customers),
+            "revenue": money(sum((Decimal(value["revenue"]) for value in customers), Decimal(0))),
+            "product_revenue": money(sum((Decimal(value["revenue"]) for value in products),
+                                         Decimal(0)))}
+
+
+def latest_rebuild(view):
+    """The rebuilder's last word on ``billing.analytics-rebuilds``, or None."""
+    return view.table(REBUILD_TOPIC).get(REBUILD_KEY)

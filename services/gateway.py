@@ -28,6 +28,7 @@ from werkzeug.wrappers import Response
 
 import mesh.operations
 from common import sse
+from common.ledger import view_equals_ledger
 from contracts.cache_tags import bill_tag, customer_tag, full_bill_key, product_tag
 from contracts.errors import MeshError
 from contracts.events import (
@@ -347,15 +348,28 @@ class GatewayService(mesh.operations.GatewayOperations):
     async def readiness(self, timeout):
         """Billing is catching up while its outbox holds events not yet sent;
         analytics and the aggregator (``streams``) are as analytics sees the
-        Kafka side (``unknown`` while it does not answer).
+        Kafka side (``unknown`` while it does not answer). Analytics is
+        ``rebuilding`` (with its progress) while the rebuilder gives billing's
+        record again, and ``catching_up`` while what it shows does not equal
+        billing's ledger (``common.ledger``): up means equal.
 
-            {"billing": "catching_up", "analytics": "up", "streams": "up"}
+            {"billing": "catching_up", "streams": "up",
+             "analytics": {"state": "rebuilding", "events_given": 2000,
+                           "events_total": 5120, "started_at": "..."}}
         """
         answers = await ask_all({"backlog": self.billing.get_outbox_backlog,
+                                 "ledger": self.billing.get_ledger,
                                  "pipeline": self.analytics.get_readiness}, timeout)
-        pipeline = answers["pipeline"] or {}
+        pipeline, ledger = answers["pipeline"] or {}, answers["ledger"]
         states = {ANALYTICS: pipeline.get(ANALYTICS, "unknown"),
                   STREAMS: pipeline.get(STREAMS, "unknown")}
+        rebuild, view = pipeline.get("rebuild"), pipeline.get("view")
+        if rebuild is not None and rebuild["state"] == "rebuilding":
+            states[ANALYTICS] = {"state": "rebuilding", **{
+                key: rebuild[key] for key in ("events_given", "events_total", "started_at")}}
+        elif states[ANALYTICS] == "up" and (ledger is None or view is None
+                                            or not view_equals_ledger(ledger, view)):
+            states[ANALYTICS] = "catching_up"
         if answers["backlog"]:
             states[BILLING] = "catching_up"
         return states

@@ -10,7 +10,7 @@ from kafka.errors import KafkaTimeoutError
 
 from common.config import load_config
 from streams.app import CONSUMER_GROUP, Settings, build_app
-from contracts.topics import ALL_TOPICS
+from contracts.topics import AGGREGATES, BILLS_TOPIC
 
 log = logging.getLogger("streams")
 
@@ -31,7 +31,7 @@ def main():
     log.info("billing analytics: broker %s%s, group %s, reading %s, writing %s; "
              "revenue windows of %g s; state in %s", settings.bootstrap,
              " (Tansu work-arounds on)" if settings.tansu else "", CONSUMER_GROUP,
-             ALL_TOPICS[0], ", ".join(ALL_TOPICS[1:]), settings.window_seconds,
+             BILLS_TOPIC, ", ".join(AGGREGATES), settings.window_seconds,
              settings.state_dir)
     app.run()  # quixstreams stops cleanly on SIGTERM and SIGINT
     log.info("billing analytics stopped")

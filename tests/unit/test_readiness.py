@@ -59,7 +59,8 @@ def test_readiness_is_not_answered_from_a_cache_while_behind(monkeypatch):
     monkeypatch.setattr(analytics, "group_lag", group_lag)
     monkeypatch.setattr(analytics, "_readiness", {})
     monkeypatch.setattr(analytics, "_progress", {})
-    service = SimpleNamespace(view=SimpleNamespace(bootstrap="kafka:1", caught_up=lambda: True))
+    service = SimpleNamespace(view=SimpleNamespace(bootstrap="kafka:1", caught_up=lambda: True,
+                                                   table=lambda topic: {}))
     readiness = analytics.AnalyticsService.get_readiness
     assert readiness(service)["streams"] == "catching_up"
     # asked again at once: Kafka is asked again, not the cached "behind"

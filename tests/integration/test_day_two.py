@@ -1,0 +1,208 @@
+"""Day two: ``make run`` again after a Ctrl-C, after a power cut. The local Kafka
+broker keeps its log in memory, so each restart finds the Kafka side empty
+while billing's database holds every bill: the analytics must come back equal
+to billing by themselves (``services.rebuilder``), and ``/health`` must not say
+``ok`` before they do."""
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from decimal import Decimal
+
+import pytest
+import requests
+
+from common.config import ROOT
+from helpers import config_env, free_port, wait_for
+from tools.net import answers, split_address
+
+
+def processes_with(marker):
+    """pids whose environment holds ``marker``: every process one launcher started."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/{}/environ".format(pid), "rb") as handle:
+                if marker.encode() in handle.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+class Launcher:
+    """``make run`` (``python -m tools.run``) in a folder of its own, started
+    again as often as a test likes, with the same databases, Kafka address and
+    aggregator state; and every ``/health`` answer it gave, in order."""
+
+    def __init__(self, mesh_config, tmp_path):
+        self.marker = uuid.uuid4().hex
+        self.url = "http://" + mesh_config["WEB_SERVER_ADDRESS"]
+        env = dict(os.environ, **config_env(mesh_config))
+        env.update(MESH_LOG_DIR=str(tmp_path / "log"), MESH_DAY_TWO=self.marker,
+                   KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:{}".format(free_port()),
+                   STREAMS_STATE_DIR=str(tmp_path / "streams"),
+                   METRICS_BASE_PORT=str(random.randrange(20000, 28000, 100)))
+        self.env = env
+        self.process = None
+        self.lines = []
+        self.health = []  # (status, analytics equal billing then)
+
+    @property
+    def kafka(self):
+        return self.env["KAFKA_BOOTSTRAP_SERVERS"]
+
+    def start(self):
+        self.lines = []
+        self.process = subprocess.Popen([sys.executable, "-m", "tools.run"], cwd=ROOT,
+                                        env=self.env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True)
+        threading.Thread(target=lambda: self.lines.extend(self.process.stdout),
+                         daemon=True).start()
+        self.health = []
+        watching = threading.Event()
+        threading.Thread(target=self._watch_health, args=(watching,), daemon=True).start()
+        try:
+            wait_for(lambda: any("billing-mesh is up" in line for line in self.lines)
+                     or self.process.poll() is not None, 240, "the launcher saying ready")
+            assert self.process.poll() is None, "".join(self.lines[-30:])
+            self.ready_at = len(self.health)
+        finally:
+            watching.set()
+
+    def _watch_health(self, stop):
+        while not stop.is_set():
+            try:
+                answer = requests.get(self.url + "/health", timeout=5)
+                body = answer.json()
+                equal = body.get("status") == "ok" and same(*figures(self.url))
+                self.health.append((body.get("status"), equal, body.get("progress")))
+            except (requests.RequestException, ValueError):
+                pass
+            time.sleep(0.2)
+
+    def ctrl_c(self):
+        self.process.send_signal(signal.SIGINT)
+        self.process.wait(timeout=60)
+        wait_for(lambda: processes_with(self.marker) == [], 20,
+                 lambda: "mesh processes left after Ctrl-C: {}".format(
+                     processes_with(self.marker)))
+
+    def power_cut(self):
+        for pid in processes_with(self.marker):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait(timeout=10)
+        wait_for(lambda: processes_with(self.marker) == [], 10, "every process killed")
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=60)
+        for pid in processes_with(self.marker):
+            os.kill(pid, signal.SIGKILL)
+
+
+def figures(url):
+    """(what billing holds, what analytics show), each as (per customer revenue
+    and bills, per product units and revenue, the windows' sum)."""
+    bills, page = [], 0
+    while True:
+        answer = requests.get(url + "/bills?size=100&page={}".format(page), timeout=10).json()
+        bills += answer["items"]
+        if len(answer["items"]) < 100:
+            break
+        page += 1
+    customers, products = {}, {}
+    for bill in bills:
+        if bill["status"] != "active":
+            continue
+        total = sum(Decimal(item["unit_price"]) * item["quantity"] for item in bill["items"])
+        revenue, count = customers.get(bill["customer_id"], (Decimal(0), 0))
+        customers[bill["customer_id"]] = (revenue + total, count + 1)
+        for item in bill["items"]:
+            units, revenue = products.get(item["product_id"], (0, Decimal(0)))
+            products[item["product_id"]] = (
+                units + item["quantity"],
+                revenue + Decimal(item["unit_price"]) * item["quantity"])
+    billed = (customers, products, sum((revenue for revenue, _ in customers.values()),
+                                       Decimal(0)))
+    shown_customers = {s["customer_id"]: (Decimal(s["revenue"]), s["bills"]) for s in
+                       requests.get(url + "/analytics/customers", timeout=10).json()["items"]
+                       if s["bills"]}
+    shown_products = {s["product_id"]: (s["units"], Decimal(s["revenue"])) for s in
+                      requests.get(url + "/analytics/products", timeout=10).json()["items"]
+                      if s["units"]}
+    windows = requests.get(url + "/analytics/revenue?last=1000", timeout=10).json()["items"]
+    shown = (shown_customers, shown_products,
+             sum((Decimal(w["revenue"]) for w in windows), Decimal(0)))
+    return billed, shown
+
+
+def same(billed, shown):
+    return billed == shown
+
+
+def make_bills(url, count, cancel):
+    made = []
+    for n in range(count):
+        answer = requests.post(url + "/bills", timeout=10, json={
+            "customer_id": n % 3 + 1, "items": [{"product_id": n % 3 + 1, "quantity": 1}]})
+        assert answer.status_code == 201, answer.text
+        made.append(answer.json()["id"])
+    for bill_id in made[:cancel]:
+        answer = requests.post(url + "/bills/{}/cancel".format(bill_id), timeout=10)
+        assert answer.status_code == 200, answer.text
+
+
+def assert_equal_when_ready(launcher):
+    billed, shown = figures(launcher.url)
+    assert shown == billed, "when make run said ready, analytics {} != billing {}".format(
+        shown, billed)
+    early_ok = [entry for entry in launcher.health[:launcher.ready_at]
+                if entry[0] == "ok" and not entry[1]]
+    assert not early_ok, "/health said ok while analytics differed from billing"
+    statuses = [status for status, _, _ in launcher.health]
+    assert "rebuilding" in statuses, "no rebuild was seen in /health: {}".format(
+        sorted(set(statuses)))
+    progress = [p for status, _, p in launcher.health if status == "rebuilding" and p]
+    assert progress and progress[-1]["analytics"]["events_total"] >= 1, progress[-1:]
+
+
+@pytest.fixture
+def launcher(mesh_config, tmp_path):
+    launched = Launcher(mesh_config, tmp_path)
+    yield launched
+    launched.stop()
+
+
+def test_make_run_again_after_ctrl_c_ends_with_analytics_equal_to_billing(launcher):
+    launcher.start()
+    make_bills(launcher.url, 10, cancel=3)
+    wait_for(lambda: figures(launcher.url)[0] == figures(launcher.url)[1], 30,
+             "analytics equal to billing before the restart")
+    launcher.ctrl_c()
+    assert not answers(*split_address(launcher.kafka), timeout=0.5), \
+        "the local Kafka broker still answers after Ctrl-C"
+
+    launcher.start()
+    assert_equal_when_ready(launcher)
+    # and it stays so with new bills
+    make_bills(launcher.url, 3, cancel=1)
+    wait_for(lambda: figures(launcher.url)[0] == figures(launcher.url)[1], 30,
+             "analytics equal to billing after new bills")
+
+
+def test_make_run_after_a_power_cut_ends_with_analytics_equal_to_billing(launcher):
+    launcher.start()
+    make_bills(launcher.url, 12, cancel=4)
+    launcher.power_cut()  # some events may still be on their way: that is the point
+
+    launcher.start()
+    assert_equal_when_ready(launcher)
