@@ -19,7 +19,7 @@ STAMP := $(VENV)/.installed-$(PY_MINOR)
 # the hub default and the exact upstream warning filters, for every process of the venv
 PTH := tools/billing_mesh.pth
 
-.PHONY: run test test-unit lint fuzz openapi generate new-service setup interpreter rabbitmq postgres wrk chromium shell services bench bench-stream bench-aio bench-hub chaos example db db-upgrade clean
+.PHONY: run test test-unit lint fuzz openapi generate new-service setup interpreter rabbitmq postgres wrk chromium shell services rebuild-analytics bench bench-stream bench-aio bench-hub chaos example db db-upgrade clean
 
 run: setup rabbitmq
 	$(BIN)/python -m tools.run
@@ -118,6 +118,10 @@ shell: setup rabbitmq
 # the registry view of a running mesh: instances, status and methods per service
 services: setup
 	$(BIN)/python -m tools.registry_view
+
+# rebuild the analytics from billing's record now, showing progress (docs/operations.md)
+rebuild-analytics: setup
+	$(BIN)/python -m tools.rebuild_analytics
 
 # every figure against its limit: prints a table, writes bench/results.json
 bench: setup rabbitmq wrk

@@ -146,7 +146,9 @@ class BenchMesh:
         self.env = hub_environment(dict(
             environ, AMQP_URI=self.vhost.amqp_uri,
             WEB_SERVER_ADDRESS="127.0.0.1:{}".format(self.port),
-            KAFKA_BOOTSTRAP_SERVERS=bootstrap, MESH_LOG_DIR=os.path.join(folder, "log"),
+            # the run's own broker, started before the mesh
+            KAFKA_BOOTSTRAP_SERVERS=bootstrap, KAFKA_ATTACH="true",
+            MESH_LOG_DIR=os.path.join(folder, "log"),
             STREAMS_STATE_DIR=os.path.join(folder, "streams-state"),
             DATA_DIR=self.folder,  # every declared database, SQLite in this run's folder
             PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")), hub)

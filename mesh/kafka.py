@@ -122,10 +122,13 @@ class KafkaProducer(DependencyProvider):
         give_up_at = time.monotonic() + self.retry_seconds
         backoff = 0.25
         while True:
+            producer = None
             try:
-                future = self._ensure_producer().send(topic, key=key, value=value)
+                producer = self._ensure_producer()
+                future = producer.send(topic, key=key, value=value)
                 return future.get(timeout=REQUEST_TIMEOUT_S + 1)
             except KafkaError as exc:
+                self._discard(producer)
                 if time.monotonic() + backoff > give_up_at:
                     raise KafkaUnavailable("{} not acknowledged within {:.0f} s: {}".format(
                         topic, self.retry_seconds, exc))
@@ -141,12 +144,14 @@ class KafkaProducer(DependencyProvider):
         give_up_at = time.monotonic() + self.retry_seconds
         backoff = 0.25
         while True:
+            producer = None
             try:
                 producer = self._ensure_producer()
                 futures = [producer.send(topic, key=key, value=value) for key, value in records]
                 producer.flush(timeout=REQUEST_TIMEOUT_S * 2 + 1)
                 return [future.get(timeout=REQUEST_TIMEOUT_S + 1) for future in futures]
             except KafkaError as exc:
+                self._discard(producer)
                 if time.monotonic() + backoff > give_up_at:
                     raise KafkaUnavailable("{} records to {} not acknowledged within {:.0f} s: "
                                            "{}".format(len(records), topic, self.retry_seconds,
@@ -155,6 +160,18 @@ class KafkaProducer(DependencyProvider):
                             self.bootstrap, len(records), exc, backoff)
                 eventlet.sleep(backoff)
                 backoff = min(backoff * 2, 5)
+
+    def _discard(self, producer):
+        """A failed send makes the next one start from a new producer: after the
+        broker came back empty, kafka-python's producer could not update its
+        metadata for good ("Failed to update metadata")."""
+        if producer is None:
+            return
+        with self._producer_made:
+            if self._producer is not producer:
+                return  # another worker already did
+            self._producer = None
+        eventlet.spawn_n(producer.close, 0)
 
     def _ensure_producer(self):
         producer = self._producer
@@ -174,6 +191,10 @@ class KafkaProducer(DependencyProvider):
             bootstrap_servers=self.bootstrap, acks="all", linger_ms=0,
             # dedup happens downstream by event_id; Tansu has no safe transactions
             enable_idempotence=False, retries=2,
+            # one request at a time: Tansu, given several produce requests of one
+            # partition in flight (the bridge's backlog after the broker came back),
+            # gave records the same offsets; a retry cannot reorder records either
+            max_in_flight_requests_per_connection=1,
             metrics_enabled=False,  # nobody reads them, and keeping them costs CPU per record
             request_timeout_ms=REQUEST_TIMEOUT_S * 1000, max_block_ms=REQUEST_TIMEOUT_S * 1000,
             delivery_timeout_ms=(REQUEST_TIMEOUT_S * 2 + 1) * 1000,
@@ -203,6 +224,10 @@ class TopicTables(DependencyProvider):
     Following the topics is a coroutine (``mesh.coroutines``): calls that can
     block (metadata, close) run in asyncio's thread pool (real threads), the
     topic creation (kafka-python, green) in a greenthread.
+
+    Each reading (a start, or a start over after the broker went away) fills
+    tables of its own, served once it has read every topic to its end: a
+    broker that came back empty leaves no value from before it.
 
     Every ``LAG_INTERVAL_S`` it sets ``mesh_kafka_consumer_lag`` per topic
     (``group`` is the service: the tables join no consumer group) from what
@@ -251,11 +276,13 @@ class TopicTables(DependencyProvider):
                 await asyncio.sleep(1)
 
     async def _consume(self):
-        from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+        from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError, KafkaException,
+                                     TopicPartition)
         loop = asyncio.get_running_loop()
         if self.prepare is not None:
             await in_greenthread(self.prepare, self.container.config)  # kafka-python: green
         kafka_log = ThreadSafeLog(log)
+        gone = []  # librdkafka's word that no broker answers any more
         consumer = Consumer({
             "bootstrap.servers": self.bootstrap,
             # required by librdkafka, unused: partitions are assigned, never committed
@@ -263,7 +290,13 @@ class TopicTables(DependencyProvider):
             # short: Tansu sits out much of a fetch's wait even when records arrive
             "fetch.wait.max.ms": 25, "auto.offset.reset": "earliest",
             "logger": kafka_log,
+            "error_cb": lambda error: gone.append(error)
+            if error.code() == KafkaError._ALL_BROKERS_DOWN else None,
         })
+        # this reading's tables: served once read to the end, so that a broker
+        # that came back empty (or a topic recreated) leaves no stale value
+        tables, served = {topic: {} for topic in self.key_of}, False
+        self.lag = {}  # not caught up until this reading says so
         try:
             metadata = await loop.run_in_executor(
                 None, functools.partial(consumer.list_topics, timeout=REQUEST_TIMEOUT_S + 2))
@@ -274,11 +307,18 @@ class TopicTables(DependencyProvider):
             lag_due = 0.0
             while self._running:
                 kafka_log.flush()
+                if gone:
+                    # start over with a new client once a broker answers again:
+                    # librdkafka reconnecting to a broker that came back empty
+                    # took the whole process down (SIGSEGV) with the local broker
+                    raise KafkaException(gone[0])
                 if time.monotonic() >= lag_due:
                     self.lag = table_lag(consumer, partitions)
                     for topic, lag in self.lag.items():
                         set_kafka_lag(self.group, topic, lag)
                     lag_due = time.monotonic() + self.LAG_INTERVAL_S
+                    if not served and self.caught_up():
+                        self.tables, served = tables, True
                 # what librdkafka has buffered: never blocks (timeout 0)
                 messages = consumer.consume(num_messages=500, timeout=0)
                 for message in messages:
@@ -289,7 +329,7 @@ class TopicTables(DependencyProvider):
                         continue  # librdkafka retries transient errors itself
                     if message.value():
                         value = json.loads(message.value())
-                        self.tables[message.topic()][self.key_of[message.topic()](value)] = value
+                        tables[message.topic()][self.key_of[message.topic()](value)] = value
                 if not messages:
                     await asyncio.sleep(self.IDLE_SLEEP_S)
         finally:

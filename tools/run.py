@@ -13,8 +13,16 @@ from one command: each process's output also goes to ``var/log/<name>.log``,
 line with the gateway's URL once ``GET /health`` answers 200. Ctrl-C or SIGTERM
 stops everything.
 
-When nothing answers at ``KAFKA_BOOTSTRAP_SERVERS``, it first starts the local
-Tansu broker (memory only, ``var/log/kafka.log``) and stops it at the end.
+With ``KAFKA_TANSU`` (the default) it starts the local Tansu broker at
+``KAFKA_BOOTSTRAP_SERVERS`` (memory only, ``var/log/kafka.log``), starts it
+again if it dies (its log is gone then: the rebuilder gives billing's record
+again, ``services.rebuilder``), and stops it at the end. A broker already
+answering there is another mesh's (or one still stopping): it says so and
+stops, unless ``KAFKA_ATTACH=true`` (a broker you started yourself, as the
+benchmarks do). With ``KAFKA_TANSU=false`` it uses the Kafka it is given.
+So does a gateway port already taken, or another launcher running from the
+same folder (``var/run/launcher.pid``): it names them and stops, rather than
+run a second mesh against the first one's broker and databases.
 
 Metrics: every ``nameko run`` process gets a ``METRICS_PORT`` of its own
 (``METRICS_BASE_PORT``, default 9400, then up, skipping ports already taken;
@@ -34,17 +42,21 @@ it back is the orchestrator's job (``restart:`` in docker-compose.yml).
 """
 import json
 import os
+import signal
 import sys
 import threading
+import time
 
 from honcho.manager import Manager
+from kafka.errors import KafkaError
 from honcho.printer import Printer
 
-from common.config import ROOT, load_config
+from common.config import ROOT, as_bool, load_config
 from common.topology import declare_topology
 from contracts.services import DECLARATIONS, PROCESS
-from tools.local_kafka import KafkaNotStarted, start_unless_running
-from tools.net import answers, wait_until_ok
+from contracts.topics import ensure_topics
+from tools.local_kafka import KafkaNotStarted, LocalKafka, broker_answers
+from tools.net import answers, split_address, wait_until_ok
 
 LOG_DIR = os.environ.get("MESH_LOG_DIR", os.path.join(ROOT, "var", "log"))
 HEALTH_WAIT_S = float(os.environ.get("MESH_HEALTH_WAIT", 120))
@@ -52,6 +64,8 @@ METRICS_BASE_PORT = int(os.environ.get("METRICS_BASE_PORT", 9400))
 # beside the logs, so a launcher with a folder of its own (tests, benchmarks)
 # leaves the user's file alone
 TARGETS_PATH = os.path.join(os.path.dirname(LOG_DIR), "prometheus", "targets.json")
+PID_PATH = os.path.join(os.path.dirname(LOG_DIR), "run", "launcher.pid")
+BROKER_WATCH_S = 0.5
 
 
 class LogFilePrinter(Printer):
@@ -147,15 +161,110 @@ def announce_when_healthy(url, manager):
         manager.terminate()
 
 
+def another_mesh(config, pid_path=PID_PATH):
+    """Why this launcher must not start (another mesh, or what is left of one,
+    holds its folder or ports), or None."""
+    try:
+        with open(pid_path) as handle:
+            pid = int(handle.read().strip() or 0)
+    except (OSError, ValueError):
+        pid = 0
+    if pid and pid != os.getpid() and os.path.exists("/proc/{}".format(pid)):
+        return ("another `make run` (pid {}) runs from this folder: stop it (Ctrl-C in its "
+                "terminal) first".format(pid))
+    url = gateway_url(config)
+    if answers(*split_address(url.split("//", 1)[1]), timeout=0.5):
+        return ("something already listens at {} (another mesh's gateway?): stop it, or set "
+                "WEB_SERVER_ADDRESS".format(url))
+    bootstrap = config["KAFKA_BOOTSTRAP_SERVERS"]
+    if as_bool(config["KAFKA_TANSU"]) and not as_bool(os.environ.get("KAFKA_ATTACH", "false")) \
+            and broker_answers(bootstrap):
+        return ("a Kafka broker already answers at {} (another mesh's local broker, or one "
+                "still stopping): stop it, set KAFKA_BOOTSTRAP_SERVERS, or KAFKA_ATTACH=true "
+                "to use it".format(bootstrap))
+    return None
+
+
+def descendants(root):
+    """pids of every process below ``root`` (read from /proc)."""
+    children = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/{}/stat".format(pid)) as handle:
+                parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(pid))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def command_line(pid):
+    try:
+        with open("/proc/{}/cmdline".format(pid), "rb") as handle:
+            return handle.read().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def restart_kafka_processes():
+    """SIGHUP to the mesh's plain Kafka processes (the aggregator): each
+    starts its worker again, whose client does not come through a broker
+    that came back empty (``streams/__main__.py``)."""
+    modules = [service.module_path for service in DECLARATIONS
+               if service.kind == PROCESS and service.kafka]
+    for pid in descendants(os.getpid()):
+        argv = command_line(pid)
+        if any(argv[i:i + 2] == ["-m", module] for module in modules
+               for i in range(len(argv))) and "--worker" not in argv:
+            os.kill(pid, signal.SIGHUP)
+
+
+def keep_broker_running(broker, manager):
+    """Start the local broker again whenever it dies, until the mesh stops."""
+    while not manager._terminating:
+        if broker.process.poll() is not None and not manager._terminating:
+            print("the local Kafka broker stopped (exit code {}); starting it again: memory "
+                  "only, so the rebuilder will give billing's record again".format(
+                      broker.process.returncode), flush=True)
+            try:
+                broker.start()
+                ensure_topics(broker.bootstrap, tansu=True)
+            except (KafkaNotStarted, KafkaError) as exc:
+                print(exc, flush=True)
+            else:
+                restart_kafka_processes()
+        time.sleep(BROKER_WATCH_S)
+
+
+def write_pid(path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as handle:
+        handle.write(str(os.getpid()))
+
+
 def main():
     instances = int(os.environ.get("INSTANCES", "1"))
     config = load_config()
+    refusal = another_mesh(config)
+    if refusal:
+        sys.exit("make run: " + refusal)
+    write_pid(PID_PATH)
     bootstrap = config["KAFKA_BOOTSTRAP_SERVERS"]
-    try:
-        broker = start_unless_running(bootstrap, os.path.join(LOG_DIR, "kafka.log"))
-    except KafkaNotStarted as exc:
-        sys.exit(str(exc))
-    if broker is not None:
+    broker = None
+    if as_bool(config["KAFKA_TANSU"]) and not broker_answers(bootstrap):
+        try:
+            broker = LocalKafka(bootstrap, os.path.join(LOG_DIR, "kafka.log")).start()
+        except KafkaNotStarted as exc:
+            sys.exit(str(exc))
+        # the topics before any process: Tansu, asked by several processes at once
+        # to create a topic (or to create it and produce to it), gave records
+        # the same offsets
+        ensure_topics(bootstrap, tansu=True)
         print("started the local Kafka broker (Tansu, memory only) at {}".format(bootstrap),
               flush=True)
     try:
@@ -195,11 +304,18 @@ def main():
     watcher = threading.Thread(target=announce_when_healthy,
                                args=(gateway_url(config), manager), daemon=True)
     watcher.start()
+    if broker is not None:
+        threading.Thread(target=keep_broker_running, args=(broker, manager),
+                         daemon=True).start()
     try:
         manager.loop()
     finally:
         if broker is not None:
             broker.stop()
+        try:
+            os.remove(PID_PATH)
+        except OSError:
+            pass
     sys.exit(manager.returncode)
 
 

@@ -48,6 +48,7 @@ class Launcher:
                    STREAMS_STATE_DIR=str(tmp_path / "streams"),
                    METRICS_BASE_PORT=str(random.randrange(20000, 28000, 100)))
         self.env = env
+        self.log_dir = tmp_path / "log"
         self.process = None
         self.lines = []
         self.health = []  # (status, analytics equal billing then)
@@ -105,6 +106,8 @@ class Launcher:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(timeout=60)
+        # what the launcher printed, beside the processes' logs (for a failure)
+        (self.log_dir / "launcher.out").write_text("".join(self.lines))
         for pid in processes_with(self.marker):
             os.kill(pid, signal.SIGKILL)
 
@@ -206,3 +209,79 @@ def test_make_run_after_a_power_cut_ends_with_analytics_equal_to_billing(launche
 
     launcher.start()
     assert_equal_when_ready(launcher)
+
+
+class Load:
+    """Bills made (and every fifth cancelled) through the gateway, one after
+    another, until stopped; failures counted, not raised: the broker is being
+    killed under it."""
+
+    def __init__(self, url):
+        self.url, self.made, self.failed = url, 0, []
+        # products with stock for any load (the seeded ones hold a few units)
+        self.products = [requests.post(url + "/products", timeout=10, json={
+            "name": "Load {}".format(n), "price": "{}.50".format(n), "quantity": 1_000_000,
+        }).json()["id"] for n in (1, 2, 3)]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self):
+        n = 0
+        while not self._stop.is_set():
+            n += 1
+            try:
+                answer = requests.post(self.url + "/bills", timeout=10, json={
+                    "customer_id": n % 3 + 1,
+                    "items": [{"product_id": self.products[n % 3], "quantity": 1}]})
+                if answer.status_code != 201:
+                    self.failed.append(answer.status_code)
+                    continue
+                self.made += 1
+                if n % 5 == 0:
+                    requests.post(self.url + "/bills/{}/cancel".format(answer.json()["id"]),
+                                  timeout=10)
+            except requests.RequestException as exc:
+                self.failed.append(repr(exc))
+
+
+def broker_pid(launcher):
+    for pid in processes_with(launcher.marker):
+        with open("/proc/{}/cmdline".format(pid), "rb") as handle:
+            argv = handle.read().split(b"\0")
+        if b"--storage-engine" in argv:
+            return pid
+    return None
+
+
+def test_the_local_broker_killed_under_load_ends_with_analytics_equal_to_billing(launcher):
+    launcher.start()
+    first = broker_pid(launcher)
+    assert first, "no local broker among the launcher's processes"
+    with Load(launcher.url) as load:
+        wait_for(lambda: load.made >= 15, 20, "bills made under load")
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: broker_pid(launcher) not in (None, first), 20,
+                 "the launcher starting the broker again")
+        made = load.made
+        wait_for(lambda: load.made >= made + 15, 20, "bills made after the broker came back")
+    assert not [f for f in load.failed if f != 503], load.failed[:10]  # 503 at worst
+    statuses, last = [], []
+
+    def equal_and_ok():
+        body = requests.get(launcher.url + "/health", timeout=10).json()
+        statuses.append(body["status"])
+        last[:] = [body]
+        return body["status"] == "ok" and same(*figures(launcher.url))
+    wait_for(equal_and_ok, 60, lambda: "analytics equal to billing and /health ok; "
+             "/health said {}, last {}".format(sorted(set(statuses)), last))
+    assert "rebuilding" in statuses or any(
+        "rebuilding the analytics" in path.read_text()
+        for path in (launcher.log_dir).glob("rebuilder*.log")), "no rebuild happened"

@@ -30,8 +30,11 @@ ALLOWED = {
 # module -> packages it may import besides its package's: tools/db.py (`make db`)
 # locks, stamps and upgrades the databases with mesh.db's own code, as a start does;
 # tools/chaos.py (`make chaos`) starts each process with the mesh's hub
-# (mesh.hub) and waits for its consumers as the registry counts them (mesh.registry)
-MODULE_ALLOWED = {("tools", "db"): ("mesh",), ("tools", "chaos"): ("mesh",)}
+# (mesh.hub) and waits for its consumers as the registry counts them (mesh.registry);
+# tools/rebuild_analytics.py (`make rebuild-analytics`) calls the rebuilder with the
+# mesh's asyncio client (mesh.aio), as a user's code would
+MODULE_ALLOWED = {("tools", "db"): ("mesh",), ("tools", "chaos"): ("mesh",),
+                  ("tools", "rebuild_analytics"): ("mesh",)}
 
 
 def modules():
