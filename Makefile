@@ -19,7 +19,7 @@ STAMP := $(VENV)/.installed-$(PY_MINOR)
 # the hub default and the exact upstream warning filters, for every process of the venv
 PTH := tools/billing_mesh.pth
 
-.PHONY: run test test-unit lint fuzz openapi generate new-service setup interpreter rabbitmq postgres wrk chromium shell services rebuild-analytics bench bench-stream bench-aio bench-hub chaos example db db-upgrade clean
+.PHONY: run test test-unit lint fuzz openapi generate new-service setup interpreter rabbitmq postgres wrk chromium shell services rebuild-analytics bench bench-stream bench-rebuild bench-aio bench-hub chaos example db db-upgrade clean
 
 run: setup rabbitmq
 	$(BIN)/python -m tools.run
@@ -162,6 +162,11 @@ bench-hub: setup
 bench-stream: setup
 	bash scripts/ensure-rabbitmq.sh --management
 	$(BIN)/python -m bench.stream_bench
+
+# how long a rebuild of the analytics takes, 10,000 and 100,000 bills (docs/benchmarks.md)
+bench-rebuild: setup
+	bash scripts/ensure-rabbitmq.sh --management
+	$(BIN)/python -m bench.rebuild_bench
 
 clean:
 	rm -rf $(VENV) var

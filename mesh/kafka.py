@@ -70,6 +70,13 @@ def create_topics(config):
     ensure_topics(config["KAFKA_BOOTSTRAP_SERVERS"], tansu=as_bool(config.get("KAFKA_TANSU")))
 
 
+# Tansu, just started again (empty) and given records in batches of several,
+# gave some records offsets already given (0..6 then 3..6 again); the
+# aggregator then stopped on offsets going backwards. One record per batch
+# there (a batch is at most 1 byte, so each record is a batch of its own).
+TANSU_PRODUCER_CONFIG = {"batch_size": 1}
+
+
 class KafkaUnavailable(Exception):
     """Kafka did not acknowledge a record within the retry window."""
 
@@ -171,7 +178,9 @@ class KafkaProducer(DependencyProvider):
             if self._producer is not producer:
                 return  # another worker already did
             self._producer = None
-        eventlet.spawn_n(producer.close, 0)
+            # closed before the next one is made: never two of this process's
+            # producers writing at once
+            producer.close(timeout=0)
 
     def _ensure_producer(self):
         producer = self._producer
@@ -191,16 +200,16 @@ class KafkaProducer(DependencyProvider):
             bootstrap_servers=self.bootstrap, acks="all", linger_ms=0,
             # dedup happens downstream by event_id; Tansu has no safe transactions
             enable_idempotence=False, retries=2,
-            # one request at a time: Tansu, given several produce requests of one
-            # partition in flight (the bridge's backlog after the broker came back),
-            # gave records the same offsets; a retry cannot reorder records either
+            # one request at a time: a retry cannot reorder records
             max_in_flight_requests_per_connection=1,
             metrics_enabled=False,  # nobody reads them, and keeping them costs CPU per record
             request_timeout_ms=REQUEST_TIMEOUT_S * 1000, max_block_ms=REQUEST_TIMEOUT_S * 1000,
             delivery_timeout_ms=(REQUEST_TIMEOUT_S * 2 + 1) * 1000,
             # kafka-python's own (plain functions are deprecated there): str as
             # UTF-8, values as json.dumps
-            key_serializer=DefaultSerializer(), value_serializer=JsonSerializer())
+            key_serializer=DefaultSerializer(), value_serializer=JsonSerializer(),
+            **(TANSU_PRODUCER_CONFIG if as_bool(self.container.config.get("KAFKA_TANSU"))
+               else {}))
 
 
 class TopicTables(DependencyProvider):

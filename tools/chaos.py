@@ -85,16 +85,21 @@ from kafka.admin import KafkaAdminClient, OffsetSpec
 
 from common.config import ROOT, database_variable
 from common.topology import declare_topology
-from contracts.services import DATABASE_SERVICES, DECLARATIONS
-from contracts.topics import AGGREGATOR_GROUP, BILLS_TOPIC
+from contracts.services import DATABASE_SERVICES, DECLARATIONS, RPC_SERVICES
+from contracts.topics import AGGREGATOR_GROUP, BILLS_TOPIC, ensure_topics
 from mesh.hub import mesh_environment
 from mesh.registry import queue_consumers
-from tools.local_kafka import KafkaNotStarted, LocalKafka
+from tools.local_kafka import KafkaNotStarted, LocalKafka, broker_answers
 from tools.net import free_port, http_status
 from tools.vhost import NoManagementApi, Vhost
 
 # the processes killed, in this order (declared names: contracts.services)
-KILL_ORDER = ("billing", "inventory", "customers", "kafka_bridge", "streams", "gateway")
+# each process, then the broker losing everything (Tansu SIGKILLed and started
+# again empty: the rebuilder gives billing's record again), then a power cut
+# (every process and the broker SIGKILLed at once, all started again)
+KAFKA, WHOLE_MESH = "kafka", "mesh"
+KILL_ORDER = ("billing", "inventory", "customers", "kafka_bridge", "streams", "gateway",
+              KAFKA, WHOLE_MESH)
 # short settings: a killed call fails within RPC_TIMEOUT, a reservation no bill
 # confirms comes back after RESERVATION_TTL (which must be >= 2 * RPC_TIMEOUT)
 MESH_SETTINGS = {"RPC_TIMEOUT": "2", "RESERVATION_TTL": "4", "METRICS_PORT": "0",
@@ -162,13 +167,16 @@ class Process:
         return self.popen is not None and self.popen.poll() is None
 
     def kill(self):
-        self.popen.send_signal(signal.SIGKILL)
+        # the whole session: the aggregator's worker is a child of its own
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
         self.popen.wait(timeout=30)
 
     def stop(self, timeout=20):
         if not self.alive():
             return
-        self.popen.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGTERM)
         try:
             self.popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -221,6 +229,7 @@ class Mesh:
             raise MeshFailed("chaos needs " + str(exc))
         try:
             self.kafka.start()
+            ensure_topics(self.kafka.bootstrap, tansu=True)  # before any process, as make run
         except KafkaNotStarted as exc:
             raise MeshFailed(str(exc))
         try:
@@ -902,8 +911,67 @@ def has_cancel_route(url):
     return any(path.startswith("/bills/") and path.endswith("/cancel") for path in paths)
 
 
+def start_kafka_again(mesh):
+    """The broker started again, empty, as ``make run`` starts it: the topics
+    first, then SIGHUP to the aggregator (its client does not come through)."""
+    mesh.kafka.start()
+    ensure_topics(mesh.kafka.bootstrap, tansu=True)
+    streams = mesh.processes["streams"]
+    if streams.alive():
+        streams.popen.send_signal(signal.SIGHUP)
+    return mesh.kafka.process.pid
+
+
+def mesh_serving(mesh):
+    """After a power cut: the gateway answers, every RPC service consumes its
+    queue, and Kafka answers."""
+    return (mesh.serving("gateway", 0) and broker_answers(mesh.kafka.bootstrap)
+            and all(mesh.serving(name, 0) for name in RPC_SERVICES))
+
+
+def kill_everything_and_restart(mesh, name, rng, started):
+    """``kafka``: the broker SIGKILLed and started again empty; ``mesh``: every
+    process and the broker SIGKILLed at once, all started again. Then wait
+    until it serves (the analytics are rebuilt later: the settle checks them)."""
+    victims = [mesh.kafka] if name == KAFKA else [mesh.kafka] + list(mesh.processes.values())
+    pid = mesh.kafka.process.pid
+    killed_at = time.monotonic()
+    for process in mesh.processes.values() if name == WHOLE_MESH else ():
+        process.killed = True
+        process.kill()
+    mesh.kafka.kill()
+    delay = rng.uniform(0.5, 2.0)
+    time.sleep(delay)
+    restarted_at = time.monotonic()
+    new_pid = start_kafka_again(mesh)
+    if name == WHOLE_MESH:
+        declare_topology(mesh.vhost.amqp_uri)  # as make run does
+        for process in mesh.processes.values():
+            process.start()
+            process.killed = False
+    deadline = restarted_at + 90
+    while not mesh_serving(mesh) and time.monotonic() < deadline:
+        mesh.supervise()
+        time.sleep(0.1)
+    healthy_at = time.monotonic() if mesh_serving(mesh) else None
+    record = {"process": name, "pid": pid, "new_pid": new_pid,
+              "killed_at_s": killed_at - started, "restart_after_s": restarted_at - killed_at,
+              "serving_after_start_s": None if healthy_at is None else healthy_at - restarted_at,
+              "down_s": None if healthy_at is None else healthy_at - killed_at,
+              "window": (killed_at, (healthy_at or time.monotonic())
+                         + float(MESH_SETTINGS["RPC_TIMEOUT"]))}
+    log(started, "SIGKILL {} ({} processes) at t+{:.1f} s; started again after {:.1f} s; {}"
+        .format(name, len(victims), killed_at - started, delay,
+                "serving {:.1f} s after its start, {:.1f} s down".format(
+                    record["serving_after_start_s"], record["down_s"])
+                if healthy_at else "NOT serving after 90 s"))
+    return record
+
+
 def kill_and_restart(mesh, name, rng, started):
     """SIGKILL ``name``, start it again after 0.5-2 s, wait until it serves."""
+    if name in (KAFKA, WHOLE_MESH):
+        return kill_everything_and_restart(mesh, name, rng, started)
     process = mesh.processes[name]
     since = 0
     if name == "streams":

@@ -185,10 +185,15 @@ def launcher(mesh_config, tmp_path):
     launched.stop()
 
 
+@pytest.mark.timeout(200)
 def test_make_run_again_after_ctrl_c_ends_with_analytics_equal_to_billing(launcher):
+    """The sequence of the issue: bills, cancellations, Ctrl-C, ``make run``
+    again. Then, on the same mesh, what a healthy Kafka must not cause (a
+    second ``make run`` refused, the aggregator restarted with and without its
+    state: nothing given again), and an operator's forced rebuild."""
     launcher.start()
     make_bills(launcher.url, 10, cancel=3)
-    wait_for(lambda: figures(launcher.url)[0] == figures(launcher.url)[1], 30,
+    wait_for(lambda: same(*figures(launcher.url)), 30,
              "analytics equal to billing before the restart")
     launcher.ctrl_c()
     assert not answers(*split_address(launcher.kafka), timeout=0.5), \
@@ -196,10 +201,12 @@ def test_make_run_again_after_ctrl_c_ends_with_analytics_equal_to_billing(launch
 
     launcher.start()
     assert_equal_when_ready(launcher)
-    # and it stays so with new bills
     make_bills(launcher.url, 3, cancel=1)
-    wait_for(lambda: figures(launcher.url)[0] == figures(launcher.url)[1], 30,
-             "analytics equal to billing after new bills")
+    wait_for(lambda: same(*figures(launcher.url)), 30, "analytics equal after new bills")
+
+    second_make_run_is_refused(launcher)
+    aggregator_restarts_give_nothing_again(launcher)
+    forced_rebuild_shows_its_progress(launcher)
 
 
 def test_make_run_after_a_power_cut_ends_with_analytics_equal_to_billing(launcher):
@@ -285,3 +292,55 @@ def test_the_local_broker_killed_under_load_ends_with_analytics_equal_to_billing
     assert "rebuilding" in statuses or any(
         "rebuilding the analytics" in path.read_text()
         for path in (launcher.log_dir).glob("rebuilder*.log")), "no rebuild happened"
+
+
+def rebuilds_in(launcher):
+    """The rebuilder's "rebuilding the analytics" lines so far."""
+    path = launcher.log_dir / "rebuilder.log"
+    return [line for line in path.read_text().splitlines()
+            if "rebuilding the analytics" in line] if path.exists() else []
+
+
+def aggregator_worker(launcher):
+    for pid in processes_with(launcher.marker):
+        with open("/proc/{}/cmdline".format(pid), "rb") as handle:
+            argv = handle.read().split(b"\0")
+        if b"streams" in argv and b"--worker" in argv:
+            return pid
+    return None
+
+
+def second_make_run_is_refused(launcher):
+    second = subprocess.run([sys.executable, "-m", "tools.run"], cwd=ROOT, env=launcher.env,
+                            capture_output=True, text=True, timeout=60)
+    assert second.returncode != 0
+    assert "another `make run`" in second.stderr, second.stderr + second.stdout
+    # and the first mesh is untouched
+    assert requests.get(launcher.url + "/health", timeout=10).json()["status"] == "ok"
+
+
+def aggregator_restarts_give_nothing_again(launcher):
+    """A healthy Kafka keeps the aggregator's changelog: a restart of the
+    aggregator (its state folder kept, then deleted) rebuilds its state from
+    there, and nothing is given again."""
+    before = len(rebuilds_in(launcher))
+    for delete_state in (False, True):
+        worker = aggregator_worker(launcher)
+        os.kill(worker, signal.SIGKILL)
+        if delete_state:
+            subprocess.run(["rm", "-rf", launcher.env["STREAMS_STATE_DIR"]], check=True)
+        wait_for(lambda: aggregator_worker(launcher) not in (None, worker), 20,
+                 "the aggregator started again by its supervisor")
+        make_bills(launcher.url, 3, cancel=1)
+        wait_for(lambda: same(*figures(launcher.url)), 60,
+                 "analytics equal to billing after the aggregator's restart")
+    time.sleep(6)  # three of the rebuilder's checks
+    assert len(rebuilds_in(launcher)) == before, rebuilds_in(launcher)
+
+
+def forced_rebuild_shows_its_progress(launcher):
+    forced = subprocess.run([sys.executable, "-m", "tools.rebuild_analytics"], cwd=ROOT,
+                            env=launcher.env, capture_output=True, text=True, timeout=90)
+    assert forced.returncode == 0, forced.stderr
+    assert "done: " in forced.stdout and "events given again" in forced.stdout, forced.stdout
+    assert same(*figures(launcher.url))

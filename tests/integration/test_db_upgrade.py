@@ -264,10 +264,17 @@ def test_databases_of_the_current_main_are_upgraded_and_served(
 
 def as_upgraded(service, tables):
     """The rows of before the upgrade as the revisions change them on purpose:
-    billing's 0003 makes every old bill ``active``, never cancelled."""
+    billing's 0003 makes every old bill ``active``, never cancelled, and its 0004
+    gives each the ``event_id`` of its ``bill_created`` (all still in the outbox)."""
     if service != "billing":
         return tables
-    return dict(tables, bills=[tuple(row) + ("active", None) for row in tables["bills"]])
+    created = {}
+    for event_id, event_type, payload, _ in tables["outbox_events"]:
+        payload = json.loads(payload) if isinstance(payload, str) else payload
+        if event_type == "bill_created":
+            created[payload["bill"]["id"]] = event_id
+    return dict(tables, bills=[tuple(row) + ("active", None, created[row[0]], None)
+                               for row in tables["bills"]])
 
 
 # --- two instances at once ---------------------------------------------------
