@@ -70,10 +70,13 @@ def create_topics(config):
     ensure_topics(config["KAFKA_BOOTSTRAP_SERVERS"], tansu=as_bool(config.get("KAFKA_TANSU")))
 
 
-# Tansu, just started again (empty) and given records in batches of several,
-# gave some records offsets already given (0..6 then 3..6 again); the
-# aggregator then stopped on offsets going backwards. One record per batch
-# there (a batch is at most 1 byte, so each record is a batch of its own).
+# Tansu, just started again (empty) and given the bridge's backlog in batches
+# of several records from several workers, gave some records offsets already
+# given (0..6 then 3..6 again); the aggregator then stopped on offsets going
+# backwards. One record per batch there (a batch is at most 1 byte, so each
+# record is a batch of its own). The rebuilder, the one writer of its large
+# batches while it gives billing's record again, keeps them (``batched``): one
+# record per request gave about 230 events/s (docs/benchmarks.md).
 TANSU_PRODUCER_CONFIG = {"batch_size": 1}
 
 
@@ -91,8 +94,9 @@ class KafkaProducer(DependencyProvider):
     ``prepare(config)`` runs before the first record (create topics, say).
     """
 
-    def __init__(self, prepare=None):
+    def __init__(self, prepare=None, batched=False):
         self.prepare = prepare
+        self.batched = batched  # a bulk writer (send_many) keeps batches on Tansu too
 
     def setup(self):
         config = self.container.config
@@ -209,7 +213,7 @@ class KafkaProducer(DependencyProvider):
             # UTF-8, values as json.dumps
             key_serializer=DefaultSerializer(), value_serializer=JsonSerializer(),
             **(TANSU_PRODUCER_CONFIG if as_bool(self.container.config.get("KAFKA_TANSU"))
-               else {}))
+               and not self.batched else {}))
 
 
 class TopicTables(DependencyProvider):

@@ -76,7 +76,7 @@ class RebuilderService(mesh.service.MeshService):
 
     billing = MeshRpcProxy(BILLING)
     analytics = MeshRpcProxy(ANALYTICS)
-    kafka = KafkaProducer(prepare=create_topics)
+    kafka = KafkaProducer(prepare=create_topics, batched=True)
     registry = Registry()
     job = Shared(RebuildJob)
 

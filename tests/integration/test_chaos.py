@@ -1,6 +1,8 @@
 """``make chaos`` (issue 12, point 6) cannot rot: its smoke version kills each
-process of the mesh once under a short load of bills and cancellations and
-must pass every check; and each check fails on the damage it guards against
+process of the mesh once under a short load of bills and cancellations, then
+the Kafka broker (started again empty: the analytics are rebuilt), and must
+pass every check (the whole mesh killed at once is left to ``make chaos`` and
+to tests/integration/test_day_two.py's power cut); and each check fails on the damage it guards against
 (fabricated states, no mesh needed)."""
 import json
 import subprocess
@@ -14,13 +16,16 @@ from tools import chaos
 from tools.chaos import Attempt, Bill, Op
 
 
+SMOKE_KILLS = [name for name in chaos.KILL_ORDER if name != chaos.WHOLE_MESH]
+
+
 @pytest.mark.timeout(240)
 def test_the_smoke_version_kills_each_process_once_and_every_check_passes(
         rabbitmq_running, tmp_path):
     out = tmp_path / "chaos.json"
     run = subprocess.run(
         [sys.executable, "-m", "tools.chaos", "--duration", "10", "--clients", "8",
-         "--folder", str(tmp_path), "--json", str(out)],
+         "--kill", ",".join(SMOKE_KILLS), "--folder", str(tmp_path), "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=230)
     assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-3000:]
     [result] = json.loads(out.read_text())["runs"]
@@ -29,7 +34,7 @@ def test_the_smoke_version_kills_each_process_once_and_every_check_passes(
                                                                   "d) "]
     assert all(check["passed"] for check in result["checks"]), result["checks"]
     # every process was killed once, in turn, and served again
-    assert [kill["process"] for kill in result["kills"]] == list(chaos.KILL_ORDER)
+    assert [kill["process"] for kill in result["kills"]] == list(SMOKE_KILLS)
     assert all(kill["serving_after_start_s"] is not None for kill in result["kills"]), \
         result["kills"]
     assert all(kill["pid"] != kill["new_pid"] for kill in result["kills"])
