@@ -29,6 +29,7 @@ from contracts.events import HEARTBEAT_INTERVAL_S
 from contracts.services import DATABASE_SERVICES, RPC_SERVICES
 from mesh.hub import ASYNCIO_HUB, HUB_VARIABLE, MESH_HUB, mesh_environment
 from tools.local_kafka import KafkaNotStarted, LocalKafka
+from tools.run import descendants
 from tools.net import free_port, http_status
 from tools.vhost import NoManagementApi, Vhost
 
@@ -249,24 +250,6 @@ class BenchMesh:
     def peak_rss_mb(self):
         """``{name: peak resident memory in MB}`` for every mesh process so far."""
         return {name: peak_rss_mb(pid) for name, pid in self.processes().items()}
-
-
-def descendants(pid):
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open("/proc/{}/stat".format(entry)) as handle:
-                    parent = int(handle.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def process_name(pid):

@@ -135,3 +135,17 @@ def wait_for(condition, timeout, message, interval=0.1):
     if callable(message):
         message = message()
     pytest.fail("{} (waited {} s; last: {!r})".format(message, timeout, last))
+
+
+def processes_with(marker):
+    """pids whose environment holds ``marker``: every process one launcher started
+    (it puts the marker in their environment)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/{}/environ".format(pid), "rb") as handle:
+                if marker.encode() in handle.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found

@@ -79,9 +79,3 @@ class LocalKafka:
             self.process.kill()
             self.process.wait(timeout=10)
 
-
-def start_unless_running(bootstrap, log_path):
-    """A ``LocalKafka`` at ``bootstrap`` if nothing answers there, else None."""
-    if broker_answers(bootstrap):
-        return None
-    return LocalKafka(bootstrap, log_path).start()

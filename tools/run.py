@@ -261,9 +261,8 @@ def main():
             broker = LocalKafka(bootstrap, os.path.join(LOG_DIR, "kafka.log")).start()
         except KafkaNotStarted as exc:
             sys.exit(str(exc))
-        # the topics before any process: Tansu, asked by several processes at once
-        # to create a topic (or to create it and produce to it), gave records
-        # the same offsets
+        # the topics, with their settings, before any process: none of them then
+        # creates one by producing to it
         ensure_topics(bootstrap, tansu=True)
         print("started the local Kafka broker (Tansu, memory only) at {}".format(bootstrap),
               flush=True)

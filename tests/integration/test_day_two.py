@@ -17,21 +17,8 @@ import pytest
 import requests
 
 from common.config import ROOT
-from helpers import config_env, free_port, wait_for
+from helpers import config_env, free_port, processes_with, wait_for
 from tools.net import answers, split_address
-
-
-def processes_with(marker):
-    """pids whose environment holds ``marker``: every process one launcher started."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open("/proc/{}/environ".format(pid), "rb") as handle:
-                if marker.encode() in handle.read():
-                    found.append(int(pid))
-        except OSError:
-            pass
-    return found
 
 
 class Launcher:

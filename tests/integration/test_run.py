@@ -14,22 +14,9 @@ from decimal import Decimal
 import pytest
 
 from contracts.services import DECLARATIONS, EDGE, RPC
-from helpers import config_env, free_port, wait_for
+from helpers import config_env, free_port, processes_with, wait_for
 from mesh.registry import queue_consumers
 from common.config import ROOT
-
-
-def processes_with(marker):
-    """pids whose environment holds ``marker`` (every process the launcher started)."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open("/proc/{}/environ".format(pid), "rb") as handle:
-                if marker.encode() in handle.read():
-                    found.append(int(pid))
-        except OSError:
-            pass
-    return found
 
 
 def is_nameko_run_of(pid, module):
