@@ -949,23 +949,34 @@ def kill_everything_and_restart(mesh, name, rng, started):
         for process in mesh.processes.values():
             process.start()
             process.killed = False
+    record = wait_serving(mesh, lambda: mesh_serving(mesh), name, pid, new_pid, started,
+                          killed_at, restarted_at)
+    log(started, "SIGKILL {} ({} processes) at t+{:.1f} s; started again after {:.1f} s; {}"
+        .format(name, len(victims), killed_at - started, delay, serving_text(record)))
+    return record
+
+
+def wait_serving(mesh, serving, name, pid, new_pid, started, killed_at, restarted_at):
+    """Wait (90 s at most) until ``serving()``; the kill's record, with the window
+    of answers it may have caused: until RPC_TIMEOUT after it serves again."""
     deadline = restarted_at + 90
-    while not mesh_serving(mesh) and time.monotonic() < deadline:
+    while not serving() and time.monotonic() < deadline:
         mesh.supervise()
         time.sleep(0.1)
-    healthy_at = time.monotonic() if mesh_serving(mesh) else None
-    record = {"process": name, "pid": pid, "new_pid": new_pid,
-              "killed_at_s": killed_at - started, "restart_after_s": restarted_at - killed_at,
-              "serving_after_start_s": None if healthy_at is None else healthy_at - restarted_at,
-              "down_s": None if healthy_at is None else healthy_at - killed_at,
-              "window": (killed_at, (healthy_at or time.monotonic())
-                         + float(MESH_SETTINGS["RPC_TIMEOUT"]))}
-    log(started, "SIGKILL {} ({} processes) at t+{:.1f} s; started again after {:.1f} s; {}"
-        .format(name, len(victims), killed_at - started, delay,
-                "serving {:.1f} s after its start, {:.1f} s down".format(
-                    record["serving_after_start_s"], record["down_s"])
-                if healthy_at else "NOT serving after 90 s"))
-    return record
+    healthy_at = time.monotonic() if serving() else None
+    return {"process": name, "pid": pid, "new_pid": new_pid,
+            "killed_at_s": killed_at - started, "restart_after_s": restarted_at - killed_at,
+            "serving_after_start_s": None if healthy_at is None else healthy_at - restarted_at,
+            "down_s": None if healthy_at is None else healthy_at - killed_at,
+            "window": (killed_at, (healthy_at or time.monotonic())
+                       + float(MESH_SETTINGS["RPC_TIMEOUT"]))}
+
+
+def serving_text(record):
+    if record["down_s"] is None:
+        return "NOT serving after 90 s"
+    return "serving {:.1f} s after its start, {:.1f} s down".format(
+        record["serving_after_start_s"], record["down_s"])
 
 
 def kill_and_restart(mesh, name, rng, started):
@@ -994,23 +1005,10 @@ def kill_and_restart(mesh, name, rng, started):
     restarted_at = time.monotonic()
     new_pid = process.start()
     process.killed = False
-    deadline = restarted_at + 90
-    while not mesh.serving(name, since) and time.monotonic() < deadline:
-        mesh.supervise()
-        time.sleep(0.1)
-    healthy_at = time.monotonic() if mesh.serving(name, since) else None
-    record = {"process": name, "pid": pid, "new_pid": new_pid,
-              "killed_at_s": killed_at - started, "restart_after_s": restarted_at - killed_at,
-              "serving_after_start_s": None if healthy_at is None else healthy_at - restarted_at,
-              "down_s": None if healthy_at is None else healthy_at - killed_at,
-              # answers it may have caused: until RPC_TIMEOUT after it serves again
-              "window": (killed_at, (healthy_at or time.monotonic())
-                         + float(MESH_SETTINGS["RPC_TIMEOUT"]))}
+    record = wait_serving(mesh, lambda: mesh.serving(name, since), name, pid, new_pid, started,
+                          killed_at, restarted_at)
     log(started, "SIGKILL {} (pid {}) at t+{:.1f} s; started again after {:.1f} s (pid {}); {}"
-        .format(name, pid, killed_at - started, delay, new_pid,
-                "serving {:.1f} s after its start, {:.1f} s down".format(
-                    record["serving_after_start_s"], record["down_s"])
-                if healthy_at else "NOT serving after 90 s"))
+        .format(name, pid, killed_at - started, delay, new_pid, serving_text(record)))
     return record
 
 
