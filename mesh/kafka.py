@@ -80,6 +80,20 @@ def create_topics(config):
 TANSU_PRODUCER_CONFIG = {"batch_size": 1}
 
 
+# a discarded producer's records are sent or expire within its delivery timeout
+DELIVERY_TIMEOUT_S = REQUEST_TIMEOUT_S * 2 + 1
+
+
+def close_quietly(producer):
+    """Close a producer given up on, once its records are sent or expired: its
+    ``close`` first flushes, and a flush that times out (``close(timeout=0)``
+    with records pending) raised and left its network thread running."""
+    try:
+        producer.close(timeout=DELIVERY_TIMEOUT_S + 1)
+    except KafkaError:
+        log.warning("a discarded Kafka producer did not close", exc_info=True)
+
+
 class KafkaUnavailable(Exception):
     """Kafka did not acknowledge a record within the retry window."""
 
@@ -130,45 +144,36 @@ class KafkaProducer(DependencyProvider):
         return self
 
     def send(self, topic, key, value):
-        give_up_at = time.monotonic() + self.retry_seconds
-        backoff = 0.25
-        while True:
-            producer = None
-            try:
-                producer = self._ensure_producer()
-                future = producer.send(topic, key=key, value=value)
-                return future.get(timeout=REQUEST_TIMEOUT_S + 1)
-            except KafkaError as exc:
-                self._discard(producer)
-                if time.monotonic() + backoff > give_up_at:
-                    raise KafkaUnavailable("{} not acknowledged within {:.0f} s: {}".format(
-                        topic, self.retry_seconds, exc))
-                log.warning("Kafka at %s did not take the record (%s); retrying in %.2f s",
-                            self.bootstrap, exc, backoff)
-                eventlet.sleep(backoff)
-                backoff = min(backoff * 2, 5)
+        return self._acknowledged(topic, "the record", lambda producer: producer.send(
+            topic, key=key, value=value).get(timeout=REQUEST_TIMEOUT_S + 1))
 
     def send_many(self, topic, records):
         """Produce ``[(key, value)]`` in one go and return once Kafka acknowledged
         every one; retried whole like ``send`` (so some may be produced twice:
         consumers count by bill and event id)."""
+        def produce(producer):
+            futures = [producer.send(topic, key=key, value=value) for key, value in records]
+            producer.flush(timeout=REQUEST_TIMEOUT_S * 2 + 1)
+            return [future.get(timeout=REQUEST_TIMEOUT_S + 1) for future in futures]
+        return self._acknowledged(topic, "{} records".format(len(records)), produce)
+
+    def _acknowledged(self, topic, what, produce):
+        """``produce(producer)``, again with a growing back-off (and a new
+        producer) while Kafka does not take it, for up to ``retry_seconds``."""
         give_up_at = time.monotonic() + self.retry_seconds
         backoff = 0.25
         while True:
             producer = None
             try:
                 producer = self._ensure_producer()
-                futures = [producer.send(topic, key=key, value=value) for key, value in records]
-                producer.flush(timeout=REQUEST_TIMEOUT_S * 2 + 1)
-                return [future.get(timeout=REQUEST_TIMEOUT_S + 1) for future in futures]
+                return produce(producer)
             except KafkaError as exc:
                 self._discard(producer)
                 if time.monotonic() + backoff > give_up_at:
-                    raise KafkaUnavailable("{} records to {} not acknowledged within {:.0f} s: "
-                                           "{}".format(len(records), topic, self.retry_seconds,
-                                                       exc))
-                log.warning("Kafka at %s did not take %d records (%s); retrying in %.2f s",
-                            self.bootstrap, len(records), exc, backoff)
+                    raise KafkaUnavailable("{} to {} not acknowledged within {:.0f} s: {}".format(
+                        what, topic, self.retry_seconds, exc))
+                log.warning("Kafka at %s did not take %s (%s); retrying in %.2f s",
+                            self.bootstrap, what, exc, backoff)
                 eventlet.sleep(backoff)
                 backoff = min(backoff * 2, 5)
 
@@ -182,9 +187,7 @@ class KafkaProducer(DependencyProvider):
             if self._producer is not producer:
                 return  # another worker already did
             self._producer = None
-            # closed before the next one is made: never two of this process's
-            # producers writing at once
-            producer.close(timeout=0)
+        eventlet.spawn_n(close_quietly, producer)
 
     def _ensure_producer(self):
         producer = self._producer
@@ -208,7 +211,7 @@ class KafkaProducer(DependencyProvider):
             max_in_flight_requests_per_connection=1,
             metrics_enabled=False,  # nobody reads them, and keeping them costs CPU per record
             request_timeout_ms=REQUEST_TIMEOUT_S * 1000, max_block_ms=REQUEST_TIMEOUT_S * 1000,
-            delivery_timeout_ms=(REQUEST_TIMEOUT_S * 2 + 1) * 1000,
+            delivery_timeout_ms=DELIVERY_TIMEOUT_S * 1000,
             # kafka-python's own (plain functions are deprecated there): str as
             # UTF-8, values as json.dumps
             key_serializer=DefaultSerializer(), value_serializer=JsonSerializer(),
