@@ -76,7 +76,7 @@ def create_topics(config):
 # backwards. One record per batch there (a batch is at most 1 byte, so each
 # record is a batch of its own). The rebuilder, the one writer of its large
 # batches while it gives billing's record again, keeps them (``batched``): one
-# record per request gave about 230 events/s (docs/benchmarks.md).
+# record per request made a rebuild several times slower (docs/benchmarks.md).
 TANSU_PRODUCER_CONFIG = {"batch_size": 1}
 
 
