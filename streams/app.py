@@ -84,7 +84,11 @@ CONSUMER_CONFIG = {
     "heartbeat.interval.ms": 2000,
 }
 # Send results at once rather than batching them: a bill must show within 1 s.
-PRODUCER_CONFIG = {"linger.ms": 5}
+# Never create a topic by producing to it: librdkafka's producer would, with the
+# broker's default partitions, and a worker still running when its broker came
+# back empty made the changelog topics so, before the next worker could make
+# them as quixstreams needs (it then refused to start: "expected 1, got 4").
+PRODUCER_CONFIG = {"linger.ms": 5, "allow.auto.create.topics": False}
 
 # --- Tansu work-arounds, all behind KAFKA_TANSU (Settings.tansu) ---------------
 # 1. Topic retention set explicitly: see contracts.topics.TANSU_TOPIC_CONFIG.
