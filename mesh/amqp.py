@@ -8,15 +8,34 @@ which is why ``services/`` may not use them (ruff's banned-api, pyproject.toml).
 """
 from contextlib import contextmanager
 
+from amqp.exceptions import ConnectionError as AMQPConnectionError
+from amqp.exceptions import RecoverableConnectionError
+from kombu.exceptions import OperationalError
 from nameko.amqp.publish import Publisher
 from nameko.constants import DEFAULT_TRANSPORT_OPTIONS, NON_PERSISTENT
 from nameko.messaging import QueueConsumer
 
 
+# what a broker that is away or restarting raises (kombu wraps some as its own)
+CONNECTION_ERRORS = (OSError, AMQPConnectionError, RecoverableConnectionError,
+                     OperationalError)
+# how often an idle consumer's loop wakes (kombu's default: every second)
+WAKE_INTERVAL_S = 0.1
+
+
 class FastReconnectQueueConsumer(QueueConsumer):
     """nameko's consumer, reconnecting every ``BROKER_RECONNECT_INTERVAL`` seconds
     after the broker goes away (kombu's default backs off 2, 4, 6... seconds, so
-    a broker restart costs a service 10 s or more)."""
+    a broker restart costs a service 10 s or more), and stopping in a fraction
+    of a second."""
+
+    def consume(self, *args, **kwargs):
+        # nameko cancels a stopping consumer's queues only between two wakes of
+        # kombu's loop (on_iteration), one step per wake, and an idle loop wakes
+        # once per safety_interval: with kombu's 1 s, every service took three
+        # seconds more to stop (Ctrl-C, SIGTERM, each test's teardown).
+        kwargs.setdefault("safety_interval", WAKE_INTERVAL_S)
+        return super().consume(*args, **kwargs)
 
     @contextmanager
     def establish_connection(self):

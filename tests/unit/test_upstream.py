@@ -261,6 +261,14 @@ ROWS = (
          # nameko's QueueConsumer does not define its own: ours replaces kombu's
          Value("nameko.messaging.QueueConsumer.establish_connection",
                "kombu.mixins.ConsumerMixin.establish_connection"))),
+    Row("kombu.mixins.ConsumerMixin.consume", "kombu",
+        "mesh/amqp.py FastReconnectQueueConsumer.consume", "overrides",
+        (Source("kombu.mixins.ConsumerMixin.consume", "16b4ba15bf61"),
+         # nameko's QueueConsumer runs kombu's loop as is, and cancels a
+         # stopping consumer's queues in on_iteration, between two wakes
+         Source("kombu.mixins.ConsumerMixin.run", "72b1d52801a3"),
+         Source("nameko.messaging.QueueConsumer.on_iteration", "35a4ce6af780"),
+         Value("nameko.messaging.QueueConsumer.consume", "kombu.mixins.ConsumerMixin.consume"))),
     # --- nameko-sqlalchemy -----------------------------------------------------------
     Row("nameko_sqlalchemy.database.Database.setup", "nameko-sqlalchemy",
         "mesh/db.py MeshDatabase.setup", "overrides",
