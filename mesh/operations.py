@@ -48,7 +48,8 @@ from mesh.operations_schemas import (
     Health, HealthDown, Liveness, RpcAnswer, RpcArguments, Services,
 )
 from mesh.proxy import ServiceClients
-from mesh.registry import CONNECTION_ERRORS, Instances, Registry, uptime
+from mesh.amqp import CONNECTION_ERRORS
+from mesh.registry import Instances, Registry, uptime
 from mesh.service import HOST, INSTANCE, PID, STARTED_AT, SignalStop
 from mesh.tracing import Tracing
 

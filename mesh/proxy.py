@@ -33,7 +33,8 @@ from contracts.errors import DeadlineExceeded, ServiceUnavailable
 from contracts.headers import DEADLINE_KEY, header_name
 from mesh.amqp import RpcPublisher
 from mesh.coroutines import in_greenthread, on_loop_greenlet
-from mesh.registry import CONNECTION_ERRORS, BrokerView
+from mesh.amqp import CONNECTION_ERRORS
+from mesh.registry import BrokerView
 from mesh.rpc import MeshReplyListener
 
 

@@ -10,15 +10,14 @@ import datetime
 import logging
 import time
 
-from amqp.exceptions import ConnectionError as AMQPConnectionError
-from amqp.exceptions import NotFound, RecoverableConnectionError
-from kombu.exceptions import OperationalError
+from amqp.exceptions import NotFound
 from nameko.amqp.publish import get_connection
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.extensions import DependencyProvider, SharedExtension
 from nameko.rpc import RPC_QUEUE_TEMPLATE
 
 from contracts.events import HEARTBEAT_EXPIRY_S
+from mesh.amqp import CONNECTION_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +28,6 @@ CACHE_DOWN_S = 0.25
 # a broker that is away is reported at once
 FAIL_FAST = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1,
              "interval_max": 0.1}
-# what a broker that is away or restarting raises (kombu wraps some as its own)
-CONNECTION_ERRORS = (OSError, AMQPConnectionError, RecoverableConnectionError,
-                     OperationalError)
 
 
 class BrokerView(SharedExtension):

@@ -21,7 +21,7 @@ from nameko.rpc import ReplyListener, Responder, Rpc, RpcConsumer, get_rpc_excha
 
 from contracts.errors import DeadlineExceeded, MeshError
 from contracts.headers import DEADLINE_KEY, header_name
-from mesh.amqp import FastReconnectQueueConsumer, RpcPublisher
+from mesh.amqp import CONNECTION_ERRORS, FastReconnectQueueConsumer, RpcPublisher
 from mesh.coroutines import accepting_coroutines
 from mesh.errors import quiet_expected_errors
 from mesh.inbox import call_data, finish_call, inbox_database, replay
@@ -43,7 +43,16 @@ class MeshRpcConsumer(RpcConsumer):
             config[AMQP_URI_CONFIG_KEY], get_rpc_exchange(config),
             config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER), message,
             ssl=config.get(AMQP_SSL_CONFIG_KEY), login_method=config.get(LOGIN_METHOD_CONFIG_KEY))
-        result, exc_info = responder.send_response(result, exc_info)
+        try:
+            result, exc_info = responder.send_response(result, exc_info)
+        except CONNECTION_ERRORS as exc:
+            # the broker went away after the work was done (a restart): raised
+            # from here, the error would kill the whole container (nameko ends a
+            # service whose worker thread fails). The caller answers 503 at its
+            # deadline; the request, unacknowledged on a dead channel, is given
+            # again (an inbox call answered from its record).
+            log.warning("could not send the answer of %s: the broker is away (%s)",
+                        message.delivery_info.get("routing_key"), exc)
         self.queue_consumer.ack_message(message)
         return result, exc_info
 
