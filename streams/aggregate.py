@@ -10,7 +10,9 @@ subtracts the same bill. Each function works on signed amounts (``sign``,
 every amount negated, so customer and product totals are plain sums and the
 order the two arrive in does not matter. Before any of this, ``settle``
 decides what counts: each bill's creation and cancellation once, a repeat not
-at all, and a cancellation that arrives before its creation (billing's outbox
+at all (it is passed on ``restated``: it changes no figure, but the figures it
+touches are published again, which heals a results topic that was lost while
+the aggregator's state was kept), and a cancellation that arrives before its creation (billing's outbox
 may relay them in either order; a creation may have been lost with a broker)
 only once the creation is there, so no total ever goes below zero.
 
@@ -29,10 +31,14 @@ import functools
 import logging
 from decimal import Decimal
 
-from contracts.wire import money, money_text
 from contracts.events import BILL_CANCELLED, BILL_EVENTS
+from contracts.limits import MAX_WINDOWS
+from contracts.wire import money, money_text
 
 ZERO = "0.00"
+# closed windows kept for a restated event: as many as analytics can show
+KEPT_CLOSED_WINDOWS = MAX_WINDOWS
+RESTATED = "restated"  # the mark ``settle`` puts on a repeat (inside the aggregator only)
 log = logging.getLogger(__name__)
 
 
@@ -45,18 +51,29 @@ def is_bill_event(event):
 def sign(event):
     """+1 for a creation, -1 for a cancellation: a cancellation is booked as the
     creation negated, never as an edit of what the creation added, so the sums
-    stay commutative.
+    stay commutative. 0 for an event counted before (``restated``).
 
         >>> sign({"type": "bill_cancelled"})
         -1
     """
+    if event.get(RESTATED):
+        return 0
     return -1 if event["type"] == BILL_CANCELLED else 1
 
 
 def signed(amount, event):
     """``amount`` (Decimal) with the event's sign. ``0 - amount`` rather than
     ``-amount``: Decimal keeps a negative zero, which would show as "-0.00"."""
-    return amount if sign(event) > 0 else Decimal(0) - amount
+    direction = sign(event)
+    if direction == 0:
+        return Decimal(0)
+    return amount if direction > 0 else Decimal(0) - amount
+
+
+def restated(event):
+    """A repeat of an event already counted, passed on to publish again the
+    figures it touches, unchanged (``sign`` 0)."""
+    return dict(event, **{RESTATED: True})
 
 
 def bill_delta(event):
@@ -80,7 +97,10 @@ def settle(state, event):
     bill is remembered for good, not for a retention: a replay of billing's
     whole record (a rebuild) counts nothing twice, however old the bill.
 
-    - a repeat (a bill already created, a cancellation already seen): ``[]``;
+    - a repeat (a bill already created, a cancellation already seen):
+      ``[restated(event)]``, which counts nothing and publishes the bill's
+      customer, products and window again as they are: a rebuild given to an
+      aggregator that kept its state re-fills results topics that were lost;
     - a creation: ``[event]``, followed by its cancellation if that came first;
     - a cancellation of a bill created here: ``[event]``;
     - a cancellation of a bill not seen yet: ``[]``, parked (kept under
@@ -91,13 +111,15 @@ def settle(state, event):
         >>> settle(state, created)            # bill 4, first seen
         [created]
         >>> settle(state, created)            # delivered again
-        []
+        [restated(created)]
     """
     bill_id = event["bill"]["id"]
     key = "bill:{}".format(bill_id)
     seen = state.get(key)
     if event["type"] == BILL_CANCELLED:
-        if seen != "created":  # a repeat, or parked
+        if seen == "cancelled":
+            return [restated(event)]
+        if seen != "created":  # parked, or first seen
             if seen is None:
                 state.set(key, "parked")
                 state.set("parked:{}".format(bill_id), event)
@@ -112,7 +134,7 @@ def settle(state, event):
         state.set(key, "cancelled")
         return [event, parked]
     if seen is not None:
-        return []
+        return [restated(event)]
     state.set(key, "created")
     return [event]
 
@@ -174,33 +196,44 @@ def iso_utc(epoch_ms):
     return datetime.datetime.fromtimestamp(epoch_ms / 1000, datetime.timezone.utc).isoformat()
 
 
-def add_to_window(state, event, timestamp_ms, window_ms, grace_ms):
+def add_to_window(state, event, timestamp_ms, window_ms, grace_ms,
+                  keep_closed=KEPT_CLOSED_WINDOWS):
     """Book a bill event in its tumbling window (by event time: a creation at its
     creation time, a cancellation, negative, at its cancellation time) and return
     the window's record as published (``window_record``), or None if the event is
     too late.
 
-    ``state`` (``get``/``set``/``delete``, one key for all bills) holds each open
-    window's revenue and a ``clock``: the newest event time seen and the windows
-    still open. A window closes once the newest bill is ``grace_ms`` past its
-    end; an event for a closed window counts in no window (it still counts per
-    customer and product), and closed windows leave the state. Creations and
-    cancellations share the clock: lateness is judged the same way for both.
+    ``state`` (``get``/``set``, one key for all bills) holds each window's
+    revenue and a ``clock``: the newest event time seen and the windows still
+    open. A window closes once the newest bill is ``grace_ms`` past its end; an
+    event for a closed window counts in no window (it still counts per customer
+    and product). The newest ``keep_closed`` closed windows keep their revenue
+    in the state (listed under ``closed``), so a ``restated`` event publishes
+    its window again even when closed. Creations and cancellations share the clock: lateness is judged the same
+    way for both.
     """
     clock = state.get("clock") or {"newest": timestamp_ms, "open": []}
     newest = max(clock["newest"], timestamp_ms)
     start = timestamp_ms - timestamp_ms % window_ms
     still_open = [s for s in clock["open"] if s + window_ms + grace_ms > newest]
-    for closed in set(clock["open"]) - set(still_open):
-        state.delete("window:{}".format(closed))
+    closing = [s for s in clock["open"] if s not in still_open]
+    if closing:
+        closed = (state.get("closed") or []) + closing
+        for forgotten in closed[:-keep_closed]:
+            state.delete("window:{}".format(forgotten))
+        state.set("closed", closed[-keep_closed:])
     late = start + window_ms + grace_ms <= newest
     if not late and start not in still_open:
         still_open = sorted(still_open + [start])
     if newest != clock["newest"] or still_open != clock["open"]:
         state.set("clock", {"newest": newest, "open": still_open})
+    key = "window:{}".format(start)
+    if event.get(RESTATED):  # counted before: its window as it stands, if it was booked
+        kept = state.get(key)
+        return None if kept is None else window_record(
+            {"start": start, "end": start + window_ms, "value": kept})
     if late:
         return None
-    key = "window:{}".format(start)
     revenue = add_revenue(state.get(key, ZERO), event)
     state.set(key, revenue)
     return window_record({"start": start, "end": start + window_ms, "value": revenue})

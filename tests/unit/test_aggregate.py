@@ -24,11 +24,29 @@ def test_settle_counts_each_bill_event_once():
     state = FakeState()
     created = bill_event(1, [(1, 1)])
     assert aggregate.settle(state, created) == [created]
-    assert aggregate.settle(state, dict(created, event_id="another id")) == []
+    again = dict(created, event_id="another id")
+    assert aggregate.settle(state, again) == [aggregate.restated(again)]
     cancel = cancel_of(created)
     assert aggregate.settle(state, cancel) == [cancel]
-    assert aggregate.settle(state, cancel) == []
-    assert aggregate.settle(state, created) == []  # a replay of a cancelled bill
+    assert aggregate.settle(state, cancel) == [aggregate.restated(cancel)]
+    # a replay of a cancelled bill
+    assert aggregate.settle(state, created) == [aggregate.restated(created)]
+    assert aggregate.sign(aggregate.restated(created)) == 0
+
+
+def test_a_repeat_publishes_the_figures_it_touches_again_unchanged():
+    """A rebuild given to an aggregator that kept its state (only a results
+    topic was lost): every figure is published again as it stands, none changes."""
+    early, late = bill_event(5, [(1, 2)]), bill_event(6, [(3, 1)])
+    early["occurred_at"] = "2026-11-24T10:00:00+00:00"
+    late["occurred_at"] = "2026-11-24T10:05:00+00:00"  # closes early's window
+    events = [early, late, cancel_of(late, at="2026-11-24T10:05:01+00:00")]
+    counted = totals(events, grace_ms=10_000)
+    assert sorted(counted[2]) == ["2026-11-24T10:00:00+00:00", "2026-11-24T10:05:00+00:00"]
+    replayed = totals(events + events, grace_ms=10_000, published=True)
+    assert replayed[:3] == counted  # nothing counted twice
+    # and the replay alone published every figure again, the closed window too
+    assert replayed[3] == counted
 
 
 def test_a_cancellation_before_its_creation_is_parked_until_the_creation():
@@ -38,7 +56,8 @@ def test_a_cancellation_before_its_creation_is_parked_until_the_creation():
     assert aggregate.settle(state, cancel) == []
     assert aggregate.settle(state, cancel) == []  # parked once
     assert aggregate.settle(state, created) == [created, cancel]
-    assert aggregate.settle(state, cancel) == [] and aggregate.settle(state, created) == []
+    assert aggregate.settle(state, cancel) == [aggregate.restated(cancel)]
+    assert aggregate.settle(state, created) == [aggregate.restated(created)]
     assert not any(key.startswith("parked:") for key in state)
 
 
@@ -49,7 +68,8 @@ def test_bills_are_remembered_whatever_their_age():
     aggregate.settle(state, old)
     for _ in range(100):
         aggregate.settle(state, bill_event(3, [(1, 1)]))
-    assert aggregate.settle(state, old) == []  # a rebuild years later counts it once
+    # a rebuild years later counts it once
+    assert aggregate.settle(state, old) == [aggregate.restated(old)]
 
 
 def test_add_bill_keeps_exact_money_and_counts():
@@ -110,9 +130,22 @@ def test_tumbling_windows_by_event_time_with_grace():
     assert add(20000)["start"] == "1970-01-01T00:00:20+00:00"  # first window now closed
     assert add(5000) is None  # too late: counts in no window
     assert state["clock"] == {"newest": 20000, "open": [10000, 15000, 20000]}
-    # closed windows leave the state
+    # closed windows keep their revenue, for a restated event (a rebuild)
     assert {key: value for key, value in state.items() if key.startswith("window:")} == {
-        "window:10000": "0.10", "window:15000": "0.10", "window:20000": "0.10"}
+        "window:5000": "0.30", "window:10000": "0.10", "window:15000": "0.10",
+        "window:20000": "0.10"}
+    assert aggregate.add_to_window(state, aggregate.restated(one), 5000, 5000, 10000)[
+        "revenue"] == "0.30"
+    assert aggregate.add_to_window(state, aggregate.restated(one), 0, 5000, 10000) is None
+
+
+def test_only_the_newest_closed_windows_are_kept():
+    state, one = DictState(), bill_event(1, [(2, 1)])
+    for at_ms in range(0, 60_000, 5000):  # twelve windows, each closed by the next
+        aggregate.add_to_window(state, one, at_ms, 5000, 0, keep_closed=3)
+    assert sorted(key for key in state if key.startswith("window:")) == [
+        "window:40000", "window:45000", "window:50000", "window:55000"]  # 3 closed + open
+    assert state["closed"] == [40000, 45000, 50000]
 
 
 def test_event_time_is_occurred_at():
@@ -137,23 +170,36 @@ def cancel_of(created, at="2026-11-24T11:00:00+00:00", event_id=None):
     return bill_cancelled_event(created["bill"], at, event_id=event_id)
 
 
-def totals(events, window_ms=5000, grace_ms=60_000):
+def totals(events, window_ms=5000, grace_ms=60_000, published=False):
     """Customer, product and window totals after ``events``, wired as streams/app.py
-    wires them (settled first, then the three branches)."""
+    wires them (settled first, then the three branches). With ``published``,
+    also what the second half of ``events`` alone published, as the same triple."""
     seen, windows = FakeState(), DictState()
-    customers, products, published = {}, {}, {}
-    arrived = filter(aggregate.is_bill_event, events)
-    for event in [settled for event in arrived for settled in aggregate.settle(seen, event)]:
-        key = event["bill"]["customer_id"]
-        customers[key] = aggregate.add_bill(customers.get(key), event)
-        for line in aggregate.product_lines(event):
-            products[line["product_id"]] = aggregate.add_product_line(
-                products.get(line["product_id"]), line)
-        window = aggregate.add_to_window(windows, event, aggregate.event_time_ms(event),
-                                         window_ms, grace_ms)
-        if window is not None:
-            published[window["start"]] = window["revenue"]
-    return customers, products, published
+    customers, products, shown = {}, {}, {}
+    late_half = ({}, {}, {})
+    arrived = list(filter(aggregate.is_bill_event, events))
+    for n, event in enumerate(arrived):
+        in_late_half = n >= len(arrived) // 2
+        for counted in aggregate.settle(seen, event):
+            key = counted["bill"]["customer_id"]
+            customers[key] = aggregate.add_bill(customers.get(key), counted)
+            if in_late_half:
+                late_half[0][key] = customers[key]
+            for line in aggregate.product_lines(counted):
+                products[line["product_id"]] = aggregate.add_product_line(
+                    products.get(line["product_id"]), line)
+                if in_late_half:
+                    late_half[1][line["product_id"]] = products[line["product_id"]]
+            window = aggregate.add_to_window(windows, counted,
+                                             aggregate.event_time_ms(counted),
+                                             window_ms, grace_ms)
+            if window is not None:
+                shown[window["start"]] = window["revenue"]
+                if in_late_half:
+                    late_half[2][window["start"]] = window["revenue"]
+    if published:
+        return customers, products, shown, late_half
+    return customers, products, shown
 
 
 def test_a_cancellation_subtracts_its_bill_from_the_customer():
