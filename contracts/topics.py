@@ -29,8 +29,8 @@ REVENUE_WINDOWS_TOPIC = "billing.revenue-windows"
 # what the aggregator writes
 AGGREGATES = (CUSTOMER_STATS_TOPIC, PRODUCT_STATS_TOPIC, REVENUE_WINDOWS_TOPIC)
 # the rebuilder's progress, key "rebuild" (services.rebuilder; analytics follows it):
-# {"state": "rebuilding" | "done", "reason", "events_given", "events_total",
-#  "started_at", "finished_at"}
+# {"state": "rebuilding" | "done" | "equal" (no rebuild yet), "reason",
+#  "events_given", "events_total", "started_at", "finished_at"}
 REBUILD_TOPIC = "billing.analytics-rebuilds"
 REBUILD_KEY = "rebuild"
 ALL_TOPICS = (BILLS_TOPIC,) + AGGREGATES + (REBUILD_TOPIC,)

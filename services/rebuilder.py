@@ -25,6 +25,11 @@ and ``/health`` says ``rebuilding`` until the aggregator has counted the last
 event given again. A rebuild that fails half way (billing or Kafka away)
 starts again from the beginning at the next check.
 
+A broker that lost its whole log is noticed at once, under load or not: the
+first time the view equals the record the rebuilder leaves a mark on
+``billing.analytics-rebuilds`` (state ``equal``; each rebuild's status
+replaces it), and a mark read back once and then gone means Kafka lost it.
+
     nameko run --config config.yaml services.rebuilder
     >>> n.rpc.rebuilder.rebuild()        # what make rebuild-analytics calls
     {'requested': True, 'rebuild': None}
@@ -42,7 +47,8 @@ from contracts.topics import BILLS_TOPIC, REBUILD_KEY, REBUILD_TOPIC
 from contracts.wire import utc_now
 from mesh.kafka import KafkaProducer, create_topics
 from mesh.proxy import MeshRpcProxy
-from mesh.registry import CONNECTION_ERRORS, Registry
+from mesh.amqp import CONNECTION_ERRORS
+from mesh.registry import Registry
 from mesh.rpc import rpc
 from mesh.shared import Shared
 from mesh.timer import timer
@@ -59,6 +65,10 @@ SETTLE_POLL_S = 0.5
 TO_KAFKA = tuple(queue for service in DECLARATIONS if service.kafka
                  for _, queue in service.handler_queues())
 SETTLED_IN_A_ROW = 5
+EQUAL = "equal"  # the state of the mark left before any rebuild
+# a rebuild after which the analytics still differ is not repeated at once: the
+# pause doubles with each such rebuild, up to this
+MOST_PAUSE_S = 600.0
 
 
 class RebuildJob:
@@ -69,6 +79,16 @@ class RebuildJob:
         self.status = None
         self.requested = None  # the reason, until the watcher starts it
         self.short = []  # (ledger, view) of the last checks, while unchanged
+        self.finished = None  # monotonic time the last rebuild finished
+        self.judged = True  # whether a check has since found the view equal or not
+        self.seen_in_kafka = False  # a status (or the mark) read back from Kafka
+        self.fruitless = 0  # rebuilds in a row after which the view still differed
+
+    def pause_s(self):
+        """How long after the last rebuild another may start by itself."""
+        if self.fruitless == 0:
+            return 0.0
+        return min(CHECK_INTERVAL_S * STRIKES * 2 ** self.fruitless, MOST_PAUSE_S)
 
 
 class RebuilderService(mesh.service.MeshService):
@@ -94,7 +114,9 @@ class RebuilderService(mesh.service.MeshService):
     @rpc
     def get_rebuild(self):
         """The latest rebuild's progress, as published to
-        ``billing.analytics-rebuilds``; None before the first.
+        ``billing.analytics-rebuilds``: ``state`` is ``rebuilding`` or ``done``,
+        or ``equal`` before the first rebuild (the view was found equal to the
+        record); None before the rebuilder's first check.
 
             >>> n.rpc.rebuilder.get_rebuild()
             {'state': 'rebuilding', 'reason': '...', 'events_given': 2000,
@@ -130,6 +152,21 @@ class RebuilderService(mesh.service.MeshService):
             return "the rebuild started at {} did not finish".format(published["started_at"])
         view = readiness.get("view")
         settled = readiness.get(ANALYTICS) == "up" and readiness.get(STREAMS) == "up"
+        if settled and published is None and self.job.seen_in_kafka:
+            # the record of rebuilds (or the first-equal mark), read back from
+            # Kafka before, is gone: the broker lost its log. No need to wait
+            # for a pause in the load.
+            self.job.seen_in_kafka = False
+            return "{} no longer holds the record it held: Kafka lost its log".format(
+                REBUILD_TOPIC)
+        if published is not None:
+            self.job.seen_in_kafka = True
+            if self.job.status is None:
+                self.job.status = published  # a rebuilder started again: what Kafka holds
+        if view is not None and settled and view_equals_ledger(ledger, view):
+            self.job.fruitless, self.job.judged = 0, True
+            if published is None and self.job.status is None:
+                self._mark_equal(ledger)
         if view is None or not settled or on_their_way or view_equals_ledger(ledger, view):
             self.job.short.clear()
             return None
@@ -140,6 +177,15 @@ class RebuilderService(mesh.service.MeshService):
         if len(self.job.short) < STRIKES:
             return None
         self.job.short.clear()
+        if self.job.finished is not None:
+            if not self.job.judged:  # the first verdict on the last rebuild: it did not do
+                self.job.judged = True
+                self.job.fruitless += 1
+                log.error("the analytics still differ from billing's record after a rebuild "
+                          "(%s); the next one in %.0f s", difference(ledger, view),
+                          self.job.pause_s())
+            if time.monotonic() - self.job.finished < self.job.pause_s():
+                return None
         return "the analytics differ from billing's record with nothing on its way ({})".format(
             difference(ledger, view))
 
@@ -169,6 +215,7 @@ class RebuilderService(mesh.service.MeshService):
                  status["events_given"], time.monotonic() - clock)
         self._wait_until_settled()
         self._publish(dict(status, state="done", finished_at=utc_now().isoformat()))
+        self.job.finished, self.job.judged = time.monotonic(), False
         log.warning("analytics rebuilt from billing's record: %d events in %.1f s",
                     status["events_given"], time.monotonic() - clock)
 
@@ -189,6 +236,14 @@ class RebuilderService(mesh.service.MeshService):
             if time.monotonic() - last_log > 30:
                 log.info("still waiting for the aggregator (%s)", readiness)
                 last_log = time.monotonic()
+
+    def _mark_equal(self, ledger):
+        """Leave a mark in Kafka the first time the view equals the record (no
+        rebuild yet): if the mark goes, Kafka lost its log."""
+        now = utc_now().isoformat()
+        self._publish({"state": EQUAL, "reason": "the analytics equal billing's record",
+                       "events_given": 0, "events_total": ledger["events"],
+                       "started_at": now, "finished_at": now})
 
     def _publish(self, status):
         self.kafka.send(REBUILD_TOPIC, key=REBUILD_KEY, value=status)

@@ -41,7 +41,8 @@ async def rebuild(config=None, wait=True, out=sys.stdout):
         last = None
         while wait:
             status = await client.rebuilder.get_rebuild()
-            if status is not None and status["started_at"] != before:
+            if status is not None and status["started_at"] != before \
+                    and status["state"] in ("rebuilding", "done"):
                 line = progress_line(status)
                 if line != last:
                     print(line, file=out, flush=True)
