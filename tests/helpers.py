@@ -149,3 +149,14 @@ def processes_with(marker):
         except OSError:
             pass
     return found
+
+
+def rabbitmqctl(*args):
+    """``rabbitmqctl <args>`` on the test broker (``stop_app``, ``start_app``: a
+    RabbitMQ restart); fails the test saying what is needed if it cannot."""
+    try:
+        subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+    except (OSError, subprocess.SubprocessError) as exc:
+        pytest.fail("this test restarts RabbitMQ with `rabbitmqctl {}` and could not ({}): "
+                    "run it as root on the broker's machine".format(" ".join(args), exc),
+                    pytrace=False)

@@ -28,7 +28,7 @@ A run:
    while its answer is lost; a fraction of the bills answered 201 is cancelled
    (``POST /bills/{id}/cancel``, again while the answer is lost; some twice);
 3. meanwhile, for ``--duration`` seconds: billing, inventory, customers, the
-   Kafka bridge, the aggregator and the gateway, in turn, each at a random
+   Kafka bridge, the aggregator, analytics and the gateway, in turn, each at a random
    moment of its slot: SIGKILL, start again after 0.5-2 s, time until it serves
    again (an RPC consumer on its queue; the gateway's ``/health/live``; the
    aggregator committing again);
@@ -98,8 +98,8 @@ from tools.vhost import NoManagementApi, Vhost
 # again empty: the rebuilder gives billing's record again), then a power cut
 # (every process and the broker SIGKILLed at once, all started again)
 KAFKA, WHOLE_MESH = "kafka", "mesh"
-KILL_ORDER = ("billing", "inventory", "customers", "kafka_bridge", "streams", "gateway",
-              KAFKA, WHOLE_MESH)
+KILL_ORDER = ("billing", "inventory", "customers", "kafka_bridge", "streams", "analytics",
+              "gateway", KAFKA, WHOLE_MESH)
 # short settings: a killed call fails within RPC_TIMEOUT, a reservation no bill
 # confirms comes back after RESERVATION_TTL (which must be >= 2 * RPC_TIMEOUT)
 MESH_SETTINGS = {"RPC_TIMEOUT": "2", "RESERVATION_TTL": "4", "METRICS_PORT": "0",

@@ -16,8 +16,12 @@ from decimal import Decimal
 import pytest
 import requests
 
+from kafka import KafkaAdminClient
+
 from common.config import ROOT
-from helpers import config_env, free_port, processes_with, wait_for
+from contracts.topics import AGGREGATES, BILLS_TOPIC
+from helpers import config_env, free_port, processes_with, rabbitmqctl, wait_for
+from tools.local_kafka import LocalKafka
 from tools.net import answers, split_address
 
 
@@ -151,13 +155,15 @@ def make_bills(url, count, cancel):
         assert answer.status_code == 200, answer.text
 
 
-def assert_equal_when_ready(launcher):
+def assert_equal_when_ready(launcher, rebuilt=True):
     billed, shown = figures(launcher.url)
     assert shown == billed, "when make run said ready, analytics {} != billing {}".format(
         shown, billed)
     early_ok = [entry for entry in launcher.health[:launcher.ready_at]
                 if entry[0] == "ok" and not entry[1]]
     assert not early_ok, "/health said ok while analytics differed from billing"
+    if not rebuilt:
+        return
     statuses = [status for status, _, _ in launcher.health]
     assert "rebuilding" in statuses, "no rebuild was seen in /health: {}".format(
         sorted(set(statuses)))
@@ -194,6 +200,49 @@ def test_make_run_again_after_ctrl_c_ends_with_analytics_equal_to_billing(launch
     second_make_run_is_refused(launcher)
     aggregator_restarts_give_nothing_again(launcher)
     forced_rebuild_shows_its_progress(launcher)
+
+
+@pytest.mark.timeout(240)
+def test_a_kafka_that_keeps_its_log_gives_nothing_again_and_lost_topics_are_rebuilt(
+        launcher, tmp_path):
+    """A broker of the user's own that outlives the mesh (``KAFKA_ATTACH``; here a
+    Tansu the test starts, as Apache Kafka keeps its log): ``make run`` again gives
+    nothing again. Then ``billing.bills`` and analytics' topics deleted and
+    created again while the aggregator keeps its state: the rebuild publishes
+    every figure again (a repeat restates it) and new bills still count."""
+    kafka = LocalKafka(launcher.kafka, log_path=str(tmp_path / "log" / "own-tansu.log"))
+    kafka.start()
+    launcher.env["KAFKA_ATTACH"] = "true"
+    try:
+        launcher.start()
+        make_bills(launcher.url, 8, cancel=3)
+        wait_for(lambda: same(*figures(launcher.url)), 30, "analytics equal to billing")
+        launcher.ctrl_c()
+        assert answers(*split_address(launcher.kafka), timeout=0.5), \
+            "make run stopped a broker it did not start"
+
+        before = len(rebuilds_in(launcher))
+        launcher.start()
+        assert_equal_when_ready(launcher, rebuilt=False)
+        time.sleep(8)  # the rebuilder's strikes, had it found anything short
+        assert len(rebuilds_in(launcher)) == before, "a healthy restart gave the record again"
+        assert "rebuilding" not in [status for status, _, _ in launcher.health]
+        launcher.ctrl_c()
+
+        admin = KafkaAdminClient(bootstrap_servers=launcher.kafka)
+        try:
+            admin.delete_topics([BILLS_TOPIC, *AGGREGATES])
+        finally:
+            admin.close()
+        launcher.start()  # make run creates them again, empty
+        assert_equal_when_ready(launcher)
+        assert len(rebuilds_in(launcher)) == before + 1, rebuilds_in(launcher)
+        make_bills(launcher.url, 4, cancel=1)
+        wait_for(lambda: same(*figures(launcher.url)), 30,
+                 "new bills counted on the billing.bills created again")
+    finally:
+        launcher.stop()
+        kafka.kill()
 
 
 class Load:
@@ -246,12 +295,13 @@ def broker_pid(launcher):
     return None
 
 
-@pytest.mark.timeout(200)
-def test_the_broker_killed_under_load_then_a_power_cut_end_with_analytics_equal_to_billing(
+@pytest.mark.timeout(260)
+def test_kafka_killed_and_rabbitmq_restarted_under_load_then_a_power_cut_end_equal_to_billing(
         launcher):
     """The local broker SIGKILLed alone under load (``make run`` starts it
-    again), then every process SIGKILLed at once (a power cut) and ``make run``
-    again: each time the analytics come back equal to billing by themselves."""
+    again), RabbitMQ restarted under load, then every process SIGKILLed at once
+    (a power cut) and ``make run`` again: each time the analytics come back
+    equal to billing by themselves."""
     launcher.start()
     first = broker_pid(launcher)
     assert first, "no local broker among the launcher's processes"
@@ -273,6 +323,20 @@ def test_the_broker_killed_under_load_then_a_power_cut_end_with_analytics_equal_
     wait_for(equal_and_ok, 60, lambda: "analytics equal to billing and /health ok; "
              "/health said {}, last {}".format(sorted(set(statuses)), last))
     assert "rebuilding" in statuses or rebuilds_in(launcher), "no rebuild happened"
+
+    # RabbitMQ restarted under load: events wait in billing's outbox meanwhile
+    with Load(launcher.url) as load:
+        wait_for(lambda: load.made >= 10, 20, "bills made under load")
+        rabbitmqctl("stop_app")
+        try:
+            time.sleep(2)
+        finally:
+            rabbitmqctl("start_app")
+        made = load.made
+        wait_for(lambda: load.made >= made + 10, 30, "bills made after RabbitMQ came back")
+    assert not [f for f in load.failed if f != 503], load.failed[:10]
+    wait_for(equal_and_ok, 60, lambda: "analytics equal to billing after RabbitMQ's restart; "
+             "/health said {}, last {}".format(sorted(set(statuses)), last))
 
     make_bills(launcher.url, 4, cancel=2)
     launcher.power_cut()  # some events may still be on their way: that is the point

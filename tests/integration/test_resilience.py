@@ -9,7 +9,7 @@ import eventlet
 import pytest
 import requests
 
-from helpers import wait_for
+from helpers import rabbitmqctl, wait_for
 
 SLOW_BILLING = "tests.integration.services_under_test.slow_billing"
 
@@ -135,15 +135,6 @@ def test_sigterm_under_load_stops_within_10_s_and_finishes_what_it_started(
     assert stock_before - stock(mesh, 1) == len(made), "stock taken differs from units billed"
     print("billing exited {:.2f} s after SIGTERM; {} bills answered 201, {} answered 503".format(
         took, len(made), len(answers) - len(made)))
-
-
-def rabbitmqctl(*args):
-    try:
-        subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
-    except (OSError, subprocess.SubprocessError) as exc:
-        pytest.fail("this test restarts RabbitMQ with `rabbitmqctl {}` and could not ({}): "
-                    "run it as root on the broker's machine".format(" ".join(args), exc),
-                    pytrace=False)
 
 
 def test_services_reconnect_within_10_s_of_a_broker_restart(config, service_processes):
