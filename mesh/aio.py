@@ -323,7 +323,11 @@ class _Core:
 
     def __init__(self, config):
         self.config = config
-        self.url = amqp_url(config.get("AMQP_URI", "pyamqp://guest:guest@127.0.0.1:5672/"))
+        # a cluster's nodes (";" between them, as kombu takes them): the first
+        # that answers. aio-pika reconnects to that node only (it takes one URL)
+        self.urls = [amqp_url(uri) for uri in str(
+            config.get("AMQP_URI", "pyamqp://guest:guest@127.0.0.1:5672/")).split(";") if uri]
+        self.url = self.urls[0]
         self.margin = float(config.get("RPC_DEADLINE_MARGIN", DEFAULT_MARGIN))
         self.reconnect_interval = float(
             config.get("BROKER_RECONNECT_INTERVAL", DEFAULT_RECONNECT_INTERVAL))
@@ -350,13 +354,20 @@ class _Core:
                 raise RuntimeError("this mesh.aio client was closed")
             if self.connection is not None:
                 return
-            try:
-                connection = await aio_pika.connect_robust(
-                    self.url, timeout=timeout, reconnect_interval=self.reconnect_interval,
-                    client_properties={"connection_name": self.connection_name})
-            except BROKER_ERRORS + (asyncio.TimeoutError,) as exc:
-                raise ServiceUnavailable("cannot reach the broker at {}: {}".format(
-                    _without_password(self.url), exc)) from exc
+            failures = []
+            for url in self.urls:
+                try:
+                    connection = await aio_pika.connect_robust(
+                        url, timeout=timeout, reconnect_interval=self.reconnect_interval,
+                        client_properties={"connection_name": self.connection_name})
+                except BROKER_ERRORS + (asyncio.TimeoutError,) as exc:
+                    failures.append("{}: {}".format(_without_password(url), exc))
+                    continue
+                self.url = url
+                break
+            else:
+                raise ServiceUnavailable("cannot reach the broker at {}".format(
+                    "; ".join(failures)))
             try:
                 await self._set_up(connection)
             except BaseException:
