@@ -4,155 +4,21 @@ while billing's database holds every bill: the analytics must come back equal
 to billing by themselves (``services.rebuilder``), and ``/health`` must not say
 ``ok`` before they do."""
 import os
-import random
 import signal
 import subprocess
 import sys
-import threading
 import time
-import uuid
-from decimal import Decimal
 
 import pytest
 import requests
-
 from kafka import KafkaAdminClient
 
 from common.config import ROOT
 from contracts.topics import AGGREGATES
-from helpers import config_env, free_port, processes_with, rabbitmqctl, wait_for
+from helpers import processes_with, rabbitmqctl, wait_for
+from launcher import Launcher, Load, figures, make_bills, same
 from tools.local_kafka import LocalKafka
 from tools.net import answers, split_address
-
-
-class Launcher:
-    """``make run`` (``python -m tools.run``) in a folder of its own, started
-    again as often as a test likes, with the same databases, Kafka address and
-    aggregator state; and every ``/health`` answer it gave, in order."""
-
-    def __init__(self, mesh_config, tmp_path):
-        self.marker = uuid.uuid4().hex
-        self.url = "http://" + mesh_config["WEB_SERVER_ADDRESS"]
-        env = dict(os.environ, **config_env(mesh_config))
-        env.update(MESH_LOG_DIR=str(tmp_path / "log"), MESH_DAY_TWO=self.marker,
-                   KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:{}".format(free_port()),
-                   STREAMS_STATE_DIR=str(tmp_path / "streams"),
-                   METRICS_BASE_PORT=str(random.randrange(20000, 28000, 100)))
-        self.env = env
-        self.log_dir = tmp_path / "log"
-        self.process = None
-        self.lines = []
-        self.health = []  # (status, analytics equal billing then)
-
-    @property
-    def kafka(self):
-        return self.env["KAFKA_BOOTSTRAP_SERVERS"]
-
-    def start(self):
-        self.lines = []
-        self.process = subprocess.Popen([sys.executable, "-m", "tools.run"], cwd=ROOT,
-                                        env=self.env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True)
-        threading.Thread(target=lambda: self.lines.extend(self.process.stdout),
-                         daemon=True).start()
-        self.health = []
-        watching = threading.Event()
-        threading.Thread(target=self._watch_health, args=(watching,), daemon=True).start()
-        try:
-            wait_for(lambda: any("billing-mesh is up" in line for line in self.lines)
-                     or self.process.poll() is not None, 240, "the launcher saying ready")
-            assert self.process.poll() is None, "".join(self.lines[-30:])
-            self.ready_at = len(self.health)
-        finally:
-            watching.set()
-
-    def _watch_health(self, stop):
-        while not stop.is_set():
-            try:
-                answer = requests.get(self.url + "/health", timeout=5)
-                body = answer.json()
-                equal = body.get("status") == "ok" and same(*figures(self.url))
-                self.health.append((body.get("status"), equal, body.get("progress")))
-            except (requests.RequestException, ValueError):
-                pass
-            time.sleep(0.2)
-
-    def ctrl_c(self):
-        self.process.send_signal(signal.SIGINT)
-        self.process.wait(timeout=60)
-        wait_for(lambda: processes_with(self.marker) == [], 20,
-                 lambda: "mesh processes left after Ctrl-C: {}".format(
-                     processes_with(self.marker)))
-
-    def power_cut(self):
-        for pid in processes_with(self.marker):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.process.wait(timeout=10)
-        wait_for(lambda: processes_with(self.marker) == [], 10, "every process killed")
-
-    def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=60)
-        # what the launcher printed, beside the processes' logs (for a failure)
-        (self.log_dir / "launcher.out").write_text("".join(self.lines))
-        for pid in processes_with(self.marker):
-            os.kill(pid, signal.SIGKILL)
-
-
-def figures(url):
-    """(what billing holds, what analytics show), each as (per customer revenue
-    and bills, per product units and revenue, the windows' sum)."""
-    bills, page = [], 0
-    while True:
-        answer = requests.get(url + "/bills?size=100&page={}".format(page), timeout=10).json()
-        bills += answer["items"]
-        if len(answer["items"]) < 100:
-            break
-        page += 1
-    customers, products = {}, {}
-    for bill in bills:
-        if bill["status"] != "active":
-            continue
-        total = sum(Decimal(item["unit_price"]) * item["quantity"] for item in bill["items"])
-        revenue, count = customers.get(bill["customer_id"], (Decimal(0), 0))
-        customers[bill["customer_id"]] = (revenue + total, count + 1)
-        for item in bill["items"]:
-            units, revenue = products.get(item["product_id"], (0, Decimal(0)))
-            products[item["product_id"]] = (
-                units + item["quantity"],
-                revenue + Decimal(item["unit_price"]) * item["quantity"])
-    billed = (customers, products, sum((revenue for revenue, _ in customers.values()),
-                                       Decimal(0)))
-    shown_customers = {s["customer_id"]: (Decimal(s["revenue"]), s["bills"]) for s in
-                       requests.get(url + "/analytics/customers", timeout=10).json()["items"]
-                       if s["bills"]}
-    shown_products = {s["product_id"]: (s["units"], Decimal(s["revenue"])) for s in
-                      requests.get(url + "/analytics/products", timeout=10).json()["items"]
-                      if s["units"]}
-    windows = requests.get(url + "/analytics/revenue?last=1000", timeout=10).json()["items"]
-    shown = (shown_customers, shown_products,
-             sum((Decimal(w["revenue"]) for w in windows), Decimal(0)))
-    return billed, shown
-
-
-def same(billed, shown):
-    return billed == shown
-
-
-def make_bills(url, count, cancel):
-    made = []
-    for n in range(count):
-        answer = requests.post(url + "/bills", timeout=10, json={
-            "customer_id": n % 3 + 1, "items": [{"product_id": n % 3 + 1, "quantity": 1}]})
-        assert answer.status_code == 201, answer.text
-        made.append(answer.json()["id"])
-    for bill_id in made[:cancel]:
-        answer = requests.post(url + "/bills/{}/cancel".format(bill_id), timeout=10)
-        assert answer.status_code == 200, answer.text
 
 
 def assert_equal_when_ready(launcher, rebuilt=True):
@@ -244,47 +110,6 @@ def test_a_kafka_that_keeps_its_log_gives_nothing_again_and_lost_topics_are_rebu
     finally:
         launcher.stop()
         kafka.kill()
-
-
-class Load:
-    """Bills made (and every fifth cancelled) through the gateway, one after
-    another, until stopped; failures counted, not raised: the broker is being
-    killed under it."""
-
-    def __init__(self, url):
-        self.url, self.made, self.failed = url, 0, []
-        # products with stock for any load (the seeded ones hold a few units)
-        self.products = [requests.post(url + "/products", timeout=10, json={
-            "name": "Load {}".format(n), "price": "{}.50".format(n), "quantity": 1_000_000,
-        }).json()["id"] for n in (1, 2, 3)]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _run(self):
-        n = 0
-        while not self._stop.is_set():
-            n += 1
-            try:
-                answer = requests.post(self.url + "/bills", timeout=10, json={
-                    "customer_id": n % 3 + 1,
-                    "items": [{"product_id": self.products[n % 3], "quantity": 1}]})
-                if answer.status_code != 201:
-                    self.failed.append(answer.status_code)
-                    continue
-                self.made += 1
-                if n % 5 == 0:
-                    requests.post(self.url + "/bills/{}/cancel".format(answer.json()["id"]),
-                                  timeout=10)
-            except requests.RequestException as exc:
-                self.failed.append(repr(exc))
 
 
 def broker_pid(launcher):
