@@ -15,6 +15,7 @@ from nameko.constants import NON_PERSISTENT
 from nameko.events import BROADCAST, EventDispatcher
 from nameko.events import EventHandler as NamekoEventHandler
 
+from common.topology import queue_type_of, with_queue_type
 from contracts.errors import MeshError
 from contracts.headers import DEADLINE_KEY
 from mesh.amqp import FastReconnectQueueConsumer, MeshPublisher
@@ -33,7 +34,8 @@ class EventHandler(NamekoEventHandler):
                          expected_exceptions=expected_exceptions, **kwargs)
 
     def setup(self):
-        super().setup()
+        super().setup()  # nameko's builds self.queue; declared once consuming starts
+        with_queue_type(self.queue, queue_type_of(self.container.config))
         quiet_expected_errors()
 
     def unpack_message_headers(self, message):

@@ -46,7 +46,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from common.columns import UtcDateTime
 from common.config import seconds_setting
-from common.topology import topology_queues
+from common.topology import queue_type_of, topology_queues
 from contracts.wire import utc_now
 from mesh.amqp import MeshPublisher
 from mesh.metrics import set_outbox_backlog
@@ -169,7 +169,8 @@ class Outbox(EventDispatcher):
         self.grace_s = grace_s
 
     def setup(self):
-        self.declare.extend(topology_queues(self.container.service_name))
+        self.declare.extend(topology_queues(self.container.service_name,
+                                            queue_type_of(self.container.config)))
         super().setup()  # declares the exchange too, and makes the publisher
         self.dispatched = set()
         config = self.container.config

@@ -19,6 +19,7 @@ from nameko.constants import (
 )
 from nameko.rpc import ReplyListener, Responder, Rpc, RpcConsumer, get_rpc_exchange
 
+from common.topology import queue_type_of, with_queue_type
 from contracts.errors import DeadlineExceeded, MeshError
 from contracts.headers import DEADLINE_KEY, header_name
 from mesh.amqp import CONNECTION_ERRORS, FastReconnectQueueConsumer, RpcPublisher
@@ -35,6 +36,10 @@ class MeshResponder(Responder):
 
 class MeshRpcConsumer(RpcConsumer):
     queue_consumer = FastReconnectQueueConsumer()
+
+    def setup(self):
+        super().setup()  # nameko's builds the service's queue; declared once consuming starts
+        with_queue_type(self.queue, queue_type_of(self.container.config))
 
     def handle_result(self, message, result, exc_info):
         # nameko's, with the responder above (nameko builds its own inline)
@@ -59,6 +64,16 @@ class MeshRpcConsumer(RpcConsumer):
 
 class MeshReplyListener(ReplyListener):
     queue_consumer = FastReconnectQueueConsumer()
+
+    def setup(self):
+        super().setup()
+        # nameko's reply queue is durable: on a cluster, a durable classic queue
+        # whose node died cannot be declared again on another node until that
+        # node is back, so every process that failed over lost its connection
+        # at each attempt. A reply outlives its caller's deadline by nothing: a
+        # transient queue (gone with its node, declared anew on the next) loses
+        # nothing the caller still waits for. It still expires (x-expires).
+        self.queue.durable = False
 
 
 class DeadlineRpc(Rpc):

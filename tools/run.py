@@ -52,7 +52,7 @@ from kafka.errors import KafkaError
 from honcho.printer import Printer
 
 from common.config import ROOT, as_bool, load_config
-from common.topology import declare_topology
+from common.topology import declare_topology, queue_type_of
 from contracts.services import DECLARATIONS, PROCESS
 from contracts.topics import ensure_topics
 from tools.local_kafka import KafkaNotStarted, LocalKafka, broker_answers
@@ -267,7 +267,7 @@ def main():
         print("started the local Kafka broker (Tansu, memory only) at {}".format(bootstrap),
               flush=True)
     try:
-        queues = declare_topology(config["AMQP_URI"])
+        queues = declare_topology(config["AMQP_URI"], queue_type=queue_type_of(config))
     except OSError as exc:
         sys.exit("RabbitMQ does not answer at {} ({}): start it (make rabbitmq)".format(
             config["AMQP_URI"], exc))

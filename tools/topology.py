@@ -7,13 +7,14 @@ does it before it starts the mesh; compose's ``topology`` service runs this.
 import sys
 
 from common.config import load_config
-from common.topology import declare_topology
+from common.topology import declare_topology, queue_type_of
 
 
 def main():
-    uri = load_config()["AMQP_URI"]
+    config = load_config()
+    uri = config["AMQP_URI"]
     try:
-        names = declare_topology(uri)
+        names = declare_topology(uri, queue_type=queue_type_of(config))
     except OSError as exc:
         sys.exit("topology: RabbitMQ does not answer at {} ({}): start it (make rabbitmq)"
                  .format(uri, exc))

@@ -91,6 +91,13 @@ ROWS = (
         "mesh/rpc.py MeshRpcConsumer.queue_consumer", "class attribute",
         (Value("nameko.rpc.RpcConsumer.queue_consumer", "<nameko.messaging.QueueConsumer instance>"),
          Source("nameko.rpc.RpcConsumer.setup", "5f423f9c5917"))),
+    Row("nameko.rpc.RpcConsumer.setup", "nameko",
+        "mesh/rpc.py MeshRpcConsumer.setup", "relies on internals",
+        # the queue it builds (self.queue), declared only once consuming starts
+        (Source("nameko.rpc.RpcConsumer.setup", "5f423f9c5917"),)),
+    Row("nameko.rpc.ReplyListener.setup", "nameko",
+        "mesh/rpc.py MeshReplyListener.setup", "relies on internals",
+        (Source("nameko.rpc.ReplyListener.setup", "13e0e4ffef66"),)),
     Row("nameko.rpc.Rpc.rpc_consumer", "nameko",
         "mesh/rpc.py DeadlineRpc.rpc_consumer", "class attribute",
         (Value("nameko.rpc.Rpc.rpc_consumer", "<nameko.rpc.RpcConsumer instance>"),
@@ -191,7 +198,8 @@ ROWS = (
         (Source("nameko.amqp.publish.get_connection", "6bccfabb5001"),)),
     # --- nameko: events ------------------------------------------------------
     Row("nameko.events.EventHandler.setup", "nameko",
-        "contracts/events.py handler_queue_name; common/topology.py topology_queues", "copies",
+        "contracts/events.py handler_queue_name; common/topology.py topology_queues; "
+        "mesh/events.py EventHandler.setup", "copies",
         (Source("nameko.events.EventHandler.setup", "626d110cc0f6"),
          Contains("nameko.events.EventHandler.setup", '"evt-{}-{}--{}.{}"'))),
     Row("nameko.standalone.events.get_event_exchange", "nameko",
