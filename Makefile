@@ -19,7 +19,7 @@ STAMP := $(VENV)/.installed-$(PY_MINOR)
 # the hub default and the exact upstream warning filters, for every process of the venv
 PTH := tools/billing_mesh.pth
 
-.PHONY: run test test-unit lint fuzz openapi generate new-service setup interpreter rabbitmq postgres wrk chromium shell services rebuild-analytics bench bench-stream bench-rebuild bench-aio bench-hub chaos example db db-upgrade clean
+.PHONY: run test test-unit test-cluster cluster cluster-stop lint fuzz openapi generate new-service setup interpreter rabbitmq postgres wrk chromium shell services rebuild-analytics bench bench-stream bench-rebuild bench-cluster bench-aio bench-hub chaos example db db-upgrade clean
 
 run: setup rabbitmq
 	$(BIN)/python -m tools.run
@@ -27,6 +27,12 @@ run: setup rabbitmq
 test: setup lint rabbitmq postgres wrk chromium
 	bash scripts/ensure-rabbitmq.sh --management
 	$(BIN)/nameko test
+
+# the cluster suite (tests marked cluster: three RabbitMQ nodes of their own, a
+# node killed under load; minutes): not in make test; .ci/run runs it
+test-cluster: setup lint rabbitmq
+	bash scripts/ensure-rabbitmq.sh --management
+	$(BIN)/nameko test -m cluster tests/integration
 
 # tests/unit alone: no RabbitMQ, no database server, seconds
 test-unit: setup lint
@@ -133,6 +139,15 @@ bench: setup rabbitmq wrk
 # SIGKILLed in turn and started again; then stock, answers, analytics and Kafka must
 # agree (a table of figures; exit 1 if not). On a mesh of its own; not in `make test`
 # (tests/integration/test_chaos.py runs a short one). CHAOS_ARGS="--runs 3" repeats it.
+# three RabbitMQ nodes on this machine, joined in one cluster (tools/cluster.py): it
+# prints AMQP_URI and RABBITMQ_MANAGEMENT; then AMQP_URI=... QUEUE_TYPE=quorum make run
+cluster: setup
+	@command -v rabbitmq-server >/dev/null || bash scripts/ensure-rabbitmq.sh
+	$(BIN)/python -m tools.cluster start
+
+cluster-stop: setup
+	$(BIN)/python -m tools.cluster stop
+
 chaos: setup rabbitmq
 	bash scripts/ensure-rabbitmq.sh --management
 	$(BIN)/python -m tools.chaos $(CHAOS_ARGS)
@@ -164,6 +179,12 @@ bench-stream: setup
 	$(BIN)/python -m bench.stream_bench
 
 # how long a rebuild of the analytics takes, 10,000 and 100,000 bills (docs/benchmarks.md)
+# one RabbitMQ node with classic queues against three with quorum queues, and a
+# node killed under load (bench/cluster_bench.py)
+bench-cluster: setup rabbitmq wrk
+	bash scripts/ensure-rabbitmq.sh --management
+	$(BIN)/python -m bench.cluster_bench
+
 bench-rebuild: setup
 	bash scripts/ensure-rabbitmq.sh --management
 	$(BIN)/python -m bench.rebuild_bench

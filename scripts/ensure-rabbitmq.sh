@@ -7,8 +7,26 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 uri="${AMQP_URI:-pyamqp://guest:guest@127.0.0.1:5672/}"
-hostport="${uri#*://}"; hostport="${hostport#*@}"; hostport="${hostport%%/*}"
-host="${hostport%%:*}"; port="${hostport##*:}"; [ "$port" = "$host" ] && port=5672
+host_port() {  # host and port of one AMQP URI
+  local hostport="${1#*://}"; hostport="${hostport#*@}"; hostport="${hostport%%/*}"
+  host="${hostport%%:*}"; port="${hostport##*:}"
+  if [ "$port" = "$host" ]; then port=5672; fi
+}
+
+# a cluster (several nodes, ";" between them) is the user's: one answering node
+# is enough, and nothing is installed or started (make cluster starts one here)
+if [[ "$uri" == *";"* ]]; then
+  IFS=';' read -ra nodes <<< "$uri"
+  for node in "${nodes[@]}"; do
+    host_port "$node"
+    if port_open "$host" "$port"; then
+      say "RabbitMQ answers at $host:$port (one of ${#nodes[@]} nodes in AMQP_URI)"
+      exit 0
+    fi
+  done
+  fail "none of the ${#nodes[@]} RabbitMQ nodes in AMQP_URI answers. A local cluster: make cluster"
+fi
+host_port "$uri"
 
 if ! port_open "$host" "$port"; then
   is_local "$host" || fail "RabbitMQ does not answer at $host:$port (AMQP_URI). Start it there, or unset AMQP_URI to use a local one."

@@ -1,0 +1,298 @@
+"""``make cluster``: three RabbitMQ nodes on this machine, joined in one cluster.
+
+    make cluster          # python -m tools.cluster start
+    make cluster-stop     # python -m tools.cluster stop
+
+It prints the two lines a user needs, then ``AMQP_URI=... QUEUE_TYPE=quorum make
+run`` runs the mesh on the cluster:
+
+    AMQP_URI='pyamqp://guest:guest@127.0.0.1:5681/;pyamqp://...:5682/;pyamqp://...:5683/'
+    RABBITMQ_MANAGEMENT=http://guest:guest@127.0.0.1:15681
+
+Node ``n`` (1, 2, 3) is ``billing-mesh-<n>@localhost``: AMQP on
+``base_port + n - 1`` (5681...), its management API on ``10000`` more
+(15681...), Erlang distribution on ``20000`` more (25681...); its data, logs and
+configuration in ``var/cluster/node<n>/``. They are the Debian package's
+``rabbitmq-server`` (``scripts/ensure-rabbitmq.sh`` installs it), run as the
+calling user with an Erlang cookie of their own (``var/cluster/.erlang.cookie``),
+beside any RabbitMQ the machine runs already. ``cluster_partition_handling``
+is ``pause_minority``: a node cut off from the other two stops serving until it
+sees them again (RabbitMQ's advice for three nodes), so no client is served by
+a minority.
+
+The integration tests start their own (``Cluster(folder, base_port)``).
+"""
+import argparse
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from common.config import ROOT
+from tools.net import answers
+
+RABBITMQ_BIN = "/usr/lib/rabbitmq/bin"
+NODES = 3
+NAME = "billing-mesh"
+BASE_PORT = 5681
+MANAGEMENT_OFFSET = 10_000
+DISTRIBUTION_OFFSET = 20_000
+FOLDER = os.path.join(ROOT, "var", "cluster")
+START_TIMEOUT_S = 120
+
+
+class ClusterError(RuntimeError):
+    pass
+
+
+class Node:
+    """One RabbitMQ node of the cluster: its name, ports and folder."""
+
+    def __init__(self, cluster, number):
+        self.cluster = cluster
+        self.number = number
+        self.name = "{}-{}@localhost".format(cluster.name, number)
+        self.port = cluster.base_port + number - 1
+        self.management_port = self.port + MANAGEMENT_OFFSET
+        self.distribution_port = self.port + DISTRIBUTION_OFFSET
+        self.folder = os.path.join(cluster.folder, "node{}".format(number))
+        self.process = None
+
+    @property
+    def amqp_uri(self):
+        return "pyamqp://guest:guest@127.0.0.1:{}/".format(self.port)
+
+    def env(self):
+        """The environment of the node's scripts: its own names, ports and
+        folders, none of the machine's RabbitMQ settings (``/etc/rabbitmq``)."""
+        env = {key: value for key, value in os.environ.items()
+               if not key.startswith(("RABBITMQ_", "AMQP_"))}
+        env.update(
+            HOME=self.cluster.folder,  # the cluster's .erlang.cookie
+            RABBITMQ_NODENAME=self.name,
+            RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+            RABBITMQ_NODE_PORT=str(self.port),
+            RABBITMQ_DIST_PORT=str(self.distribution_port),
+            RABBITMQ_CONF_ENV_FILE=os.path.join(self.folder, "rabbitmq-env.conf"),
+            RABBITMQ_CONFIG_FILE=os.path.join(self.folder, "rabbitmq.conf"),
+            RABBITMQ_ENABLED_PLUGINS_FILE=os.path.join(self.folder, "enabled_plugins"),
+            RABBITMQ_MNESIA_BASE=os.path.join(self.folder, "data"),
+            RABBITMQ_LOG_BASE=os.path.join(self.folder, "log"),
+            RABBITMQ_PID_FILE=os.path.join(self.folder, "rabbitmq.pid"),
+            ERL_EPMD_ADDRESS="127.0.0.1",
+        )
+        return env
+
+    def write_configuration(self):
+        os.makedirs(os.path.join(self.folder, "log"), exist_ok=True)
+        with open(os.path.join(self.folder, "rabbitmq.conf"), "w") as handle:
+            handle.write("\n".join([
+                "listeners.tcp.1 = 127.0.0.1:{}".format(self.port),
+                "management.tcp.ip = 127.0.0.1",
+                "management.tcp.port = {}".format(self.management_port),
+                "cluster_partition_handling = pause_minority",
+                "",
+            ]))
+        with open(os.path.join(self.folder, "enabled_plugins"), "w") as handle:
+            handle.write("[rabbitmq_management].\n")
+        with open(os.path.join(self.folder, "rabbitmq-env.conf"), "w") as handle:
+            handle.write("# this node's settings come from tools/cluster.py's environment\n")
+
+    def start(self):
+        """Start the node's Erlang VM (returns at once; ``wait_started``)."""
+        self.write_configuration()
+        output = open(os.path.join(self.folder, "log", "server.out"), "ab")
+        self.process = subprocess.Popen(
+            [os.path.join(RABBITMQ_BIN, "rabbitmq-server")], env=self.env(),
+            stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def ctl(self, *args, timeout=60, check=True):
+        """``rabbitmqctl -n <node> <args>``; its output."""
+        done = subprocess.run([os.path.join(RABBITMQ_BIN, "rabbitmqctl"), "-n", self.name,
+                               *args], env=self.env(), capture_output=True, text=True,
+                              timeout=timeout)
+        if check and done.returncode != 0:
+            raise ClusterError("rabbitmqctl -n {} {} failed: {}".format(
+                self.name, " ".join(args), (done.stderr or done.stdout).strip()[-600:]))
+        return done.stdout
+
+    def serving(self):
+        return answers("127.0.0.1", self.port, timeout=0.5)
+
+    def wait_started(self, timeout=START_TIMEOUT_S):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise ClusterError("{} exited with {}; see {}:\n{}".format(
+                    self.name, self.process.returncode, os.path.join(self.folder, "log"),
+                    self.last_output()))
+            if self.serving():
+                self.ctl("await_startup", timeout=max(5, deadline - time.monotonic()))
+                return
+            time.sleep(0.2)
+        raise ClusterError("{} did not open 127.0.0.1:{} within {:.0f} s; see {}".format(
+            self.name, self.port, timeout, os.path.join(self.folder, "log")))
+
+    def last_output(self, lines=15):
+        try:
+            with open(os.path.join(self.folder, "log", "server.out"), errors="replace") as handle:
+                return "".join(handle.readlines()[-lines:])
+        except OSError:
+            return ""
+
+    def pid(self):
+        try:
+            with open(os.path.join(self.folder, "rabbitmq.pid")) as handle:
+                return int(handle.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def kill(self):
+        """SIGKILL the node's VM (a crash, a power cut of that machine)."""
+        pid = self.pid()
+        if pid is not None:
+            try:
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.process is not None:
+            self.process.wait(timeout=30)
+
+    def stop(self):
+        if not self.serving() and self.pid() is None:
+            return
+        try:
+            self.ctl("stop", timeout=60)
+        except (ClusterError, subprocess.TimeoutExpired):
+            self.kill()
+        if self.process is not None:
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class Cluster:
+    """``NODES`` RabbitMQ nodes in ``folder``, AMQP on ``base_port`` and up,
+    named ``<name>-<n>@localhost`` (names are unique on a machine: the tests'
+    clusters take their own)."""
+
+    def __init__(self, folder=FOLDER, base_port=BASE_PORT, size=NODES, name=NAME):
+        self.folder = os.path.abspath(folder)
+        self.base_port = base_port
+        self.name = name  # the nodes are <name>-1@localhost, ...
+        self.nodes = [Node(self, number) for number in range(1, size + 1)]
+
+    @property
+    def amqp_uri(self):
+        """Every node, in order, as kombu takes a list: ``uri;uri;uri``."""
+        return ";".join(node.amqp_uri for node in self.nodes)
+
+    @property
+    def management_url(self):
+        return "http://guest:guest@127.0.0.1:{}".format(self.nodes[0].management_port)
+
+    def running(self):
+        return all(node.serving() for node in self.nodes)
+
+    def start(self):
+        """Start every node and join them; nothing to do if they all serve."""
+        if self.running():
+            return
+        check_installed()
+        self._write_cookie()
+        for node in self.nodes:
+            if not node.serving():
+                node.start()
+        for node in self.nodes:
+            node.wait_started()
+        first = self.nodes[0]
+        for node in self.nodes[1:]:
+            if first.name in node.ctl("cluster_status", "--formatter", "json"):
+                continue  # joined before (a cluster started again)
+            node.ctl("stop_app")
+            node.ctl("join_cluster", first.name)
+            node.ctl("start_app")
+            node.wait_started()
+
+    def stop(self):
+        for node in reversed(self.nodes):
+            node.stop()
+
+    def remove(self):
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _write_cookie(self):
+        os.makedirs(self.folder, exist_ok=True)
+        path = os.path.join(self.folder, ".erlang.cookie")
+        if not os.path.exists(path):
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o400), "w") as handle:
+                handle.write(secrets.token_hex(20).upper())
+
+
+def port_free(port):
+    """Nothing listens on 127.0.0.1:``port`` and nothing holds it as its own
+    end (a node fails to start on a port a client connection took)."""
+    probe = socket.socket()
+    try:
+        probe.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
+def free_base_port(low=10000, high=12000):
+    """A first AMQP port whose cluster's ports (AMQP, management, distribution)
+    are all free, chosen below the kernel's ephemeral range (32768 and up)
+    where no client connection takes one meanwhile: the tests' and benchmarks'
+    clusters."""
+    for _ in range(200):
+        base = random.randrange(low, high)
+        if all(port_free(base + n + offset) for n in range(NODES)
+               for offset in (0, MANAGEMENT_OFFSET, DISTRIBUTION_OFFSET)):
+            return base
+    raise ClusterError("no free ports for a cluster between {} and {}".format(low, high))
+
+
+def check_installed():
+    if not os.path.exists(os.path.join(RABBITMQ_BIN, "rabbitmq-server")):
+        raise ClusterError("RabbitMQ is not installed: run `bash scripts/ensure-rabbitmq.sh` "
+                           "(Debian's rabbitmq-server), then make cluster again")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Three local RabbitMQ nodes in one cluster.")
+    parser.add_argument("action", choices=("start", "stop", "remove"))
+    parser.add_argument("--base-port", type=int, default=BASE_PORT,
+                        help="AMQP port of the first node (default %(default)s)")
+    parser.add_argument("--folder", default=FOLDER, help="data and logs (default var/cluster)")
+    args = parser.parse_args(argv)
+    cluster = Cluster(args.folder, args.base_port)
+    try:
+        if args.action == "start":
+            cluster.start()
+            print("RabbitMQ cluster of {} nodes is up ({}); data in {}".format(
+                len(cluster.nodes), ", ".join(node.name for node in cluster.nodes),
+                cluster.folder), file=sys.stderr)
+            print("AMQP_URI='{}'".format(cluster.amqp_uri))
+            print("RABBITMQ_MANAGEMENT={}".format(cluster.management_url))
+        elif args.action == "stop":
+            cluster.stop()
+        else:
+            cluster.remove()
+    except ClusterError as exc:
+        print("make cluster: {}".format(exc), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
