@@ -1,0 +1,155 @@
+"""The mesh on a three-node RabbitMQ cluster (``tools.cluster``, ports of its
+own), as ``AMQP_URI=<the three nodes> QUEUE_TYPE=quorum make run`` runs it:
+every durable queue it declares is a quorum queue (read from RabbitMQ's
+management API), a process whose first node is down fails over to the next,
+and the node holding the queues' leaders SIGKILLed under a load of bills loses
+no bill, makes none twice, keeps stock equal to the units billed and analytics
+equal to billing, and the mesh serves again within 10 s.
+
+Minutes long: ``make test-cluster`` runs them (``.ci/run`` too), not ``make test``.
+"""
+import time
+import urllib.parse
+
+import pytest
+import requests
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from contracts.services import DECLARATIONS, RPC
+from helpers import run_service_process, wait_for
+from launcher import Launcher, Load, figures, same
+from mesh.registry import queue_consumers
+from tools.cluster import Cluster, ClusterError, free_base_port
+
+pytestmark = pytest.mark.cluster
+
+LOAD_STOCK = 1_000_000  # each load product's stock (launcher.Load)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    base_port = free_base_port()
+    started = Cluster(tmp_path_factory.mktemp("cluster"), base_port,
+                      name="billing-mesh-test-{}".format(base_port))
+    try:
+        started.start()
+    except ClusterError as exc:
+        started.stop()  # its folder stays, with the nodes' logs
+        pytest.fail("could not start a local RabbitMQ cluster: {}".format(exc), pytrace=False)
+    yield started
+    started.remove()
+
+
+def management(cluster, path):
+    answer = requests.get(cluster.management_url + "/api" + path, timeout=10)
+    answer.raise_for_status()
+    return answer.json()
+
+
+def queues(cluster, vhost="/"):
+    return management(cluster, "/queues/" + urllib.parse.quote(vhost, safe=""))
+
+
+@pytest.fixture
+def cluster_launcher(cluster, mesh_config, tmp_path):
+    config = dict(mesh_config, AMQP_URI=cluster.amqp_uri)
+    launched = Launcher(config, tmp_path)
+    launched.env["QUEUE_TYPE"] = "quorum"
+    yield launched
+    launched.stop()
+
+
+@pytest.mark.timeout(400)
+def test_make_run_on_the_cluster_uses_quorum_queues_and_survives_the_leader_killed_under_load(
+        cluster, cluster_launcher):
+    launcher = cluster_launcher
+    launcher.start()
+
+    # every durable queue the mesh declared is a quorum queue; the rest (reply
+    # queues, which expire with their process, and broadcast handlers') classic
+    declared = queues(cluster)
+    durable = [q for q in declared if q["durable"] and not q["exclusive"]
+               and not q["auto_delete"] and not q["name"].startswith("rpc.reply-")]
+    assert {"rpc-" + service.name for service in DECLARATIONS if service.kind == RPC} <= \
+        {q["name"] for q in durable}, sorted(q["name"] for q in declared)
+    assert any(q["name"].startswith("evt-") for q in durable)
+    assert [q["name"] for q in durable if q.get("type") != "quorum"] == []
+    others = [q for q in declared if q not in durable]
+    assert others and all(q.get("type") == "classic" for q in others), others
+
+    with Load(launcher.url) as load:
+        wait_for(lambda: load.made >= 20, 30, "bills made on the cluster")
+        leader = next(q for q in declared if q["name"] == "rpc-billing")["leader"]
+        node = next(n for n in cluster.nodes if n.name == leader)
+        before = load.made
+        killed_at = time.monotonic()
+        node.kill()
+        wait_for(lambda: load.made > before + 1, 30, "a bill made after the leader's node died")
+        serving_after = time.monotonic() - killed_at
+        made = load.made
+        wait_for(lambda: load.made >= made + 20, 30, "bills made on the two nodes left")
+        node.start()
+        node.wait_started()
+        made = load.made
+        wait_for(lambda: load.made >= made + 10, 30, "bills made with the node back")
+    print("the mesh served again {:.1f} s after {} was killed; {} bills made, failures: {}"
+          .format(serving_after, leader, load.made, sorted(set(map(str, load.failed)))))
+    assert serving_after < 10, "served again {:.1f} s after the kill".format(serving_after)
+    assert not [f for f in load.failed if f != 503], load.failed[:10]  # 503 at worst
+
+    wait_for(lambda: same(*figures(launcher.url)), 90, "analytics equal to billing")
+    assert_no_bill_lost_or_made_twice(launcher.url, load)
+
+
+def assert_no_bill_lost_or_made_twice(url, load):
+    """Every bill answered 201 is stored (and cancelled if its cancellation
+    was answered 200); the bills of the load's products no 201 answered are
+    at most the requests that failed; each product's stock taken is the units
+    of its active bills."""
+    bills, page = [], 0
+    while True:
+        answer = requests.get(url + "/bills?size=100&page={}".format(page), timeout=10).json()
+        bills += answer["items"]
+        if len(answer["items"]) < 100:
+            break
+        page += 1
+    by_id = {bill["id"]: bill for bill in bills}
+    assert len(set(load.bills)) == len(load.bills)
+    missing = [bill_id for bill_id in load.bills if bill_id not in by_id]
+    assert not missing, "bills answered 201 and not stored: {}".format(missing[:10])
+    assert all(by_id[bill_id]["status"] == "cancelled" for bill_id in load.cancelled)
+    mine = [bill for bill in bills
+            if {item["product_id"] for item in bill["items"]} & set(load.products)]
+    unanswered = len(mine) - len(load.bills)
+    assert 0 <= unanswered <= len(load.failed), (unanswered, len(load.failed))
+    for product_id in load.products:
+        units = sum(item["quantity"] for bill in mine if bill["status"] == "active"
+                    for item in bill["items"] if item["product_id"] == product_id)
+        stock = requests.get(url + "/products/{}".format(product_id), timeout=10).json()
+        assert LOAD_STOCK - stock["quantity"] == units, (product_id, stock, units)
+
+
+@pytest.mark.timeout(180)
+def test_a_process_whose_first_node_is_down_fails_over_to_the_next(
+        cluster, mesh_config, tmp_path, monkeypatch):
+    first = cluster.nodes[0]
+    second_uri = cluster.nodes[1].amqp_uri
+    first.ctl("stop_app")  # its AMQP port closes; the VM stays in the cluster
+    try:
+        wait_for(lambda: not first.serving(), 30, "the first node's AMQP port closed")
+        config = dict(mesh_config, AMQP_URI=cluster.amqp_uri)
+        monkeypatch.setenv("QUEUE_TYPE", "quorum")
+        process = run_service_process("customers", config, tmp_path / "customers.log")
+        try:
+            wait_for(lambda: queue_consumers(second_uri, "rpc-customers") >= 1, 60,
+                     lambda: "customers consuming through the second node; its log: "
+                     + (tmp_path / "customers.log").read_text()[-3000:])
+            with ClusterRpcProxy({"AMQP_URI": second_uri}, timeout=10) as rpc:
+                customer = rpc.customers.get_customer(1)
+            assert customer["id"] == 1
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    finally:
+        first.ctl("start_app")
+        first.wait_started()
