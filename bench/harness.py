@@ -135,17 +135,19 @@ class BenchMesh:
             mesh.peak_rss_mb()  # {"gateway": 61.2, "customers": 55.0, ...}
     """
 
-    def __init__(self, folder, bootstrap, hub=DEFAULT_HUB, **settings):
+    def __init__(self, folder, bootstrap, hub=DEFAULT_HUB, amqp_uri=None, **settings):
+        """``amqp_uri``: a broker of the benchmark's own (a cluster), used as
+        it is; otherwise a vhost of its own on the local RabbitMQ."""
         self.folder = folder
         self.hub = hub
-        self.vhost = BenchVhost()
+        self.vhost = BenchVhost() if amqp_uri is None else None
         self.port = free_port()
         self.url = "http://127.0.0.1:{}".format(self.port)
         # DATA_DIR alone says where every declared database is: no URI from the shell
         shell_uris = {database_variable(name) for name in DATABASE_SERVICES}
         environ = {key: value for key, value in os.environ.items() if key not in shell_uris}
         self.env = hub_environment(dict(
-            environ, AMQP_URI=self.vhost.amqp_uri,
+            environ, AMQP_URI=amqp_uri or self.vhost.amqp_uri,
             WEB_SERVER_ADDRESS="127.0.0.1:{}".format(self.port),
             # the run's own broker, started before the mesh
             KAFKA_BOOTSTRAP_SERVERS=bootstrap, KAFKA_ATTACH="true",
@@ -160,7 +162,8 @@ class BenchMesh:
         return os.path.join(self.folder, "{}.db".format(service))
 
     def __enter__(self):
-        self.vhost.__enter__()
+        if self.vhost is not None:
+            self.vhost.__enter__()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tools.run"], cwd=ROOT, env=self.env,
             stdout=open(os.path.join(self.folder, "mesh.log"), "ab"), stderr=subprocess.STDOUT)
@@ -198,7 +201,8 @@ class BenchMesh:
     def __exit__(self, *exc_info):
         if self.process is not None:
             stop(self.process)
-        self.vhost.__exit__()
+        if self.vhost is not None:
+            self.vhost.__exit__()
 
     def instance_hubs(self, url=None, seconds=3 * HEARTBEAT_INTERVAL_S + 5):
         """``{"customers vm:4242": "asyncio", ...}``: the hub of every instance the
