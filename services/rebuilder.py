@@ -45,9 +45,9 @@ from contracts.errors import MeshError
 from contracts.services import ANALYTICS, BILLING, DECLARATIONS, REBUILDER, STREAMS
 from contracts.topics import BILLS_TOPIC, REBUILD_KEY, REBUILD_TOPIC
 from contracts.wire import utc_now
+from mesh.amqp import CONNECTION_ERRORS
 from mesh.kafka import KafkaProducer, create_topics
 from mesh.proxy import MeshRpcProxy
-from mesh.amqp import CONNECTION_ERRORS
 from mesh.registry import Registry
 from mesh.rpc import rpc
 from mesh.shared import Shared
