@@ -29,7 +29,7 @@ test: setup lint rabbitmq postgres wrk chromium
 	$(BIN)/nameko test
 
 # the cluster suite (tests marked cluster: three RabbitMQ nodes of their own, a
-# node killed under load; minutes): not in make test; .ci/run runs it
+# node killed or cut off under load; minutes): not in make test
 test-cluster: setup lint rabbitmq
 	bash scripts/ensure-rabbitmq.sh --management
 	$(BIN)/nameko test -m cluster tests/integration

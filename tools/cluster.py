@@ -56,8 +56,14 @@ class Node:
     def __init__(self, cluster, number):
         self.cluster = cluster
         self.number = number
-        self.name = "{}-{}@localhost".format(cluster.name, number)
         self.port = cluster.base_port + number - 1
+        network = cluster.network
+        # on the machine's loopback (short names), or in a network namespace of
+        # its own: clients reach it at ``host``, the other nodes at ``peer_host``
+        self.netns = network.netns(number) if network else None
+        self.host = network.client_address(number) if network else "127.0.0.1"
+        self.peer_host = network.peer_address(number) if network else "localhost"
+        self.name = "{}-{}@{}".format(cluster.name, number, self.peer_host)
         self.management_port = self.port + MANAGEMENT_OFFSET
         self.distribution_port = self.port + DISTRIBUTION_OFFSET
         self.folder = os.path.join(cluster.folder, "node{}".format(number))
@@ -65,7 +71,11 @@ class Node:
 
     @property
     def amqp_uri(self):
-        return "pyamqp://guest:guest@127.0.0.1:{}/".format(self.port)
+        return "pyamqp://guest:guest@{}:{}/".format(self.host, self.port)
+
+    def command(self, *argv):
+        """``argv`` run in the node's network namespace, if it has one."""
+        return (["ip", "netns", "exec", self.netns] if self.netns else []) + list(argv)
 
     def env(self):
         """The environment of the node's scripts: its own names, ports and
@@ -75,7 +85,7 @@ class Node:
         env.update(
             HOME=self.cluster.folder,  # the cluster's .erlang.cookie
             RABBITMQ_NODENAME=self.name,
-            RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+            RABBITMQ_NODE_IP_ADDRESS=self.host,
             RABBITMQ_NODE_PORT=str(self.port),
             RABBITMQ_DIST_PORT=str(self.distribution_port),
             RABBITMQ_CONF_ENV_FILE=os.path.join(self.folder, "rabbitmq-env.conf"),
@@ -84,18 +94,28 @@ class Node:
             RABBITMQ_MNESIA_BASE=os.path.join(self.folder, "data"),
             RABBITMQ_LOG_BASE=os.path.join(self.folder, "log"),
             RABBITMQ_PID_FILE=os.path.join(self.folder, "rabbitmq.pid"),
-            ERL_EPMD_ADDRESS="127.0.0.1",
         )
+        if self.netns:
+            env["RABBITMQ_USE_LONGNAME"] = "true"  # named by its address
+        else:
+            env["ERL_EPMD_ADDRESS"] = "127.0.0.1"
         return env
 
     def write_configuration(self):
         os.makedirs(os.path.join(self.folder, "log"), exist_ok=True)
         with open(os.path.join(self.folder, "rabbitmq.conf"), "w") as handle:
             handle.write("\n".join([
-                "listeners.tcp.1 = 127.0.0.1:{}".format(self.port),
-                "management.tcp.ip = 127.0.0.1",
+                "listeners.tcp.1 = {}:{}".format(self.host, self.port),
+                "management.tcp.ip = {}".format(self.host),
                 "management.tcp.port = {}".format(self.management_port),
                 "cluster_partition_handling = pause_minority",
+                # a partition is noticed within about this many seconds (RabbitMQ's
+                # default is 60: a partition test on that scale would take minutes)
+                "net_ticktime = {}".format(self.cluster.network.ticktime)
+                if self.cluster.network else "",
+                # guest may log in from the machine's namespaces' private
+                # addresses, not only from loopback (the tests' isolated nodes)
+                "loopback_users = none" if self.cluster.network else "",
                 "",
             ]))
         with open(os.path.join(self.folder, "enabled_plugins"), "w") as handle:
@@ -108,21 +128,38 @@ class Node:
         self.write_configuration()
         output = open(os.path.join(self.folder, "log", "server.out"), "ab")
         self.process = subprocess.Popen(
-            [os.path.join(RABBITMQ_BIN, "rabbitmq-server")], env=self.env(),
+            self.command(os.path.join(RABBITMQ_BIN, "rabbitmq-server")), env=self.env(),
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
 
     def ctl(self, *args, timeout=60, check=True):
         """``rabbitmqctl -n <node> <args>``; its output."""
-        done = subprocess.run([os.path.join(RABBITMQ_BIN, "rabbitmqctl"), "-n", self.name,
-                               *args], env=self.env(), capture_output=True, text=True,
-                              timeout=timeout)
+        done = subprocess.run(self.command(os.path.join(RABBITMQ_BIN, "rabbitmqctl"), "-n",
+                                           self.name, *args),
+                              env=self.env(), capture_output=True, text=True, timeout=timeout)
         if check and done.returncode != 0:
             raise ClusterError("rabbitmqctl -n {} {} failed: {}".format(
                 self.name, " ".join(args), (done.stderr or done.stdout).strip()[-600:]))
         return done.stdout
 
     def serving(self):
-        return answers("127.0.0.1", self.port, timeout=0.5)
+        return answers(self.host, self.port, timeout=0.5)
+
+    def vm_running(self):
+        """Its pid file names a live Erlang VM of this cluster (its command line
+        has the cluster's folder as ``-home``: a pid reused since is not it)."""
+        pid = self.pid()
+        try:
+            with open("/proc/{}/cmdline".format(pid), "rb") as handle:
+                argv = handle.read().split(b"\0")
+        except (OSError, TypeError):
+            return False
+        return b"-home" in argv and self.cluster.folder.encode() in argv
+
+    def alive(self):
+        """Its VM runs and its AMQP port answers. (A port alone can mislead:
+        an address with no route here may be answered by whatever the default
+        route leads to.)"""
+        return self.vm_running() and self.serving()
 
     def wait_started(self, timeout=START_TIMEOUT_S):
         deadline = time.monotonic() + timeout
@@ -135,8 +172,8 @@ class Node:
                 self.ctl("await_startup", timeout=max(5, deadline - time.monotonic()))
                 return
             time.sleep(0.2)
-        raise ClusterError("{} did not open 127.0.0.1:{} within {:.0f} s; see {}".format(
-            self.name, self.port, timeout, os.path.join(self.folder, "log")))
+        raise ClusterError("{} did not open {}:{} within {:.0f} s; see {}".format(
+            self.name, self.host, self.port, timeout, os.path.join(self.folder, "log")))
 
     def last_output(self, lines=15):
         try:
@@ -154,17 +191,16 @@ class Node:
 
     def kill(self):
         """SIGKILL the node's VM (a crash, a power cut of that machine)."""
-        pid = self.pid()
-        if pid is not None:
+        if self.vm_running():
             try:
-                os.killpg(os.getpgid(pid), signal.SIGKILL)
+                os.killpg(os.getpgid(self.pid()), signal.SIGKILL)
             except ProcessLookupError:
                 pass
         if self.process is not None:
             self.process.wait(timeout=30)
 
     def stop(self):
-        if not self.serving() and self.pid() is None:
+        if not self.vm_running():
             return
         try:
             self.ctl("stop", timeout=60)
@@ -182,10 +218,14 @@ class Cluster:
     named ``<name>-<n>@localhost`` (names are unique on a machine: the tests'
     clusters take their own)."""
 
-    def __init__(self, folder=FOLDER, base_port=BASE_PORT, size=NODES, name=NAME):
+    def __init__(self, folder=FOLDER, base_port=BASE_PORT, size=NODES, name=NAME,
+                 isolated=False):
         self.folder = os.path.abspath(folder)
         self.base_port = base_port
         self.name = name  # the nodes are <name>-1@localhost, ...
+        # isolated: each node in a network namespace of its own (root, ip netns),
+        # so that a test can cut one off from the others (partition) and heal it
+        self.network = NodeNetwork(base_port, size) if isolated else None
         self.nodes = [Node(self, number) for number in range(1, size + 1)]
 
     @property
@@ -195,10 +235,11 @@ class Cluster:
 
     @property
     def management_url(self):
-        return "http://guest:guest@127.0.0.1:{}".format(self.nodes[0].management_port)
+        first = self.nodes[0]
+        return "http://guest:guest@{}:{}".format(first.host, first.management_port)
 
     def running(self):
-        return all(node.serving() for node in self.nodes)
+        return all(node.alive() for node in self.nodes)
 
     def start(self):
         """Start every node and join them; nothing to do if they all serve."""
@@ -206,8 +247,10 @@ class Cluster:
             return
         check_installed()
         self._write_cookie()
+        if self.network is not None:
+            self.network.create()
         for node in self.nodes:
-            if not node.serving():
+            if not node.alive():
                 node.start()
         for node in self.nodes:
             node.wait_started()
@@ -226,6 +269,8 @@ class Cluster:
 
     def remove(self):
         self.stop()
+        if self.network is not None:
+            self.network.remove()
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def _write_cookie(self):
@@ -234,6 +279,81 @@ class Cluster:
         if not os.path.exists(path):
             with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o400), "w") as handle:
                 handle.write(secrets.token_hex(20).upper())
+
+
+class NodeNetwork:
+    """Network namespaces for an isolated cluster (``ip netns``, root only).
+
+    Node ``n`` lives in namespace ``bm<tag>n<n>`` with two links to the
+    machine: a client link (a veth pair, ``10.231.<k>.<4n+2>`` inside) where
+    the mesh reaches its AMQP and management ports, and a cluster link (a veth
+    on a bridge shared by the nodes, ``10.232.<k>.<n>`` inside) that carries
+    Erlang distribution between nodes. ``cut(n)`` takes node ``n``'s cluster
+    link down: the node is partitioned from the other two while clients still
+    reach it (with ``pause_minority`` it stops serving them); ``heal(n)``
+    brings it back."""
+
+    ticktime = 2  # net_ticktime: a cut is noticed within 1.5 to 2.5 s
+
+    def __init__(self, base_port, size):
+        self.tag = base_port  # unique per cluster: its ports are
+        self.k = base_port % 250
+        self.size = size
+
+    def netns(self, number):
+        return "bm{}n{}".format(self.tag, number)
+
+    def client_address(self, number):
+        return "10.231.{}.{}".format(self.k, 4 * number + 2)
+
+    def peer_address(self, number):
+        return "10.232.{}.{}".format(self.k, number)
+
+    def _bridge(self):
+        return "bmb{}".format(self.tag)
+
+    def _cluster_link(self, number):
+        return "bmd{}{}".format(self.tag, number)
+
+    def create(self):
+        if os.geteuid() != 0:
+            raise ClusterError("an isolated cluster needs root (ip netns)")
+        self.remove()  # what a run killed half way left
+        bridge = self._bridge()
+        ip("link", "add", bridge, "type", "bridge")
+        ip("link", "set", bridge, "up")
+        for number in range(1, self.size + 1):
+            netns = self.netns(number)
+            ip("netns", "add", netns)
+            ip("-n", netns, "link", "set", "lo", "up")
+            client = "bmc{}{}".format(self.tag, number)
+            ip("link", "add", client, "type", "veth", "peer", "name", "client", "netns", netns)
+            ip("addr", "add", "10.231.{}.{}/30".format(self.k, 4 * number + 1), "dev", client)
+            ip("link", "set", client, "up")
+            ip("-n", netns, "addr", "add", self.client_address(number) + "/30", "dev", "client")
+            ip("-n", netns, "link", "set", "client", "up")
+            link = self._cluster_link(number)
+            ip("link", "add", link, "type", "veth", "peer", "name", "cluster", "netns", netns)
+            ip("link", "set", link, "master", bridge, "up")
+            ip("-n", netns, "addr", "add", self.peer_address(number) + "/24", "dev", "cluster")
+            ip("-n", netns, "link", "set", "cluster", "up")
+
+    def cut(self, number):
+        ip("link", "set", self._cluster_link(number), "down")
+
+    def heal(self, number):
+        ip("link", "set", self._cluster_link(number), "up")
+
+    def remove(self):
+        for number in range(1, self.size + 1):
+            ip("netns", "del", self.netns(number), check=False)  # its veth ends go with it
+        ip("link", "del", self._bridge(), check=False)
+
+
+def ip(*args, check=True):
+    done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+    if check and done.returncode != 0:
+        raise ClusterError("ip {} failed: {}".format(" ".join(args), done.stderr.strip()))
 
 
 def port_free(port):
