@@ -20,7 +20,10 @@ is ``pause_minority``: a node cut off from the other two stops serving until it
 sees them again (RabbitMQ's advice for three nodes), so no client is served by
 a minority.
 
-The integration tests start their own (``Cluster(folder, base_port)``).
+The integration tests and ``make bench-cluster`` start their own
+(``Cluster(folder, free_base_port(), name=...)``); ``isolated=True`` puts each
+node in a network namespace of its own (``NodeNetwork``), so that a test can
+cut one off from the others.
 """
 import argparse
 import os
