@@ -12,9 +12,10 @@ order the two arrive in does not matter. Before any of this, ``settle``
 decides what counts: each bill's creation and cancellation once, a repeat not
 at all (it is passed on ``restated``: it changes no figure, but the figures it
 touches are published again, which heals a results topic that was lost while
-the aggregator's state was kept), and a cancellation that arrives before its creation (billing's outbox
-may relay them in either order; a creation may have been lost with a broker)
-only once the creation is there, so no total ever goes below zero.
+the aggregator's state was kept), and a cancellation that arrives before its
+creation (billing's outbox may relay them in either order; a creation may have
+been lost with a broker) only once the creation is there, so no total ever goes
+below zero.
 
 Revenue windows book a cancellation negative in the window of its own time (the
 event's ``occurred_at``, the cancellation time), not in the window the bill was
@@ -203,14 +204,14 @@ def add_to_window(state, event, timestamp_ms, window_ms, grace_ms,
     the window's record as published (``window_record``), or None if the event is
     too late.
 
-    ``state`` (``get``/``set``, one key for all bills) holds each window's
-    revenue and a ``clock``: the newest event time seen and the windows still
-    open. A window closes once the newest bill is ``grace_ms`` past its end; an
-    event for a closed window counts in no window (it still counts per customer
-    and product). The newest ``keep_closed`` closed windows keep their revenue
-    in the state (listed under ``closed``), so a ``restated`` event publishes
-    its window again even when closed. Creations and cancellations share the clock: lateness is judged the same
-    way for both.
+    ``state`` (``get``/``set``/``delete``, one key for all bills) holds each
+    window's revenue and a ``clock``: the newest event time seen and the windows
+    still open. A window closes once the newest bill is ``grace_ms`` past its
+    end; an event for a closed window counts in no window (it still counts per
+    customer and product). The newest ``keep_closed`` closed windows keep their
+    revenue in the state (listed under ``closed``), so a ``restated`` event
+    publishes its window again even when closed. Creations and cancellations
+    share the clock: lateness is judged the same way for both.
     """
     clock = state.get("clock") or {"newest": timestamp_ms, "open": []}
     newest = max(clock["newest"], timestamp_ms)

@@ -76,6 +76,10 @@ class Node:
     def amqp_uri(self):
         return "pyamqp://guest:guest@{}:{}/".format(self.host, self.port)
 
+    @property
+    def management_url(self):
+        return "http://guest:guest@{}:{}".format(self.host, self.management_port)
+
     def command(self, *argv):
         """``argv`` run in the node's network namespace, if it has one."""
         return (["ip", "netns", "exec", self.netns] if self.netns else []) + list(argv)
@@ -238,8 +242,7 @@ class Cluster:
 
     @property
     def management_url(self):
-        first = self.nodes[0]
-        return "http://guest:guest@{}:{}".format(first.host, first.management_port)
+        return self.nodes[0].management_url
 
     def running(self):
         return all(node.alive() for node in self.nodes)

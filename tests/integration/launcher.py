@@ -16,6 +16,7 @@ import requests
 
 from common.config import ROOT
 from helpers import config_env, free_port, processes_with, wait_for
+from tools.run import command_line
 
 
 class Launcher:
@@ -70,6 +71,15 @@ class Launcher:
                 pass
             time.sleep(0.2)
 
+    def pid_with(self, *args):
+        """The pid of one of the launcher's processes whose command line holds
+        every one of ``args`` (``"--storage-engine"``: the local broker), or None."""
+        for pid in processes_with(self.marker):
+            argv = command_line(pid)
+            if all(arg in argv for arg in args):
+                return pid
+        return None
+
     def ctrl_c(self):
         self.process.send_signal(signal.SIGINT)
         self.process.wait(timeout=60)
@@ -96,18 +106,22 @@ class Launcher:
             os.kill(pid, signal.SIGKILL)
 
 
-def figures(url):
-    """(what billing holds, what analytics show), each as (per customer revenue
-    and bills, per product units and revenue, the windows' sum)."""
+def all_bills(url):
+    """Every bill billing holds, through the gateway's pages."""
     bills, page = [], 0
     while True:
         answer = requests.get(url + "/bills?size=100&page={}".format(page), timeout=10).json()
         bills += answer["items"]
         if len(answer["items"]) < 100:
-            break
+            return bills
         page += 1
+
+
+def figures(url):
+    """(what billing holds, what analytics show), each as (per customer revenue
+    and bills, per product units and revenue, the windows' sum)."""
     customers, products = {}, {}
-    for bill in bills:
+    for bill in all_bills(url):
         if bill["status"] != "active":
             continue
         total = sum(Decimal(item["unit_price"]) * item["quantity"] for item in bill["items"])

@@ -17,7 +17,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 
 from contracts.services import DECLARATIONS, RPC
 from helpers import run_service_process, wait_for
-from launcher import Launcher, Load, figures, same
+from launcher import Launcher, Load, all_bills, figures, same
 from mesh.registry import queue_consumers
 from tools.cluster import Cluster, ClusterError, free_base_port
 
@@ -57,9 +57,8 @@ def isolated_cluster(tmp_path_factory):
 
 
 def management(cluster, path, node=None):
-    node = node or cluster.nodes[0]
-    answer = requests.get("http://guest:guest@{}:{}/api{}".format(
-        node.host, node.management_port, path), timeout=10)
+    answer = requests.get((node or cluster.nodes[0]).management_url + "/api" + path,
+                          timeout=10)
     answer.raise_for_status()
     return answer.json()
 
@@ -68,17 +67,22 @@ def queues(cluster, vhost="/"):
     return management(cluster, "/queues/" + urllib.parse.quote(vhost, safe=""))
 
 
-def launcher_on(cluster, mesh_config, tmp_path):
+def launched_on(cluster, mesh_config, tmp_path):
+    """``AMQP_URI=<the cluster's nodes> QUEUE_TYPE=quorum make run``, stopped after."""
     launched = Launcher(dict(mesh_config, AMQP_URI=cluster.amqp_uri), tmp_path)
     launched.env["QUEUE_TYPE"] = "quorum"
-    return launched
+    yield launched
+    launched.stop()
 
 
 @pytest.fixture
 def cluster_launcher(cluster, mesh_config, tmp_path):
-    launched = launcher_on(cluster, mesh_config, tmp_path)
-    yield launched
-    launched.stop()
+    yield from launched_on(cluster, mesh_config, tmp_path)
+
+
+@pytest.fixture
+def isolated_launcher(isolated_cluster, mesh_config, tmp_path):
+    yield from launched_on(isolated_cluster, mesh_config, tmp_path)
 
 
 def survives(launcher, cluster, fault, repair, what):
@@ -138,24 +142,20 @@ def test_make_run_on_the_cluster_uses_quorum_queues_and_survives_the_leader_kill
 
 @pytest.mark.timeout(400)
 def test_the_leaders_node_cut_off_from_the_others_under_load_then_healed(
-        isolated_cluster, mesh_config, tmp_path):
+        isolated_cluster, isolated_launcher):
     """The node holding the leaders loses its link to the other two (its
     clients still reach it): with pause_minority it stops serving them, they
     fail over, the majority elects new leaders; healed, it rejoins."""
-    launcher = launcher_on(isolated_cluster, mesh_config, tmp_path)
     network = isolated_cluster.network
-    try:
-        launcher.start()
+    isolated_launcher.start()
 
-        def healed(node):
-            network.heal(node.number)
-            wait_for(lambda: rejoined(isolated_cluster, node), 90,
-                     "{} running again with no partition".format(node.name))
+    def healed(node):
+        network.heal(node.number)
+        wait_for(lambda: rejoined(isolated_cluster, node), 90,
+                 "{} running again with no partition".format(node.name))
 
-        survives(launcher, isolated_cluster, lambda node: network.cut(node.number), healed,
-                 "cut off")
-    finally:
-        launcher.stop()
+    survives(isolated_launcher, isolated_cluster, lambda node: network.cut(node.number),
+             healed, "cut off")
 
 
 def rejoined(cluster, node):
@@ -174,13 +174,7 @@ def assert_no_bill_lost_or_made_twice(url, load):
     was answered 200); the bills of the load's products no 201 answered are
     at most the requests that failed; each product's stock taken is the units
     of its active bills."""
-    bills, page = [], 0
-    while True:
-        answer = requests.get(url + "/bills?size=100&page={}".format(page), timeout=10).json()
-        bills += answer["items"]
-        if len(answer["items"]) < 100:
-            break
-        page += 1
+    bills = all_bills(url)
     by_id = {bill["id"]: bill for bill in bills}
     assert len(set(load.bills)) == len(load.bills)
     missing = [bill_id for bill_id in load.bills if bill_id not in by_id]

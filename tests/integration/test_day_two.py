@@ -15,7 +15,7 @@ from kafka import KafkaAdminClient
 
 from common.config import ROOT
 from contracts.topics import AGGREGATES
-from helpers import processes_with, rabbitmqctl, wait_for
+from helpers import rabbitmqctl, wait_for
 from launcher import Launcher, Load, figures, make_bills, same
 from tools.local_kafka import LocalKafka
 from tools.net import answers, split_address
@@ -113,12 +113,7 @@ def test_a_kafka_that_keeps_its_log_gives_nothing_again_and_lost_topics_are_rebu
 
 
 def broker_pid(launcher):
-    for pid in processes_with(launcher.marker):
-        with open("/proc/{}/cmdline".format(pid), "rb") as handle:
-            argv = handle.read().split(b"\0")
-        if b"--storage-engine" in argv:
-            return pid
-    return None
+    return launcher.pid_with("--storage-engine")
 
 
 @pytest.mark.timeout(260)
@@ -178,12 +173,7 @@ def rebuilds_in(launcher):
 
 
 def aggregator_worker(launcher):
-    for pid in processes_with(launcher.marker):
-        with open("/proc/{}/cmdline".format(pid), "rb") as handle:
-            argv = handle.read().split(b"\0")
-        if b"streams" in argv and b"--worker" in argv:
-            return pid
-    return None
+    return launcher.pid_with("streams", "--worker")
 
 
 def second_make_run_is_refused(launcher):
