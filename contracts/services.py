@@ -16,7 +16,7 @@ A declaration says what the rest of the mesh needs to know about a service:
   first ran waits there for it. Broadcast handlers (cache hints, live views)
   are not listed: their queues live and die with each instance;
 * ``max_instances``: ``1`` for a process that must run once (it binds a port,
-  or owns a consumer group); ``None``: as many as ``INSTANCES`` asks.
+  or works alone); ``None``: as many as ``INSTANCES`` asks.
 
 What derives from the declarations: ``make run``'s processes and the
 ``Procfile``, ``docker-compose.yml``'s services, databases and Prometheus jobs
@@ -118,7 +118,8 @@ DECLARATIONS = (
             handles=(Handles(BILLING, BILL_CREATED, "forward_bill_created"),
                      Handles(BILLING, BILL_CANCELLED, "forward_bill_cancelled"))),
     Service(ANALYTICS, kafka=True),
-    Service(STREAMS, kind=PROCESS, module="streams", max_instances=1, kafka=True),
+    # as many as INSTANCES: they share billing.bills' partitions in one consumer group
+    Service(STREAMS, kind=PROCESS, module="streams", kafka=True),
     # one watcher decides when to rebuild: two would give every bill twice
     Service(REBUILDER, max_instances=1, kafka=True),
     # its workers only wait on other services: callers must not queue behind a slow one

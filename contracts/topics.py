@@ -37,10 +37,12 @@ ALL_TOPICS = (BILLS_TOPIC,) + AGGREGATES + (REBUILD_TOPIC,)
 # the aggregator's consumer group on billing.bills (analytics reads its lag)
 AGGREGATOR_GROUP = "billing-analytics"
 
-# One partition: the revenue windows are one global key anyway, and the aggregator
-# deduplicates once for all its branches, which holds on one partition only
-# (see streams/app.py). Replication 1 suits one broker (Tansu, compose).
-PARTITIONS = 1
+# Partitions of each topic but the rebuilder's (config KAFKA_PARTITIONS): as many
+# aggregator instances as this can share billing.bills (keyed by customer, so a
+# customer's events stay in order). The rebuilder's topic has one key: one
+# partition. Replication 1 suits one broker (Tansu, compose); a cluster's topics
+# are created by its operator (deploy/).
+PARTITIONS = 6
 REPLICATION = 1
 
 # Tansu's DescribeConfigs reports only settings set explicitly, and quixstreams
@@ -56,19 +58,28 @@ def topic_config(tansu):
     return dict(TANSU_TOPIC_CONFIG) if tansu else {}
 
 
-def ensure_topics(bootstrap, tansu=False, timeout=30):
-    """Create the mesh's topics if missing; safe to call any number of times.
+def partitions_of(name, partitions):
+    """How many partitions topic ``name`` is created with, ``partitions`` asked."""
+    return 1 if name == REBUILD_TOPIC else partitions
+
+
+def ensure_topics(bootstrap, tansu=False, partitions=PARTITIONS, timeout=30):
+    """Create the mesh's topics if missing, ``partitions`` each (the rebuilder's:
+    one); safe to call any number of times.
 
     On Tansu, topics that already exist (e.g. created by a producer's first
     send, without settings) get the retention settings too, so quixstreams can
-    read them.
+    read them. A topic that exists with another number of partitions is used as
+    it is, with a warning: the mesh is exact on any number, and Kafka cannot
+    move a customer's events already written to the partition its key now maps to.
     """
     config = topic_config(tansu)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
     try:
         answer = admin.create_topics(
-            {name: {"num_partitions": PARTITIONS, "replication_factor": REPLICATION,
-                    "configs": config} for name in ALL_TOPICS},
+            {name: {"num_partitions": partitions_of(name, partitions),
+                    "replication_factor": REPLICATION, "configs": config}
+             for name in ALL_TOPICS},
             raise_errors=False)
         existed = []
         for topic in answer["topics"]:
@@ -85,5 +96,18 @@ def ensure_topics(bootstrap, tansu=False, timeout=30):
                                  for name in existed],
                                 raise_on_unknown=False, incremental=True)
         admin.wait_for_topics(list(ALL_TOPICS), timeout_ms=int(timeout * 1000))
+        if existed:
+            warn_of_other_partitions(admin, existed, partitions)
     finally:
         admin.close()
+
+
+def warn_of_other_partitions(admin, names, partitions):
+    """Log each topic of ``names`` whose partitions are not the ones asked."""
+    for description in admin.describe_topics(names):
+        found = len(description["partitions"])
+        asked = partitions_of(description["name"], partitions)
+        if found != asked:
+            log.warning("%s has %d partition(s), not the %d asked (KAFKA_PARTITIONS): used as "
+                        "it is; to change it, delete the topics and rebuild the analytics "
+                        "(docs/operations.md)", description["name"], found, asked)

@@ -20,7 +20,7 @@ from kafka.errors import KafkaError
 from nameko.extensions import DependencyProvider
 
 from common.config import as_bool
-from contracts.topics import ensure_topics
+from contracts.topics import PARTITIONS, ensure_topics
 from mesh.coroutines import in_greenthread, run_coroutine
 from mesh.metrics import set_kafka_lag
 
@@ -67,7 +67,8 @@ class ThreadSafeLog:
 def create_topics(config):
     """The mesh's topics (``contracts.topics``) with the settings they need: the
     ``prepare`` of the bridge's producer and of analytics' tables."""
-    ensure_topics(config["KAFKA_BOOTSTRAP_SERVERS"], tansu=as_bool(config.get("KAFKA_TANSU")))
+    ensure_topics(config["KAFKA_BOOTSTRAP_SERVERS"], tansu=as_bool(config.get("KAFKA_TANSU")),
+                  partitions=int(config.get("KAFKA_PARTITIONS", PARTITIONS)))
 
 
 # Tansu, just started again (empty) and given the bridge's backlog in batches
@@ -375,12 +376,14 @@ def table_lag(consumer, partitions):
 
 
 def group_lag(bootstrap, group, topic, timeout=REQUEST_TIMEOUT_S):
-    """Records of ``topic`` the consumer group ``group`` has not committed yet,
-    summed over partitions (end offset minus committed offset; a partition
-    without a commit counts from its first offset), read from the broker with
-    kafka-python's admin client (pure Python: green under eventlet; a few round
-    trips to the broker per call, which is why ``analytics.get_readiness`` keeps
-    an all-up answer for a moment). Also sets ``mesh_kafka_consumer_lag{group,topic}``.
+    """Records the consumer group ``group`` has not committed yet: of ``topic``
+    (every partition; one without a commit counts from its first offset) and of
+    every other topic the group has committed on (the aggregator's repartition
+    topics: work on its way between its steps), summed. End offset minus
+    committed offset, read from the broker with kafka-python's admin client
+    (pure Python: green under eventlet; a few round trips to the broker per
+    call, which is why ``analytics.get_readiness`` keeps an all-up answer for a
+    moment). Also sets ``mesh_kafka_consumer_lag{group,topic}`` per topic.
     Raises ``KafkaError`` when Kafka does not answer within ``timeout`` s.
 
         >>> group_lag("127.0.0.1:9092", "billing-analytics", "billing.bills")
@@ -395,9 +398,9 @@ def group_lag(bootstrap, group, topic, timeout=REQUEST_TIMEOUT_S):
         [description] = admin.describe_topics([topic])
         if description["error_code"]:
             raise for_code(description["error_code"])("describing {}".format(topic))
-        partitions = [TopicPartition(topic, p["partition_index"])
-                      for p in description["partitions"]]
-        committed = admin.list_group_offsets({group: partitions}).get(group, {})
+        committed = dict(admin.list_group_offsets(group).get(group, {}))
+        partitions = sorted(set(committed) | {TopicPartition(topic, p["partition_index"])
+                                              for p in description["partitions"]})
         ends = admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in partitions})
         uncommitted = [tp for tp in partitions
                        if committed.get(tp) is None or committed[tp].offset < 0]
@@ -405,8 +408,11 @@ def group_lag(bootstrap, group, topic, timeout=REQUEST_TIMEOUT_S):
             {tp: OffsetSpec.EARLIEST for tp in uncommitted}) if uncommitted else {}
     finally:
         admin.close()
-    lag = sum(max(ends[tp].offset - (starts[tp] if tp in starts else committed[tp]).offset, 0)
-              for tp in partitions)
-    set_kafka_lag(group, topic, lag)
-    return lag
+    lags = {}
+    for tp in partitions:
+        read = (starts[tp] if tp in starts else committed[tp]).offset
+        lags[tp.topic] = lags.get(tp.topic, 0) + max(ends[tp].offset - read, 0)
+    for name, lag in lags.items():
+        set_kafka_lag(group, name, lag)
+    return sum(lags.values())
 

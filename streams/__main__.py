@@ -5,7 +5,7 @@ Settings come from config.yaml (environment variables override), e.g.
 
 The aggregator itself runs in a child process (``python -m streams --worker``),
 which this one starts again whenever it dies of anything but a stop asked
-for, and on SIGHUP, which ``make run`` sends when it started the local Tansu
+for (at once when it asks to be: a rebalance on Tansu, ``streams.app``), and on SIGHUP, which ``make run`` sends when it started the local Tansu
 broker again: after such a restart (the broker empty) quixstreams' librdkafka
 client either took its process down (SIGSEGV) or hung for good, and the Kafka
 side must come back by itself. The new one starts from the broker's state (on
@@ -22,7 +22,8 @@ import time
 from kafka.errors import KafkaTimeoutError
 
 from common.config import load_config
-from streams.app import CONSUMER_GROUP, Settings, build_app
+from streams.app import (CONSUMER_GROUP, RESTART_EXIT_CODE, InvalidStoreChangelogOffset,
+                         Settings, build_app, claim_state_dir)
 from contracts.topics import AGGREGATES, BILLS_TOPIC
 
 log = logging.getLogger("streams")
@@ -41,8 +42,9 @@ def configure_logging(config):
 
 def run_worker(config):
     settings = Settings.from_config(config)
+    state_dir = claim_state_dir(settings.state_dir)
     try:
-        app = build_app(settings)
+        app = build_app(settings, state_dir)
     except KafkaTimeoutError as exc:
         log.error("no Kafka broker answers at %s (%s): start one (`make run` starts "
                   "Tansu) or set KAFKA_BOOTSTRAP_SERVERS", settings.bootstrap, exc)
@@ -51,8 +53,16 @@ def run_worker(config):
              "revenue windows of %g s; state in %s", settings.bootstrap,
              " (Tansu work-arounds on)" if settings.tansu else "", CONSUMER_GROUP,
              BILLS_TOPIC, ", ".join(AGGREGATES), settings.window_seconds,
-             settings.state_dir)
-    app.run()  # quixstreams stops cleanly on SIGTERM and SIGINT
+             state_dir)
+    try:
+        app.run()  # quixstreams stops cleanly on SIGTERM and SIGINT
+    except InvalidStoreChangelogOffset:
+        if not settings.tansu:
+            raise
+        log.warning("a rebalance gave this instance partitions over local state that Tansu "
+                    "calls newer than its changelog (Tansu work-around 4 in streams/app.py): "
+                    "starting again on a cleared state")
+        return RESTART_EXIT_CODE
     log.info("billing analytics stopped")
     return 0
 
@@ -94,6 +104,8 @@ def supervise():
             continue
         if code == 0:
             return code
+        if code == RESTART_EXIT_CODE:
+            continue
         how = "signal {}".format(signal.Signals(-code).name) if code < 0 else "exit code {}".format(code)
         log.error("the aggregator stopped (%s); starting it again in %g s", how,
                   RESTART_DELAY_S)

@@ -22,10 +22,10 @@ event's ``occurred_at``, the cancellation time), not in the window the bill was
 created in: a window already published and charted never changes, like a credit
 note dated the day it is issued rather than a rewritten invoice. A window's
 revenue is therefore the net revenue booked in it, and may be negative. Each
-event lands in its own window whatever the order, as long as that window is
-still open when the event arrives; one that comes after its window closed
-counts in no window, creation or cancellation alike (``add_to_window``), so
-after such a late event the windows no longer add up to the customer totals.
+event lands in its own window whatever the order, as long as it is not late
+against the newest event of its own partition; a late one counts in no window,
+creation or cancellation alike (``add_to_window``), so after such a late event
+the windows no longer add up to the customer totals.
 """
 import datetime
 import functools
@@ -37,8 +37,8 @@ from contracts.limits import MAX_WINDOWS
 from contracts.wire import money, money_text
 
 ZERO = "0.00"
-# closed windows kept for a restated event: as many as analytics can show
-KEPT_CLOSED_WINDOWS = MAX_WINDOWS
+# windows kept for a restated event: as many as analytics can show
+KEPT_WINDOWS = MAX_WINDOWS
 RESTATED = "restated"  # the mark ``settle`` puts on a repeat (inside the aggregator only)
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,33 @@ def settle(state, event):
     return [event]
 
 
+def first_sight(state, origin):
+    """True the first time ``origin`` reaches this key's ``state``, False for a
+    repeat of it: the guard of every step behind a repartition.
+
+    ``origin`` is where an event or line was made upstream: ``[partition,
+    offset, index, ...]`` of the ``billing.bills`` record that made it (index:
+    which of the record's outputs). Upstream replays after a crash or a
+    rebalance (work done since its last checkpoint) make the same outputs with
+    the same origins again, in the same order, and the repartition topic
+    keeps each upstream partition's order (quixstreams' producer is
+    idempotent): so a key remembers the newest origin per upstream partition,
+    and anything not newer is a repeat. ``state`` keeps it under ``"origins"``.
+
+        >>> first_sight(state, [2, 40, 0])
+        True
+        >>> first_sight(state, [2, 40, 0])   # the same line, made again by a replay
+        False
+    """
+    source, position = str(origin[0]), list(origin[1:])
+    newest = state.get("origins") or {}
+    if source in newest and position <= newest[source]:
+        return False
+    newest[source] = position
+    state.set("origins", newest)
+    return True
+
+
 def add_bill(stats, event):
     """Customer running totals after one more bill event (``bill_delta``: a
     cancellation takes its bill off); ``stats`` None for the first. A cancellation
@@ -197,45 +224,54 @@ def iso_utc(epoch_ms):
     return datetime.datetime.fromtimestamp(epoch_ms / 1000, datetime.timezone.utc).isoformat()
 
 
-def add_to_window(state, event, timestamp_ms, window_ms, grace_ms,
-                  keep_closed=KEPT_CLOSED_WINDOWS):
+def add_to_window(state, event, timestamp_ms, window_ms, grace_ms, source=0,
+                  keep=KEPT_WINDOWS):
     """Book a bill event in its tumbling window (by event time: a creation at its
     creation time, a cancellation, negative, at its cancellation time) and return
     the window's record as published (``window_record``), or None if the event is
     too late.
 
     ``state`` (``get``/``set``/``delete``, one key for all bills) holds each
-    window's revenue and a ``clock``: the newest event time seen and the windows
-    still open. A window closes once the newest bill is ``grace_ms`` past its
-    end; an event for a closed window counts in no window (it still counts per
-    customer and product). The newest ``keep_closed`` closed windows keep their
-    revenue in the state (listed under ``closed``), so a ``restated`` event
-    publishes its window again even when closed. Creations and cancellations
-    share the clock: lateness is judged the same way for both.
+    window's revenue (``"window:<start>"``), the newest event time seen from
+    each ``source`` (the ``billing.bills`` partition the event came from) under
+    ``"newest"``, and the starts of the windows kept under ``"windows"``.
+
+    An event is late, and counts in no window (it still counts per customer and
+    product), when its window ended more than ``grace_ms`` before the newest
+    event of its own source. Not of all sources: each partition comes in time
+    order, near enough, but the partitions are read at their own pace (a
+    rebuild gives hours of bills in minutes), so a slower partition's bills are
+    not late because another partition is ahead. Creations and cancellations
+    share the clock.
+
+    The newest ``keep`` windows are kept, so a ``restated`` event publishes its
+    window again (its revenue as it stands); an event for a window older than
+    all of them counts in none, since a forgotten window must not start again
+    from zero and overwrite what was published for it.
     """
-    clock = state.get("clock") or {"newest": timestamp_ms, "open": []}
-    newest = max(clock["newest"], timestamp_ms)
+    newest = state.get("newest") or {}
+    source = str(source)
+    if source not in newest or timestamp_ms > newest[source]:
+        newest[source] = timestamp_ms
+        state.set("newest", newest)
     start = timestamp_ms - timestamp_ms % window_ms
-    still_open = [s for s in clock["open"] if s + window_ms + grace_ms > newest]
-    closing = [s for s in clock["open"] if s not in still_open]
-    if closing:
-        closed = (state.get("closed") or []) + closing
-        for forgotten in closed[:-keep_closed]:
-            state.delete("window:{}".format(forgotten))
-        state.set("closed", closed[-keep_closed:])
-    late = start + window_ms + grace_ms <= newest
-    if not late and start not in still_open:
-        still_open = sorted(still_open + [start])
-    if newest != clock["newest"] or still_open != clock["open"]:
-        state.set("clock", {"newest": newest, "open": still_open})
     key = "window:{}".format(start)
+    revenue = state.get(key)
     if event.get(RESTATED):  # counted before: its window as it stands, if it was booked
-        kept = state.get(key)
-        return None if kept is None else window_record(
-            {"start": start, "end": start + window_ms, "value": kept})
-    if late:
+        return None if revenue is None else window_record(
+            {"start": start, "end": start + window_ms, "value": revenue})
+    if start + window_ms + grace_ms <= newest[source]:
         return None
-    revenue = add_revenue(state.get(key, ZERO), event)
+    if revenue is None:
+        starts = state.get("windows") or []
+        if len(starts) >= keep and start < starts[0]:
+            return None
+        starts = sorted(starts + [start])
+        for forgotten in starts[:-keep]:
+            state.delete("window:{}".format(forgotten))
+        state.set("windows", starts[-keep:])
+        revenue = ZERO
+    revenue = add_revenue(revenue, event)
     state.set(key, revenue)
     return window_record({"start": start, "end": start + window_ms, "value": revenue})
 

@@ -19,17 +19,28 @@ outbox may relay the creation after the cancellation, which then waits (parked
 in the state) for its creation and never takes a total below zero. (Windows:
 see below.)
 
-One settling step before the branches is enough because ``billing.bills`` has one
-partition: ``group_by`` then re-keys in place, and every store is committed in the
-same checkpoint as the input offset, so a replay after a crash starts from state
-that matches it. With more partitions ``group_by`` goes through repartition
-topics that a replay can fill twice; ``build_app`` refuses to start then.
+``billing.bills`` has ``KAFKA_PARTITIONS`` partitions (any number works), keyed
+by customer, so each customer's events stay in one partition and in order; the
+settling and the customer totals need no more. As many instances as there are
+partitions share them in one consumer group (``claim_state_dir``: each its own
+local state). The product and window branches re-key (``group_by``), which on
+more than one partition goes through a repartition topic: a product's lines
+come from every partition, and all windows are one key. An upstream replay
+(after a crash or a rebalance, the work since its last checkpoint is done
+again) writes the same lines to the repartition topic again; each is tagged
+with its origin (partition, offset, index of the ``billing.bills`` record that
+made it) and a re-keyed step counts only origins newer than the newest it has
+seen from that partition (``streams.aggregate.first_sight``). Every store is
+committed in the same checkpoint as its own input offset, so a replay of a
+step starts from state that matches it. So per-product totals and windows stay
+exact across partitions and instances.
 
 Windows use event time: the event's ``occurred_at`` (via the input topic's
 timestamp extractor), not the Kafka record's timestamp, so a bill redelivered or
 delayed by the bridge still lands in the window it happened in. A bill whose
-window ended more than ``WINDOW_GRACE_MS`` before the newest one seen misses its
-(closed) window; it still counts per customer and per product.
+window ended more than ``WINDOW_GRACE_MS`` before the newest one seen in its own
+partition misses its (closed) window; it still counts per customer and per
+product.
 
 A cancellation's ``occurred_at`` is the time of the cancellation, so it is booked
 (negative) in the window it happened in, not in the bill's: a window that was
@@ -46,6 +57,8 @@ store, whose per-message expiry scans and window bookkeeping were much of the
 aggregator's time (``make bench-stream``; the figures are in docs/benchmarks.md).
 """
 import dataclasses
+import fcntl
+import logging
 import os
 import warnings
 
@@ -61,13 +74,17 @@ with warnings.catch_warnings():
         AuthlibDeprecationWarning = Warning
     warnings.filterwarnings("ignore", message=r"The httpx module is deprecated",
                             category=AuthlibDeprecationWarning)
-    from quixstreams import Application
+    from quixstreams import Application, message_context
+    # for streams.__main__, imported here under the filter above
+    from quixstreams.state.exceptions import InvalidStoreChangelogOffset  # noqa: F401
 
 from common.config import ROOT, as_bool
-from streams.aggregate import (add_bill, add_product_line, add_to_window,
-                               event_time_ms, is_bill_event, product_lines, settle)
-from contracts.topics import (AGGREGATOR_GROUP, BILLS_TOPIC, CUSTOMER_STATS_TOPIC,
-                             PRODUCT_STATS_TOPIC, REVENUE_WINDOWS_TOPIC, ensure_topics)
+from streams.aggregate import (add_bill, add_product_line, add_to_window, event_time_ms,
+                               first_sight, is_bill_event, product_lines, settle)
+from contracts.topics import (AGGREGATOR_GROUP, BILLS_TOPIC, CUSTOMER_STATS_TOPIC, PARTITIONS,
+                              PRODUCT_STATS_TOPIC, REVENUE_WINDOWS_TOPIC, ensure_topics)
+
+log = logging.getLogger("streams")
 
 CONSUMER_GROUP = AGGREGATOR_GROUP
 # A bill arriving up to this long after a newer one still counts in its window.
@@ -104,6 +121,13 @@ TANSU_CONSUMER_CONFIG = {"fetch.wait.max.ms": 25}
 #    batch.num.messages=1: one request per changelog and result record) cost most
 #    of the aggregator's throughput; the price of this one is a rebuild at each
 #    start, which grows with the changelogs (docs/benchmarks.md).
+# 4. The same wrong answer stops a running instance at a rebalance (another
+#    instance joins or leaves): every partition is taken back and given out again,
+#    and one it keeps has local state "ahead" of Tansu's changelog end. The worker
+#    then exits with RESTART_EXIT_CODE and its supervisor starts it again at once,
+#    on a cleared state (``streams/__main__.py``): a rebalance costs the instances
+#    that keep partitions a restart. Apache Kafka rebalances without it.
+RESTART_EXIT_CODE = 75  # EX_TEMPFAIL: start again at once, nothing is wrong
 
 
 
@@ -113,6 +137,7 @@ class Settings:
     tansu: bool
     window_seconds: float
     state_dir: str
+    partitions: int = PARTITIONS
 
     @classmethod
     def from_config(cls, config):
@@ -121,13 +146,56 @@ class Settings:
         return cls(bootstrap=str(config["KAFKA_BOOTSTRAP_SERVERS"]),
                    tansu=as_bool(config["KAFKA_TANSU"]),
                    window_seconds=float(config["STREAMS_WINDOW_SECONDS"]),
-                   state_dir=os.path.join(ROOT, str(config["STREAMS_STATE_DIR"])))
+                   state_dir=os.path.join(ROOT, str(config["STREAMS_STATE_DIR"])),
+                   partitions=int(config.get("KAFKA_PARTITIONS", PARTITIONS)))
+
+
+def claim_state_dir(base):
+    """The first ``<base>/instance-<n>`` no other live aggregator holds, held
+    (an exclusive lock on its ``.lock`` file) until this process ends: instances
+    on one machine (``INSTANCES=2 make run``) must not share local state, and on
+    Tansu each clears its own at start. A restarted instance takes a free one
+    again; where each instance has a disk of its own (compose, Kubernetes) it
+    is always ``instance-1``."""
+    number = 1
+    while True:
+        folder = os.path.join(base, "instance-{}".format(number))
+        os.makedirs(folder, exist_ok=True)
+        handle = open(os.path.join(folder, ".lock"), "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            number += 1
+            continue
+        claim_state_dir.held = handle  # the lock lives as long as the process
+        return folder
 
 
 def settled(event, state):
     """Stateful step (the message key's state): the events to count for this
-    one (``streams.aggregate.settle``), zero, one or two."""
-    return settle(state, event)
+    one (``streams.aggregate.settle``), zero, one or two, each tagged with its
+    ``origin`` (``streams.aggregate.first_sight``)."""
+    context = message_context()
+    return [dict(counted, origin=[context.partition, context.offset, index])
+            for index, counted in enumerate(settle(state, event))]
+
+
+def lines_of(event):
+    """The event's signed product lines (``streams.aggregate.product_lines``),
+    each tagged with its own origin: the event's and its index."""
+    return [dict(line, origin=event["origin"] + [index])
+            for index, line in enumerate(product_lines(event))]
+
+
+def once(step):
+    """A stateful step behind a repartition: ``step(value, state)`` for each
+    value seen the first time (by its ``origin``), None for a repeat."""
+    def guarded(value, state):
+        if not first_sight(state, value["origin"]):
+            return None
+        return step(value, state)
+    return guarded
 
 
 def accumulate(add):
@@ -143,15 +211,34 @@ def accumulate(add):
 def windowed(window_ms):
     """Stateful step booking each bill event in its tumbling window at the event's
     own time (a cancellation's is the time of the cancellation; a parked one
-    released by its creation shares the creation's message, not its time)."""
+    released by its creation shares the creation's message, not its time),
+    late or not by the clock of its own partition."""
     def step(event, state):
-        return add_to_window(state, event, event_time_ms(event), window_ms, WINDOW_GRACE_MS)
+        return add_to_window(state, event, event_time_ms(event), window_ms, WINDOW_GRACE_MS,
+                             source=event["origin"][0])
     return step
 
 
-def build_app(settings):
-    """Create the topics if missing and return the quixstreams ``Application``."""
-    ensure_topics(settings.bootstrap, tansu=settings.tansu)
+class PartitionsSeen:
+    """``on_message_processed``: logs the first record of each ``billing.bills``
+    partition this process handles, so its log says which partitions it was given
+    (an instance's share of the consumer group; Tansu's group description lists
+    no members)."""
+
+    def __init__(self):
+        self.seen = set()
+
+    def __call__(self, topic, partition, offset):
+        if topic == BILLS_TOPIC and partition not in self.seen:
+            self.seen.add(partition)
+            log.info("processing %s partition %d (from offset %d); partitions here: %s",
+                     topic, partition, offset, sorted(self.seen))
+
+
+def build_app(settings, state_dir=None):
+    """Create the topics if missing and return the quixstreams ``Application``,
+    its local state in ``state_dir`` (default: one claimed under the settings')."""
+    ensure_topics(settings.bootstrap, tansu=settings.tansu, partitions=settings.partitions)
     app = Application(
         broker_address=settings.bootstrap,
         consumer_group=CONSUMER_GROUP,
@@ -159,20 +246,17 @@ def build_app(settings):
         # Transactions are unsafe on Tansu; settling per bill makes replays harmless.
         processing_guarantee="at-least-once",
         commit_interval=COMMIT_INTERVAL,
-        state_dir=settings.state_dir,
+        state_dir=state_dir or claim_state_dir(settings.state_dir),
         consumer_extra_config={**CONSUMER_CONFIG,
                                **(TANSU_CONSUMER_CONFIG if settings.tansu else {})},
         producer_extra_config=PRODUCER_CONFIG,
+        on_message_processed=PartitionsSeen(),
         loglevel=None,  # our logging configuration, not quixstreams' own handler
     )
     if settings.tansu:
         app.clear_state()  # rebuilt from the changelogs: Tansu work-around 3 above
     bills_topic = app.topic(BILLS_TOPIC, key_deserializer="str",
                             timestamp_extractor=lambda value, *_: event_time_ms(value))
-    partitions = bills_topic.broker_config.num_partitions
-    if partitions != 1:
-        raise SystemExit("{} has {} partitions; the aggregator needs exactly 1 (see "
-                         "streams/app.py)".format(BILLS_TOPIC, partitions))
     customers_topic, products_topic, windows_topic = (
         app.topic(name, key_serializer="str")
         for name in (CUSTOMER_STATS_TOPIC, PRODUCT_STATS_TOPIC, REVENUE_WINDOWS_TOPIC))
@@ -184,13 +268,14 @@ def build_app(settings):
     (bills.apply(accumulate(add_bill), stateful=True)
      .to_topic(customers_topic, key=lambda totals: str(totals["customer_id"])))
 
-    (bills.apply(product_lines, expand=True)
+    (bills.apply(lines_of, expand=True)
      .group_by(lambda line: str(line["product_id"]), name="product")
-     .apply(accumulate(add_product_line), stateful=True)
+     .apply(once(accumulate(add_product_line)), stateful=True)
+     .filter(lambda totals: totals is not None)  # a repeat from a replay
      .to_topic(products_topic))
 
     (bills.group_by(lambda event: "all", name="all")
-     .apply(windowed(int(settings.window_seconds * 1000)), stateful=True)
-     .filter(lambda window: window is not None)  # too late for its window
+     .apply(once(windowed(int(settings.window_seconds * 1000))), stateful=True)
+     .filter(lambda window: window is not None)  # a repeat, or too late for its window
      .to_topic(windows_topic, key=lambda window: window["start"]))
     return app

@@ -294,17 +294,21 @@ class Mesh:
             return None
 
     def aggregator_offsets(self):
-        """``(committed, end)`` of the aggregator's group on billing.bills."""
+        """``(committed, end)`` of the aggregator's group on billing.bills, each
+        summed over the topic's partitions."""
         admin = KafkaAdminClient(bootstrap_servers=self.kafka.bootstrap,
                                  request_timeout_ms=3000, bootstrap_timeout_ms=3000)
         try:
-            partition = TopicPartition(BILLS_TOPIC, 0)
-            committed = admin.list_group_offsets({AGGREGATOR_GROUP: [partition]}).get(
-                AGGREGATOR_GROUP, {}).get(partition)
-            end = admin.list_partition_offsets({partition: OffsetSpec.LATEST})[partition].offset
+            [description] = admin.describe_topics([BILLS_TOPIC])
+            partitions = [TopicPartition(BILLS_TOPIC, p["partition_index"])
+                          for p in description["partitions"]]
+            committed = admin.list_group_offsets({AGGREGATOR_GROUP: partitions}).get(
+                AGGREGATOR_GROUP, {})
+            ends = admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in partitions})
         finally:
             admin.close()
-        return (committed.offset if committed is not None and committed.offset >= 0 else 0), end
+        return (sum(max(committed[tp].offset, 0) for tp in partitions if tp in committed),
+                sum(ends[tp].offset for tp in partitions))
 
     def serving(self, name, since):
         """Whether ``name`` serves again: the gateway answers ``/health/live``; a
@@ -549,16 +553,21 @@ def read_bill_events(bootstrap, seconds=60):
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                              enable_auto_commit=False, auto_offset_reset="earliest",
                              fetch_max_wait_ms=100)
-    partition = TopicPartition(BILLS_TOPIC, 0)
     try:
-        consumer.assign([partition])
-        consumer.seek_to_beginning(partition)
-        end = consumer.end_offsets([partition])[partition]
+        partitions = [TopicPartition(BILLS_TOPIC, number)
+                      for number in sorted(consumer.partitions_for_topic(BILLS_TOPIC))]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
         events, quiet, deadline = [], 0, time.monotonic() + seconds
-        while (quiet < 4 or consumer.position(partition) < end) and time.monotonic() < deadline:
-            records = consumer.poll(timeout_ms=250).get(partition, [])
-            events.extend(json.loads(record.value) for record in records)
-            quiet = 0 if records else quiet + 1
+
+        def behind():
+            return any(consumer.position(tp) < ends[tp] for tp in partitions)
+        while (quiet < 4 or behind()) and time.monotonic() < deadline:
+            batches = consumer.poll(timeout_ms=250)
+            for records in batches.values():
+                events.extend(json.loads(record.value) for record in records)
+            quiet = 0 if batches else quiet + 1
     finally:
         consumer.close()
     return events

@@ -224,7 +224,7 @@ def restart_kafka_processes():
             os.kill(pid, signal.SIGHUP)
 
 
-def keep_broker_running(broker, manager):
+def keep_broker_running(broker, manager, partitions):
     """Start the local broker again whenever it dies, until the mesh stops."""
     while not manager._terminating:
         if broker.process.poll() is not None and not manager._terminating:
@@ -233,7 +233,7 @@ def keep_broker_running(broker, manager):
                       broker.process.returncode), flush=True)
             try:
                 broker.start()
-                ensure_topics(broker.bootstrap, tansu=True)
+                ensure_topics(broker.bootstrap, tansu=True, partitions=partitions)
             except (KafkaNotStarted, KafkaError) as exc:
                 print(exc, flush=True)
             else:
@@ -255,6 +255,7 @@ def main():
         sys.exit("make run: " + refusal)
     write_pid(PID_PATH)
     bootstrap = config["KAFKA_BOOTSTRAP_SERVERS"]
+    partitions = int(config["KAFKA_PARTITIONS"])
     broker = None
     if as_bool(config["KAFKA_TANSU"]) and not broker_answers(bootstrap):
         try:
@@ -263,7 +264,7 @@ def main():
             sys.exit(str(exc))
         # the topics, with their settings, before any process: none of them then
         # creates one by producing to it
-        ensure_topics(bootstrap, tansu=True)
+        ensure_topics(bootstrap, tansu=True, partitions=partitions)
         print("started the local Kafka broker (Tansu, memory only) at {}".format(bootstrap),
               flush=True)
     try:
@@ -304,7 +305,7 @@ def main():
                                args=(gateway_url(config), manager), daemon=True)
     watcher.start()
     if broker is not None:
-        threading.Thread(target=keep_broker_running, args=(broker, manager),
+        threading.Thread(target=keep_broker_running, args=(broker, manager, partitions),
                          daemon=True).start()
     try:
         manager.loop()

@@ -110,24 +110,32 @@ def test_gateway_and_service_in_one_process_share_one_port(start_mesh, mesh_conf
 
 
 def test_group_lag_is_end_minus_committed_offset(kafka):
+    """Summed over the topic's partitions and over every other topic the group
+    committed on (the aggregator's repartition topics: work between its steps)."""
     ensure_topics(kafka.bootstrap, tansu=True)
     producer = KafkaProducer(bootstrap_servers=kafka.bootstrap)
     for n in range(10):
-        producer.send(BILLS_TOPIC, json.dumps({"n": n}).encode()).get(timeout=10)
+        producer.send(BILLS_TOPIC, json.dumps({"n": n}).encode(), partition=n % 2).get(timeout=10)
+    for n in range(3):
+        producer.send(CUSTOMER_STATS_TOPIC, b"{}", partition=1).get(timeout=10)
     producer.close()
     # nothing committed yet: everything is behind
     assert group_lag(kafka.bootstrap, "metrics-test", BILLS_TOPIC) == 10
 
-    partition = TopicPartition(BILLS_TOPIC, 0)
     consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap, group_id="metrics-test",
                              enable_auto_commit=False)
-    consumer.assign([partition])
-    consumer.commit({partition: OffsetAndMetadata(4, "", -1)})
+    first, second = TopicPartition(BILLS_TOPIC, 0), TopicPartition(BILLS_TOPIC, 1)
+    between = TopicPartition(CUSTOMER_STATS_TOPIC, 1)
+    consumer.assign([first, second, between])
+    consumer.commit({first: OffsetAndMetadata(4, "", -1), second: OffsetAndMetadata(5, "", -1),
+                     between: OffsetAndMetadata(1, "", -1)})
     consumer.close()
-    assert group_lag(kafka.bootstrap, "metrics-test", BILLS_TOPIC) == 6
-    gauge = value(parse(metrics_text()[0].decode()), "mesh_kafka_consumer_lag",
-                  group="metrics-test", topic=BILLS_TOPIC)
-    assert gauge == 6
+    # billing.bills: 1 + 0 behind; the other topic the group reads: 2
+    assert group_lag(kafka.bootstrap, "metrics-test", BILLS_TOPIC) == 3
+    samples = parse(metrics_text()[0].decode())
+    assert value(samples, "mesh_kafka_consumer_lag", group="metrics-test", topic=BILLS_TOPIC) == 1
+    assert value(samples, "mesh_kafka_consumer_lag", group="metrics-test",
+                 topic=CUSTOMER_STATS_TOPIC) == 2
 
 
 def test_topic_tables_record_their_lag_down_to_zero(start_mesh, mesh_config, kafka, rpc):

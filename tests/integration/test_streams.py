@@ -7,6 +7,7 @@ import datetime
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -21,11 +22,13 @@ from kafka.serializer import DefaultSerializer, JsonSerializer
 from common.config import ROOT
 from contracts.events import BILL_CANCELLED, bill_cancelled_event
 from contracts.topics import (ALL_TOPICS, BILLS_TOPIC, CUSTOMER_STATS_TOPIC,
-                            PRODUCT_STATS_TOPIC, REVENUE_WINDOWS_TOPIC, ensure_topics)
+                              PARTITIONS, PRODUCT_STATS_TOPIC, REVENUE_WINDOWS_TOPIC,
+                              ensure_topics)
 from helpers import bill_event, wait_for
 
-MARKER_CUSTOMER = 999  # the last event of a run: once it shows, all before it did
+MARKER_CUSTOMER = 999  # an event of a customer and product of their own
 MARKER_PRODUCT = 99
+SETTLE_S = 1.0  # how long the outputs must stay equal once they are
 
 
 def some_events(count, seed):
@@ -80,16 +83,18 @@ class Producer:
 
 
 class Latest:
-    """The latest value per key of one output topic, read from its beginning."""
+    """The latest value per key of one output topic, read from its beginning
+    (every partition)."""
 
     def __init__(self, bootstrap, topic):
         self.values = {}
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20,
             key_deserializer=DefaultSerializer(), value_deserializer=JsonSerializer())
-        partition = TopicPartition(topic, 0)
-        self.consumer.assign([partition])
-        self.consumer.seek_to_beginning(partition)
+        partitions = [TopicPartition(topic, number)
+                      for number in sorted(self.consumer.partitions_for_topic(topic))]
+        self.consumer.assign(partitions)
+        self.consumer.seek_to_beginning(*partitions)
 
     def poll(self, timeout_ms=20):
         for records in self.consumer.poll(timeout_ms=timeout_ms).values():
@@ -122,24 +127,28 @@ class Outputs:
         return sum((Decimal(window["revenue"]) for window in self.windows.values.values()),
                    Decimal(0))
 
-    def assert_match(self, aggregator, events):
-        """The outputs equal what ``events`` add up to. The last event must be a
-        ``marker_event()``: once its totals show, every earlier event has been
-        processed (one partition, in order)."""
+    def assert_match(self, aggregators, events, settle_s=SETTLE_S):
+        """The outputs come to equal what ``events`` add up to, and still do
+        ``settle_s`` later (a repeat counted late would change them).
+        ``aggregators``: the running ones (one, or a list), which must stay alive."""
         customers, products, revenue = expected_results(events)
+        aggregators = aggregators if isinstance(aggregators, list) else [aggregators]
 
-        def marker_counted():
-            aggregator.check_alive()
+        def equal():
+            for aggregator in aggregators:
+                aggregator.check_alive()
             self.poll()
-            marker = str(MARKER_CUSTOMER), str(MARKER_PRODUCT)
-            return (self.customers.values.get(marker[0]) == customers[marker[0]]
-                    and self.products.values.get(marker[1]) == products[marker[1]])
-        wait_for(marker_counted, 30, "the last event in customer-stats and product-stats")
-        assert self.customers.values == customers
-        assert self.products.values == products
-        # window results are produced with the others; allow them a moment to land
-        wait_for(lambda: self.poll().window_revenue() == revenue, 5,
-                 "revenue windows adding up to {}".format(revenue))
+            return (self.customers.values == customers and self.products.values == products
+                    and self.window_revenue() == revenue)
+        try:
+            wait_for(equal, 60, "customer-stats, product-stats and revenue-windows equal to "
+                     "the events")
+        finally:  # say how they differ
+            assert self.customers.values == customers
+            assert self.products.values == products
+            assert self.window_revenue() == revenue
+        time.sleep(settle_s)
+        assert equal(), "the outputs changed after they were equal: something counted twice"
         for window in self.windows.values.values():
             start = datetime.datetime.fromisoformat(window["start"])
             end = datetime.datetime.fromisoformat(window["end"])
@@ -160,8 +169,10 @@ class Aggregator:
         """Start it and wait for its start line (the topics exist by then)."""
         starts = self.log_text().count("billing analytics: broker")
         with open(self.log_path, "ab") as log:
+            # a session of its own: kill() takes the worker down with its supervisor
             self.process = subprocess.Popen([sys.executable, "-m", "streams"], cwd=ROOT,
-                                            env=self.env, stdout=log, stderr=subprocess.STDOUT)
+                                            env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
 
         def started():
             self.check_alive()
@@ -177,7 +188,8 @@ class Aggregator:
                 self.process.returncode, self.log_text()[-3000:]), pytrace=False)
 
     def kill(self):
-        self.process.kill()
+        """SIGKILL to the supervisor and its worker at once: the instance is gone."""
+        os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
 
     def stop(self):
@@ -374,3 +386,87 @@ def test_a_new_bill_shows_within_a_second(kafka, aggregator, clients):
     print("produce -> customer-stats readable: {} s".format(
         ", ".join("{:.3f}".format(latency) for latency in latencies)))
     assert max(latencies) < 1.0
+
+
+# --- scaled out: instances sharing billing.bills (make test-cluster) ---------------------
+
+PROCESSING = re.compile(r"^(\S+ \S+) INFO streams: processing billing\.bills partition (\d+) ",
+                        re.MULTILINE)
+
+
+def partitions_processed(aggregator, since=""):
+    """The billing.bills partitions an instance's log says it processed records
+    of, at or after the log time ``since`` (``streams.app.PartitionsSeen``)."""
+    return sorted({int(number) for when, number in PROCESSING.findall(aggregator.log_text())
+                   if when >= since})
+
+
+def log_time():
+    """Now, as the log lines write it (local time, milliseconds with a comma)."""
+    now = time.time()
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)) + ",{:03d}".format(
+        int(now % 1 * 1000))
+
+
+def steady_stream(producer, events, pause_s=0.01):
+    for event in events:
+        producer.send(event)
+        time.sleep(pause_s)
+
+
+@pytest.mark.cluster
+def test_instances_share_the_partitions_and_one_killed_loses_nothing(kafka, tmp_path, clients):
+    """Two aggregators on one state folder (each claims its own) share billing.bills
+    in one consumer group; one is SIGKILLed while bills flow, the other takes its
+    partitions over, and the figures stay exact (per customer, per product, and
+    the windows); the killed one comes back, the group rebalances again, still exact."""
+    first = Aggregator(kafka.bootstrap, tmp_path / "state", tmp_path / "first.log")
+    second = Aggregator(kafka.bootstrap, tmp_path / "state", tmp_path / "second.log")
+    running = [first, second]
+    every_partition = list(range(PARTITIONS))
+    try:
+        first.start()
+        second.start()
+        assert sorted(path.name for path in (tmp_path / "state").iterdir()) == [
+            "instance-1", "instance-2"], "each instance claims a local state folder of its own"
+        producer = clients(Producer(kafka.bootstrap))
+        outputs = clients(Outputs(kafka.bootstrap))
+        # 40 customers: every partition gets some
+        before = [bill_event(n % 40 + 1, [(n % 6 + 1, 1)]) for n in range(120)]
+        steady_stream(producer, before)
+        outputs.assert_match(running, before)
+        shares = [partitions_processed(first), partitions_processed(second)]
+        print("partitions processed before the kill: {}".format(shares))
+        assert all(shares) and sorted(set(shares[0]) | set(shares[1])) == every_partition, \
+            "the two instances did not share billing.bills: {}".format(shares)
+
+        during = some_events(200, seed=11)
+        cancels = [bill_cancelled_event(event["bill"], event["occurred_at"])
+                   for event in before[::7]]
+        steady_stream(producer, during[:60] + cancels[:5])
+        first_held = partitions_processed(first)
+        killed_at, started = log_time(), time.monotonic()
+        first.kill()
+        running.remove(first)
+        steady_stream(producer, during[60:] + cancels[5:] + before[:10])  # repeats too
+        events = before + during + cancels + before[:10]
+        outputs.assert_match(running, events)
+        print("figures exact {:.1f} s after the kill".format(time.monotonic() - started))
+        taken_over = partitions_processed(second, since=killed_at)
+        assert set(first_held) <= set(taken_over), (
+            "the survivor did not take over the killed instance's partitions {}: it processed "
+            "{} since the kill".format(first_held, taken_over))
+
+        restarted_at = log_time()
+        first.start()  # it claims the free folder again, and the group rebalances
+        running.append(first)
+        after = some_events(60, seed=12) + [marker_event()]
+        steady_stream(producer, after)
+        outputs.assert_match(running, events + after)
+        assert partitions_processed(first, since=restarted_at), \
+            "the restarted instance was given no partition"
+    finally:
+        for aggregator in (first, second):
+            code = aggregator.stop()
+            print("--- {} (exit {})\n{}".format(aggregator.log_path.name, code,
+                                                aggregator.log_text()[-2000:]))

@@ -129,7 +129,8 @@ def test_tumbling_windows_by_event_time_with_grace():
     assert add(7000)["revenue"] == "0.30"  # a late bill within grace counts in its window
     assert add(20000)["start"] == "1970-01-01T00:00:20+00:00"  # first window now closed
     assert add(5000) is None  # too late: counts in no window
-    assert state["clock"] == {"newest": 20000, "open": [10000, 15000, 20000]}
+    assert state["newest"] == {"0": 20000}
+    assert state["windows"] == [5000, 10000, 15000, 20000]
     # closed windows keep their revenue, for a restated event (a rebuild)
     assert {key: value for key, value in state.items() if key.startswith("window:")} == {
         "window:5000": "0.30", "window:10000": "0.10", "window:15000": "0.10",
@@ -139,13 +140,44 @@ def test_tumbling_windows_by_event_time_with_grace():
     assert aggregate.add_to_window(state, aggregate.restated(one), 0, 5000, 10000) is None
 
 
-def test_only_the_newest_closed_windows_are_kept():
+def test_only_the_newest_windows_are_kept():
     state, one = DictState(), bill_event(1, [(2, 1)])
     for at_ms in range(0, 60_000, 5000):  # twelve windows, each closed by the next
-        aggregate.add_to_window(state, one, at_ms, 5000, 0, keep_closed=3)
+        aggregate.add_to_window(state, one, at_ms, 5000, 0, keep=3)
     assert sorted(key for key in state if key.startswith("window:")) == [
-        "window:40000", "window:45000", "window:50000", "window:55000"]  # 3 closed + open
-    assert state["closed"] == [40000, 45000, 50000]
+        "window:45000", "window:50000", "window:55000"]
+    assert state["windows"] == [45000, 50000, 55000]
+    # a window older than every kept one, from a partition far behind: in none,
+    # rather than started again from zero over what was published for it
+    assert aggregate.add_to_window(state, one, 10_000, 5000, 60_000, source=1, keep=3) is None
+    assert "window:10000" not in state
+
+
+def test_lateness_is_judged_by_the_clock_of_the_events_own_partition():
+    """A rebuild reads partitions at their own pace: partition 1 an hour ahead
+    does not make partition 0's bills late."""
+    state, one = DictState(), bill_event(1, [(2, 1)])  # 0.10
+    hour = 3_600_000
+    assert aggregate.add_to_window(state, one, hour, 5000, 10_000, source=1)["revenue"] == "0.10"
+    assert aggregate.add_to_window(state, one, 6000, 5000, 10_000, source=0)["revenue"] == "0.10"
+    assert aggregate.add_to_window(state, one, 7000, 5000, 10_000, source=0)["revenue"] == "0.20"
+    # partition 0 moves on past grace: its own late bill counts in no window
+    assert aggregate.add_to_window(state, one, 30_000, 5000, 10_000, source=0) is not None
+    assert aggregate.add_to_window(state, one, 8000, 5000, 10_000, source=0) is None
+    assert state["newest"] == {"0": 30_000, "1": hour}
+
+
+def test_first_sight_lets_each_origin_through_once_per_partition():
+    state = DictState()
+    assert aggregate.first_sight(state, [0, 10, 0, 1])
+    assert aggregate.first_sight(state, [0, 10, 1, 0])  # the record's next output
+    assert aggregate.first_sight(state, [3, 2, 0])  # another partition has its own order
+    # a replay of partition 0 from offset 9: everything up to what was seen is a repeat
+    assert not aggregate.first_sight(state, [0, 9, 0, 0])
+    assert not aggregate.first_sight(state, [0, 10, 0, 1])
+    assert not aggregate.first_sight(state, [0, 10, 1, 0])
+    assert aggregate.first_sight(state, [0, 11, 0, 0])  # then new work again
+    assert state["origins"] == {"0": [11, 0, 0], "3": [2, 0]}
 
 
 def test_event_time_is_occurred_at():
