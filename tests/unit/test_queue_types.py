@@ -56,7 +56,7 @@ def test_a_service_declares_its_queues_with_the_configured_type(queue_type):
             handler.queue.name
 
 
-def test_reply_queues_are_transient_and_classic():
+def test_reply_queues_are_transient_classic_and_named_anew_at_each_connection():
     container = ServiceContainer(BillingService, {
         "AMQP_URI": "memory://", "QUEUE_TYPE": "quorum",
         "DB_URIS": {"billing": "sqlite://"}})
@@ -68,4 +68,11 @@ def test_reply_queues_are_transient_and_classic():
     for listener in listeners:
         listener.setup()
         assert not listener.queue.durable
+        assert listener.queue.auto_delete
         assert "x-queue-type" not in (listener.queue.queue_arguments or {})
+        # read at each (re)connection: a new name, never the dead node's copy;
+        # the same routing key, the reply_to of every call
+        first, second = listener.queue, listener.queue
+        assert first.name != second.name
+        assert first.name.startswith("rpc.reply-billing-")
+        assert first.routing_key == second.routing_key == listener.routing_key

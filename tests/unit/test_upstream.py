@@ -96,8 +96,10 @@ ROWS = (
         # the queue it builds (self.queue), declared only once consuming starts
         (Source("nameko.rpc.RpcConsumer.setup", "5f423f9c5917"),)),
     Row("nameko.rpc.ReplyListener.setup", "nameko",
-        "mesh/rpc.py MeshReplyListener.setup", "relies on internals",
-        (Source("nameko.rpc.ReplyListener.setup", "13e0e4ffef66"),)),
+        "mesh/rpc.py MeshReplyListener.queue", "relies on internals",
+        # setup assigns self.queue once; get_consumers reads it at each (re)connection
+        (Source("nameko.rpc.ReplyListener.setup", "13e0e4ffef66"),
+         Source("nameko.messaging.QueueConsumer.get_consumers", "9566ed8719e2"))),
     Row("nameko.rpc.Rpc.rpc_consumer", "nameko",
         "mesh/rpc.py DeadlineRpc.rpc_consumer", "class attribute",
         (Value("nameko.rpc.Rpc.rpc_consumer", "<nameko.rpc.RpcConsumer instance>"),
