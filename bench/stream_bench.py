@@ -1,7 +1,7 @@
 """Stream benchmark: what the Kafka half of the mesh costs.
 
     .venv/bin/python -m bench.stream_bench [--events 50000] [--rate 100] [--seconds 20]
-                                           [--hub asyncio|epolls]
+                                           [--instances 1,2,3] [--hub asyncio|epolls]
 
 (``make bench`` takes the same figures, beside the HTTP and RPC ones.) Every
 process it starts gets ``EVENTLET_HUB`` for ``--hub`` (``BENCH_HUB``, default
@@ -11,6 +11,9 @@ process it starts gets ``EVENTLET_HUB`` for ``--hub`` (``BENCH_HUB``, default
    fresh local Tansu broker; a plain kafka-python consumer summing revenue per
    customer into a dict, then the quixstreams aggregator (``python -m streams``,
    fresh state), each read all of them. Both figures come from the same run.
+   Then the aggregator scaled out: 1, 2 and 3 instances in one consumer group
+   (``--instances``), each count on a fresh broker, the group left to settle and
+   warmed up before the same number of events is produced (``aggregators``).
 2. Latency: the whole mesh (``python -m tools.run`` in its own RabbitMQ vhost, ports
    and data folder) takes ``--rate`` bills/s through the gateway for ``--seconds``;
    a poller reads ``/analytics/customers`` every 50 ms and notes when each bill
@@ -41,7 +44,7 @@ from bench.harness import (
     python_version, start_tansu,
 )
 from contracts.events import bill_created_event
-from contracts.topics import BILLS_TOPIC, CUSTOMER_STATS_TOPIC, ensure_topics
+from contracts.topics import BILLS_TOPIC, CUSTOMER_STATS_TOPIC, PARTITIONS, ensure_topics
 
 
 def synthetic_event(n, customers=50):
@@ -115,6 +118,103 @@ def aggregator(bootstrap, count, folder, hub=DEFAULT_HUB):
     if seen < count:
         sys.exit("the aggregator produced {} of {} results; see {}".format(seen, count, folder))
     return count / (last - first), totals
+
+
+STEADY_S = 12.0  # no aggregator started for this long: the group is settled (2 session timeouts)
+WARM_UP_CUSTOMER = 100_000  # warm-up bills' customers: apart from the measured ones
+
+
+def instance_starts(folder, count):
+    """Start lines logged so far by each instance of ``aggregators``."""
+    total = 0
+    for number in range(count):
+        path = os.path.join(folder, "streams-{}.log".format(number + 1))
+        if os.path.exists(path):
+            with open(path, errors="replace") as handle:
+                total += handle.read().count("billing analytics: broker")
+    return total
+
+
+def aggregators(bootstrap, count, events, folder, hub=DEFAULT_HUB, timeout=300):
+    """events/s of ``count`` instances of ``python -m streams`` in one group:
+    started on empty topics and left to settle (on Tansu each rebalance starts
+    the instances that keep partitions again: streams/app.py, work-around 4),
+    warmed up with a bill on every partition, then ``events`` bills produced;
+    first to last of their customer-stats outputs, the sums checked."""
+    from kafka import KafkaConsumer, KafkaProducer
+    env = hub_environment(dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+                               STREAMS_STATE_DIR=os.path.join(folder, "state")), hub)
+    processes = []
+    for number in range(count):
+        log = open(os.path.join(folder, "streams-{}.log".format(number + 1)), "ab")
+        processes.append(subprocess.Popen([sys.executable, "-m", "streams"], cwd=ROOT, env=env,
+                                          stdout=log, stderr=subprocess.STDOUT))
+    consumer = KafkaConsumer(CUSTOMER_STATS_TOPIC, bootstrap_servers=bootstrap, group_id=None,
+                             auto_offset_reset="earliest", fetch_max_wait_ms=50)
+    try:
+        deadline = time.monotonic() + timeout
+        starts, steady_since = -1, time.monotonic()
+        while time.monotonic() - steady_since < STEADY_S or starts < count:
+            if time.monotonic() > deadline:
+                sys.exit("{} aggregators never settled; see {}".format(count, folder))
+            now = instance_starts(folder, count)
+            if now != starts:
+                starts, steady_since = now, time.monotonic()
+            time.sleep(0.5)
+        warm = KafkaProducer(bootstrap_servers=bootstrap, key_serializer=str.encode,
+                             value_serializer=lambda value: json.dumps(value).encode())
+        for partition in range(PARTITIONS):
+            _, event = synthetic_event(partition)
+            event["bill"]["customer_id"] = WARM_UP_CUSTOMER + partition
+            warm.send(BILLS_TOPIC, key=str(WARM_UP_CUSTOMER + partition), value=event,
+                      partition=partition)
+        warm.flush()
+        warm.close()
+        warmed = set()
+        while len(warmed) < PARTITIONS:
+            if time.monotonic() > deadline:
+                sys.exit("the warm-up bills were not all counted; see {}".format(folder))
+            for records in consumer.poll(timeout_ms=200).values():
+                warmed |= {json.loads(r.value)["customer_id"] for r in records}
+        expected = produce(bootstrap, events)
+        seen, first, last, totals = 0, None, None, {}
+        while seen < events:
+            if time.monotonic() > deadline:
+                sys.exit("{} aggregators produced {} of {} results; see {}".format(
+                    count, seen, events, folder))
+            for records in consumer.poll(timeout_ms=200).values():
+                for record in records:
+                    value = json.loads(record.value)
+                    if value["customer_id"] >= WARM_UP_CUSTOMER:
+                        continue
+                    now = time.perf_counter()
+                    first, last = first or now, now
+                    totals[value["customer_id"]] = Decimal(value["revenue"])
+                    seen += 1
+    finally:
+        consumer.close()
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=30)
+    if totals != expected:
+        sys.exit("{} aggregators' sums are wrong; see {}".format(count, folder))
+    return events / (last - first)
+
+
+def aggregator_scale_out(events, folder, counts=(1, 2, 3), hub=DEFAULT_HUB):
+    """``{instances: events/s}``, each count on a fresh broker of its own."""
+    rates = {}
+    for count in counts:
+        run = os.path.join(folder, "scale-{}".format(count))
+        os.makedirs(run, exist_ok=True)
+        bootstrap, tansu = start_tansu(run)
+        try:
+            ensure_topics(bootstrap, tansu=True)
+            rates[count] = aggregators(bootstrap, count, events, run, hub)
+        finally:
+            tansu.kill()
+    return rates
 
 
 POLL_S = 0.05  # how often the poller asks the gateway for /analytics/customers
@@ -277,10 +377,14 @@ def main():
     parser.add_argument("--events", type=int, default=50000)
     parser.add_argument("--rate", type=float, default=100)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--instances", default="1,2,3",
+                        help="aggregator instances to measure side by side (comma-separated)")
     add_hub_argument(parser)
     args = parser.parse_args()
     folder = tempfile.mkdtemp(prefix="stream-bench-")
     plain_rate, aggregator_rate = aggregator_throughput(args.events, folder, args.hub)
+    scale = aggregator_scale_out(args.events, folder,
+                                 [int(n) for n in args.instances.split(",")], args.hub)
     bootstrap, tansu = start_tansu(folder)  # the mesh gets a broker of its own
     try:
         with BenchMesh(folder, bootstrap, hub=args.hub, LOG_LEVEL="WARNING") as mesh:
@@ -294,6 +398,12 @@ def main():
         ("plain kafka-python consumer", "{:,.0f} events/s".format(plain_rate), ""),
         ("quixstreams aggregator", "{:,.0f} events/s".format(aggregator_rate),
          "{:.2f}x plain (target >= 0.40x) {}".format(ratio, "PASS" if ratio >= 0.4 else "FAIL")),
+    ] + [
+        ("aggregator, {} instance{}".format(count, "" if count == 1 else "s"),
+         "{:,.0f} events/s".format(rate),
+         "{:.2f}x one instance, settled group".format(rate / scale[min(scale)]))
+        for count, rate in sorted(scale.items())
+    ] + [
         ("bills posted", "{:.0f} bills/s".format(achieved),
          "{} bills, {} errors, {} not visible".format(len(delays) + missing, len(errors), missing)),
         ("bill -> analytics p50", "{:.0f} ms".format(p50 * 1000), ""),
