@@ -40,8 +40,7 @@ AGGREGATOR_GROUP = "billing-analytics"
 # Partitions of each topic but the rebuilder's (config KAFKA_PARTITIONS): as many
 # aggregator instances as this can share billing.bills (keyed by customer, so a
 # customer's events stay in order). The rebuilder's topic has one key: one
-# partition. Replication 1 suits one broker (Tansu, compose); a cluster's topics
-# are created by its operator (deploy/).
+# partition. Replication 1 suits one broker (Tansu, compose).
 PARTITIONS = 6
 REPLICATION = 1
 
@@ -109,5 +108,5 @@ def warn_of_other_partitions(admin, names, partitions):
         asked = partitions_of(description["name"], partitions)
         if found != asked:
             log.warning("%s has %d partition(s), not the %d asked (KAFKA_PARTITIONS): used as "
-                        "it is; to change it, delete the topics and rebuild the analytics "
-                        "(docs/operations.md)", description["name"], found, asked)
+                        "it is; to change it, see docs/operations.md#scaling-the-aggregator",
+                        description["name"], found, asked)

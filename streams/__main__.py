@@ -4,11 +4,12 @@ Settings come from config.yaml (environment variables override), e.g.
 ``KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19092 python -m streams``.
 
 The aggregator itself runs in a child process (``python -m streams --worker``),
-which this one starts again whenever it dies of anything but a stop asked
-for (at once when it asks to be: a rebalance on Tansu, ``streams.app``), and on SIGHUP, which ``make run`` sends when it started the local Tansu
-broker again: after such a restart (the broker empty) quixstreams' librdkafka
-client either took its process down (SIGSEGV) or hung for good, and the Kafka
-side must come back by itself. The new one starts from the broker's state (on
+which this one starts again whenever it dies of anything but a stop asked for
+(at once when it asks to be: a rebalance on Tansu, ``streams.app``), and on
+SIGHUP, which ``make run`` sends when it started the local Tansu broker again:
+after such a restart (the broker empty) quixstreams' librdkafka client either
+took its process down (SIGSEGV) or hung for good, and the Kafka side must come
+back by itself. The new one starts from the broker's state (on
 Tansu, empty: ``streams.app``), and the rebuilder gives billing's record again
 (``services.rebuilder``). SIGTERM and SIGINT are passed on.
 """

@@ -9,9 +9,13 @@ branches, where a cancellation counts as its bill negated
 - per customer (the message key): add the bill (or take it off), publish the
   totals;
 - per product: explode the bill into one signed line per product, re-key by
-  product (``group_by``), add the line, publish the totals;
-- all bills (``group_by`` one constant key): add the signed total to its
-  tumbling window, publish the window at every update (the open window included).
+  product, add the line, publish the totals;
+- all bills (re-keyed to one constant key, ``WINDOWS_KEY``): add the signed
+  total to its tumbling window, publish the window at every update (the open
+  window included).
+
+The last two share one re-keying step (``group_by``) and one stateful step,
+whose results then part for their two topics.
 
 Because a cancellation is a negative amount rather than an edit, the customer
 and product totals do not depend on the order of a bill's two events: billing's
@@ -23,9 +27,10 @@ see below.)
 by customer, so each customer's events stay in one partition and in order; the
 settling and the customer totals need no more. As many instances as there are
 partitions share them in one consumer group (``claim_state_dir``: each its own
-local state). The product and window branches re-key (``group_by``), which on
-more than one partition goes through a repartition topic: a product's lines
-come from every partition, and all windows are one key. An upstream replay
+local state). The product lines and the windows re-key (one ``group_by``: by
+product, and one key for all windows), which on more than one partition goes
+through a repartition topic: a product's lines come from every partition, and
+all windows are one key. An upstream replay
 (after a crash or a rebalance, the work since its last checkpoint is done
 again) writes the same lines to the repartition topic again; each is tagged
 with its origin (partition, offset, index of the ``billing.bills`` record that
@@ -188,6 +193,31 @@ def lines_of(event):
             for index, line in enumerate(product_lines(event))]
 
 
+WINDOWS_KEY = "all"  # every bill's window step shares one key: the windows are global
+
+
+def lines_and_window(event):
+    """What the re-keyed step gets of one bill event: its product lines
+    (``lines_of``) and the event itself, for its window."""
+    return lines_of(event) + [event]
+
+
+def rekey(item):
+    """A product line's key is its product id (the key of billing.product-stats);
+    a bill event's is ``WINDOWS_KEY``."""
+    return WINDOWS_KEY if "bill" in item else str(item["product_id"])
+
+
+def product_or_window(window_ms):
+    """The re-keyed stateful step: a product line updates its product's totals,
+    a bill event its window (``windowed``); each key's state is its own."""
+    add_line, book = accumulate(add_product_line), windowed(window_ms)
+
+    def step(item, state):
+        return book(item, state) if "bill" in item else add_line(item, state)
+    return step
+
+
 def once(step):
     """A stateful step behind a repartition: ``step(value, state)`` for each
     value seen the first time (by its ``origin``), None for a repeat."""
@@ -268,14 +298,16 @@ def build_app(settings, state_dir=None):
     (bills.apply(accumulate(add_bill), stateful=True)
      .to_topic(customers_topic, key=lambda totals: str(totals["customer_id"])))
 
-    (bills.apply(lines_of, expand=True)
-     .group_by(lambda line: str(line["product_id"]), name="product")
-     .apply(once(accumulate(add_product_line)), stateful=True)
-     .filter(lambda totals: totals is not None)  # a repeat from a replay
+    # products and windows re-keyed in one step: one repartition topic and one
+    # changelog rather than two of each (quixstreams creates each topic apart,
+    # waiting a second for each, at every start on an empty broker)
+    rekeyed = (bills.apply(lines_and_window, expand=True)
+               .group_by(rekey, name="product-or-window")
+               .apply(once(product_or_window(int(settings.window_seconds * 1000))),
+                      stateful=True)
+               .filter(lambda result: result is not None))  # a repeat, or a late bill
+    (rekeyed.filter(lambda result: "product_id" in result)
      .to_topic(products_topic))
-
-    (bills.group_by(lambda event: "all", name="all")
-     .apply(once(windowed(int(settings.window_seconds * 1000))), stateful=True)
-     .filter(lambda window: window is not None)  # a repeat, or too late for its window
+    (rekeyed.filter(lambda result: "start" in result)
      .to_topic(windows_topic, key=lambda window: window["start"]))
     return app

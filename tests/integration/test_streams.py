@@ -22,13 +22,13 @@ from kafka.serializer import DefaultSerializer, JsonSerializer
 from common.config import ROOT
 from contracts.events import BILL_CANCELLED, bill_cancelled_event
 from contracts.topics import (ALL_TOPICS, BILLS_TOPIC, CUSTOMER_STATS_TOPIC,
-                              PARTITIONS, PRODUCT_STATS_TOPIC, REVENUE_WINDOWS_TOPIC,
-                              ensure_topics)
+                              PARTITIONS, PRODUCT_STATS_TOPIC, REBUILD_TOPIC,
+                              REVENUE_WINDOWS_TOPIC, ensure_topics)
 from helpers import bill_event, wait_for
 
 MARKER_CUSTOMER = 999  # an event of a customer and product of their own
 MARKER_PRODUCT = 99
-SETTLE_S = 1.0  # how long the outputs must stay equal once they are
+SETTLE_S = 0.5  # how long the outputs must stay equal once they are (a checkpoint)
 
 
 def some_events(count, seed):
@@ -251,6 +251,23 @@ def test_ensure_topics_is_repeatable_and_sets_retention_on_tansu(kafka):
         assert configs.get("retention.bytes") == "-1", (name, configs)
 
 
+def test_topics_get_the_partitions_asked_and_existing_ones_are_kept_with_a_warning(
+        kafka, caplog):
+    ensure_topics(kafka.bootstrap, tansu=True, partitions=4)
+    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap)
+    try:
+        found = {name: len(consumer.partitions_for_topic(name)) for name in ALL_TOPICS}
+    finally:
+        consumer.close()
+    assert found == {name: 1 if name == REBUILD_TOPIC else 4 for name in ALL_TOPICS}
+    caplog.clear()
+    ensure_topics(kafka.bootstrap, tansu=True, partitions=6)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "{} has 4 partition(s), not the 6 asked (KAFKA_PARTITIONS)".format(BILLS_TOPIC) in \
+        " ".join(warned), warned
+    assert not [m for m in warned if REBUILD_TOPIC in m], warned
+
+
 # --- the running aggregator -----------------------------------------------------------
 
 def test_totals_match_the_events(kafka, aggregator, clients):
@@ -460,11 +477,14 @@ def test_instances_share_the_partitions_and_one_killed_loses_nothing(kafka, tmp_
         restarted_at = log_time()
         first.start()  # it claims the free folder again, and the group rebalances
         running.append(first)
-        after = some_events(60, seed=12) + [marker_event()]
-        steady_stream(producer, after)
+        # bills on every partition until the restarted instance processes some of them
+        after, deadline = [], time.monotonic() + 60
+        while not partitions_processed(first, since=restarted_at):
+            assert time.monotonic() < deadline, "the restarted instance was given no partition"
+            batch = [bill_event(n + 1, [(n % 6 + 1, 2)]) for n in range(40)]
+            steady_stream(producer, batch)
+            after += batch
         outputs.assert_match(running, events + after)
-        assert partitions_processed(first, since=restarted_at), \
-            "the restarted instance was given no partition"
     finally:
         for aggregator in (first, second):
             code = aggregator.stop()
