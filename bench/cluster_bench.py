@@ -21,7 +21,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 
 import requests
 
@@ -34,13 +33,6 @@ def bills_per_second(url, seconds, product, customers):
     env = {"BENCH_PRODUCT": str(product), "BENCH_CUSTOMERS": ",".join(map(str, customers))}
     wrk(url + "/bills", 2, script=BILLS_LUA, env=env)  # warm up
     return wrk(url + "/bills", seconds, script=BILLS_LUA, env=env)
-
-
-def leader_of(cluster, queue):
-    answer = requests.get("{}/api/queues/%2F/{}".format(
-        cluster.management_url, urllib.parse.quote(queue, safe="")), timeout=10)
-    answer.raise_for_status()
-    return answer.json()["leader"]
 
 
 def failover(url, cluster, product, customers):
@@ -67,8 +59,7 @@ def failover(url, cluster, product, customers):
     thread = threading.Thread(target=load, daemon=True)
     thread.start()
     time.sleep(3)
-    name = leader_of(cluster, "rpc-billing")
-    node = next(n for n in cluster.nodes if n.name == name)
+    node = cluster.leader_node("rpc-billing")
     killed.append(time.monotonic())
     node.kill()
     deadline = time.monotonic() + 60
@@ -78,7 +69,7 @@ def failover(url, cluster, product, customers):
     thread.join(timeout=15)
     node.start()
     node.wait_started()
-    return (made[0] - killed[0] if made else None), answered, name
+    return (made[0] - killed[0] if made else None), answered, node.name
 
 
 def main(argv=None):

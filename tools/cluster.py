@@ -35,6 +35,9 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
+
+import requests
 
 from common.config import ROOT
 from tools.net import answers
@@ -252,6 +255,16 @@ class Cluster:
     @property
     def management_url(self):
         return self.nodes[0].management_url
+
+    def leader_node(self, queue, vhost="/"):
+        """The node holding quorum queue ``queue``'s leader, as the first node's
+        management API says."""
+        answer = requests.get("{}/api/queues/{}/{}".format(
+            self.management_url, urllib.parse.quote(vhost, safe=""),
+            urllib.parse.quote(queue, safe="")), timeout=10)
+        answer.raise_for_status()
+        leader = answer.json()["leader"]
+        return next(node for node in self.nodes if node.name == leader)
 
     def running(self):
         return all(node.alive() for node in self.nodes)

@@ -93,8 +93,8 @@ def survives(launcher, cluster, fault, repair, what):
     analytics exact."""
     with Load(launcher.url) as load:
         wait_for(lambda: load.made >= 20, 30, "bills made on the cluster")
-        leader = next(q for q in queues(cluster) if q["name"] == "rpc-billing")["leader"]
-        node = next(n for n in cluster.nodes if n.name == leader)
+        node = cluster.leader_node("rpc-billing")
+        leader = node.name
         before = load.made
         struck_at = time.monotonic()
         fault(node)
