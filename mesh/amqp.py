@@ -6,6 +6,7 @@ Every entrypoint and proxy of the mesh (``mesh.rpc``, ``mesh.proxy``,
 stock extensions each bring their own consumer with kombu's slow back-off,
 which is why ``services/`` may not use them (ruff's banned-api, pyproject.toml).
 """
+import logging
 from contextlib import contextmanager
 
 from amqp.exceptions import ConnectionError as AMQPConnectionError
@@ -15,6 +16,8 @@ from nameko.amqp.publish import Publisher
 from nameko.constants import DEFAULT_TRANSPORT_OPTIONS, NON_PERSISTENT
 from nameko.messaging import QueueConsumer
 
+
+log = logging.getLogger(__name__)
 
 # what a broker that is away or restarting raises (kombu wraps some as its own)
 CONNECTION_ERRORS = (OSError, AMQPConnectionError, RecoverableConnectionError,
@@ -36,6 +39,22 @@ class FastReconnectQueueConsumer(QueueConsumer):
         # seconds more to stop (Ctrl-C, SIGTERM, each test's teardown).
         kwargs.setdefault("safety_interval", WAKE_INTERVAL_S)
         return super().consume(*args, **kwargs)
+
+    def ack_message(self, message):
+        # nameko ignores only amqp's own ConnectionError here; a socket reset
+        # (OSError) escaped, ended the thread and with it the whole service: a
+        # cluster node killed under load stopped billing for good. The message
+        # goes back to its queue with the connection, nothing to do.
+        try:
+            super().ack_message(message)
+        except CONNECTION_ERRORS as exc:
+            log.info("could not acknowledge a message: the broker connection is gone (%s)", exc)
+
+    def requeue_message(self, message):
+        try:
+            super().requeue_message(message)
+        except CONNECTION_ERRORS as exc:
+            log.info("could not requeue a message: the broker connection is gone (%s)", exc)
 
     @contextmanager
     def establish_connection(self):
@@ -73,7 +92,8 @@ class RpcPublisher(MeshPublisher):
     confirm either (``MeshRpcProxy`` asks the broker for consumers instead of
     relying on ``mandatory``). So RabbitMQ neither writes nor confirms them, which
     was a large share of its CPU per call (``make bench``; the figures are in
-    docs/benchmarks.md). Events stay persistent and confirmed.
+    docs/benchmarks.md). Events stay persistent and confirmed. Over quorum queues
+    ``MeshRpcProxy`` has requests confirmed (``mesh.proxy`` says why).
     """
 
     delivery_mode = NON_PERSISTENT

@@ -85,3 +85,26 @@ def test_the_gateways_url_map_is_compiled_with_the_garbage_collector_paused():
     assert app.url_map.bind("localhost").match("/bills/7") == (None, {"bill_id": 7})
     assert seen == [False], "the routes were compiled with the collector running"
     assert gc.isenabled(), "the collector stays paused after the routes"
+
+
+class MessageOnAResetConnection:
+    """A delivered message whose connection the broker reset (a node killed):
+    the socket write of its ack or requeue fails."""
+
+    class channel:
+        connection = object()  # not yet marked closed: the reset is found by writing
+
+    def ack(self):
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    requeue = ack
+
+
+@pytest.mark.parametrize("settle", ["ack_message", "requeue_message"])
+def test_settling_a_message_on_a_reset_connection_does_not_end_the_service(settle, caplog):
+    # raised, the error ends the consumer's thread, and nameko then kills the
+    # whole service; the broker gives the message again on its own
+    consumer = FastReconnectQueueConsumer()
+    with caplog.at_level(logging.INFO, logger="mesh.amqp"):
+        getattr(consumer, settle)(MessageOnAResetConnection())
+    assert "the broker connection is gone" in caplog.text
