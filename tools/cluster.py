@@ -108,6 +108,8 @@ class Node:
         )
         if self.netns:
             env["RABBITMQ_USE_LONGNAME"] = "true"  # named by its address
+            env["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"] = "-kernel net_setuptime {}".format(
+                self.cluster.network.setuptime)
         else:
             env["ERL_EPMD_ADDRESS"] = "127.0.0.1"
         return env
@@ -322,6 +324,11 @@ class NodeNetwork:
     brings it back."""
 
     ticktime = 2  # net_ticktime: a cut is noticed within 1.5 to 2.5 s
+    # net_setuptime (Erlang's default 7 s): how long a node tries to connect to
+    # another before giving up. A queue client that still named the cut-off
+    # node as its queue's leader (a channel opened during the election) had
+    # its message wait on that attempt, and the call after the failover with it
+    setuptime = 2
     failure_poll_ms = 1000  # quorum queues' failure detector (aten), RabbitMQ's default 5000
 
     def __init__(self, base_port, size):
@@ -341,6 +348,9 @@ class NodeNetwork:
     def _bridge(self):
         return "bmb{}".format(self.tag)
 
+    def _client_link(self, number):
+        return "bmc{}{}".format(self.tag, number)
+
     def _cluster_link(self, number):
         return "bmd{}{}".format(self.tag, number)
 
@@ -355,7 +365,7 @@ class NodeNetwork:
             netns = self.netns(number)
             ip("netns", "add", netns)
             ip("-n", netns, "link", "set", "lo", "up")
-            client = "bmc{}{}".format(self.tag, number)
+            client = self._client_link(number)
             ip("link", "add", client, "type", "veth", "peer", "name", "client", "netns", netns)
             ip("addr", "add", "10.231.{}.{}/30".format(self.k, 4 * number + 1), "dev", client)
             ip("link", "set", client, "up")
@@ -375,7 +385,19 @@ class NodeNetwork:
 
     def remove(self):
         for number in range(1, self.size + 1):
-            ip("netns", "del", self.netns(number), check=False)  # its veth ends go with it
+            netns = self.netns(number)
+            # the epmd daemon each node started in its namespace outlives the
+            # node and would keep the namespace, and its links, alive unnamed
+            pids = subprocess.run(["ip", "netns", "pids", netns], capture_output=True,
+                                  text=True, timeout=30).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            ip("netns", "del", netns, check=False)
+            for link in (self._client_link(number), self._cluster_link(number)):
+                ip("link", "del", link, check=False)  # a veth pair goes with either end
         ip("link", "del", self._bridge(), check=False)
 
 
