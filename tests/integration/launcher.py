@@ -163,41 +163,59 @@ def make_bills(url, count, cancel):
 
 
 class Load:
-    """Bills made (and every fifth cancelled) through the gateway, one after
-    another, until stopped; failures counted, not raised: the broker is being
-    killed under it."""
+    """Bills made (and every fifth cancelled) through the gateway by
+    ``clients`` threads, each one bill after another, until stopped; failures
+    counted, not raised: the broker is being killed under it."""
 
-    def __init__(self, url):
+    def __init__(self, url, clients=1):
         self.url, self.made, self.failed = url, 0, []
         self.bills, self.cancelled = [], []  # ids answered 201; of those, cancelled (200)
+        self.answered_at = []  # (asked, answered), time.monotonic(), of each bill made
         # products with stock for any load (the seeded ones hold a few units)
         self.products = [requests.post(url + "/products", timeout=10, json={
             "name": "Load {}".format(n), "price": "{}.50".format(n), "quantity": 1_000_000,
         }).json()["id"] for n in (1, 2, 3)]
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._lock = threading.Lock()
+        self._asked = 0
+        self._threads = [threading.Thread(target=self._run, daemon=True)
+                         for _ in range(clients)]
 
     def __enter__(self):
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(self, *exc):
         self._stop.set()
-        self._thread.join(timeout=30)
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def first_asked_after(self, moment):
+        """When the first bill asked for after ``moment`` was answered 201
+        (``None`` if none was yet): the in-flight calls of a fault time out on
+        their deadline whatever the mesh does meanwhile."""
+        with self._lock:
+            return min((answered for asked, answered in self.answered_at if asked > moment),
+                       default=None)
 
     def _run(self):
-        n = 0
         while not self._stop.is_set():
-            n += 1
+            with self._lock:
+                self._asked += 1
+                n = self._asked
             try:
+                asked = time.monotonic()
                 answer = requests.post(self.url + "/bills", timeout=10, json={
                     "customer_id": n % 3 + 1,
                     "items": [{"product_id": self.products[n % 3], "quantity": 1}]})
                 if answer.status_code != 201:
                     self.failed.append(answer.status_code)
                     continue
-                self.made += 1
-                self.bills.append(answer.json()["id"])
+                with self._lock:
+                    self.made += 1
+                    self.bills.append(answer.json()["id"])
+                    self.answered_at.append((asked, time.monotonic()))
                 if n % 5 == 0:
                     cancel = requests.post(
                         self.url + "/bills/{}/cancel".format(answer.json()["id"]), timeout=10)
