@@ -15,6 +15,10 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_PATH = os.path.join(ROOT, "config.yaml")
+# where the gateway and the metrics listen when nothing says: this machine only
+# (nameko's own default, 0.0.0.0:8000, serves every network the machine is on)
+DEFAULT_WEB_SERVER_ADDRESS = "127.0.0.1:8000"
+DEFAULT_METRICS_ADDRESS = "127.0.0.1"
 
 ENV_VAR = re.compile(r"\$\{([^}:\s]+):?([^}]+)?\}")
 HAS_ENV_VAR = re.compile(r".*\$\{.*\}.*")

@@ -41,15 +41,16 @@ import time
 from decimal import Decimal
 from typing import Any, Dict, Optional, Sequence
 
+from nameko.constants import WEB_SERVER_CONFIG_KEY
 from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 from nameko.web.handlers import HttpRequestHandler
-from nameko.web.server import WebServer, WsgiApp
+from nameko.web.server import WebServer, WsgiApp, parse_address
 import werkzeug.exceptions
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from common.config import as_bool
+from common.config import DEFAULT_WEB_SERVER_ADDRESS, as_bool
 from common.validation import validate
 from contracts.errors import (
     InvalidInput, MeshError, MethodNotAllowed, NotFound, PayloadTooLarge, Unauthorized,
@@ -291,6 +292,13 @@ def allowed_methods(methods):
 
 
 class JsonWebServer(WebServer):
+    @property
+    def bind_addr(self):
+        # nameko's, with this machine only as the default instead of every
+        # network the machine is on
+        return parse_address(self.container.config.get(WEB_SERVER_CONFIG_KEY)
+                             or DEFAULT_WEB_SERVER_ADDRESS)
+
     def get_wsgi_app(self):
         return JsonWsgiApp(self)
 

@@ -25,7 +25,8 @@ A service gets the RPC and worker figures with one line::
         metrics = Metrics()
 
 and with ``METRICS_PORT`` set (config.yaml; 0, the default, is off) its process
-serves them at ``http://<host>:<METRICS_PORT>/metrics``, one port per process,
+serves them at ``http://<METRICS_ADDRESS>:<METRICS_PORT>/metrics`` (127.0.0.1
+unless configured), one port per process,
 the way Prometheus scrapes a fleet. ``metrics_text()`` gives the same text for
 a route of one's own (the gateway's ``GET /metrics``); ``snapshot(service)`` a
 few totals for a heartbeat.
@@ -46,12 +47,14 @@ from prometheus_client import (
     start_http_server,
 )
 
+from common.config import DEFAULT_METRICS_ADDRESS
 from contracts.errors import MeshError
 from mesh.rpc import DeadlineRpc
 
 log = logging.getLogger(__name__)
 
 METRICS_PORT_KEY = "METRICS_PORT"
+METRICS_ADDRESS_KEY = "METRICS_ADDRESS"
 # 1 ms (a cached read) to 5 s (RPC_TIMEOUT's default); slower lands in +Inf
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 UNMATCHED = "<unmatched>"
@@ -126,6 +129,7 @@ class Metrics(DependencyProvider):
         config = self.container.config
         self.service = self.container.service_name
         self.port = int(config.get(METRICS_PORT_KEY) or 0)
+        self.address = str(config.get(METRICS_ADDRESS_KEY) or DEFAULT_METRICS_ADDRESS)
         MAX_WORKERS.labels(self.service).set(
             int(config.get(MAX_WORKERS_CONFIG_KEY, DEFAULT_MAX_WORKERS)))
         self.started = {}  # worker context -> when its worker started
@@ -140,7 +144,7 @@ class Metrics(DependencyProvider):
 
     def start(self):
         if self.port:
-            self.serving = serve(self.port)
+            self.serving = serve(self.port, self.address)
 
     def stop(self):
         if self.serving:
@@ -283,7 +287,7 @@ _servers = {}  # port -> [prometheus-client's server, containers using it]
 _servers_lock = threading.Lock()
 
 
-def serve(port, addr="0.0.0.0"):
+def serve(port, addr=DEFAULT_METRICS_ADDRESS):
     """Serve ``REGISTRY`` at ``http://<addr>:<port>/metrics`` with
     prometheus-client's own server, once per port however many containers of
     this process ask; True if it is served. A port already taken is logged,

@@ -48,6 +48,8 @@ def compose_block(service):
     if service.kafka:
         lines += ["      KAFKA_BOOTSTRAP_SERVERS: kafka:9092", '      KAFKA_TANSU: "false"']
     lines += ['      METRICS_PORT: "{}"   # scraped by prometheus'.format(METRICS_PORT),
+              "      METRICS_ADDRESS: 0.0.0.0  # reachable from prometheus' container "
+              "(127.0.0.1 by default)",
               "    depends_on:",
               "      topology:",
               "        condition: service_completed_successfully",

@@ -51,7 +51,7 @@ from honcho.manager import Manager
 from kafka.errors import KafkaError
 from honcho.printer import Printer
 
-from common.config import ROOT, as_bool, load_config
+from common.config import DEFAULT_WEB_SERVER_ADDRESS, ROOT, as_bool, load_config
 from common.topology import declare_topology, queue_type_of
 from contracts.services import DECLARATIONS, PROCESS
 from contracts.topics import ensure_topics
@@ -128,7 +128,7 @@ def write_targets(path, targets):
 
 
 def gateway_url(config):
-    address = str(config.get("WEB_SERVER_ADDRESS", "0.0.0.0:8000"))
+    address = str(config.get("WEB_SERVER_ADDRESS", DEFAULT_WEB_SERVER_ADDRESS))
     host, _, port = address.rpartition(":")
     if host in ("", "0.0.0.0", "::"):
         host = "127.0.0.1"

@@ -357,6 +357,9 @@ def test_every_nameko_service_serves_metrics_and_prometheus_scrapes_each_replica
         assert environment_of(services[name]).get("METRICS_PORT") == METRICS_PORT, (
             "compose service {!r} does not set METRICS_PORT: {!r} (Prometheus scrapes "
             "{})".format(name, METRICS_PORT, METRICS_PORT))
+        assert environment_of(services[name]).get("METRICS_ADDRESS") == "0.0.0.0", (
+            "compose service {!r} must set METRICS_ADDRESS: 0.0.0.0: its metrics listen on "
+            "127.0.0.1 by default, out of Prometheus' reach".format(name))
         assert name in jobs, "prometheus.yml has no job for the nameko service {!r}".format(name)
         [discovery] = jobs[name].get("dns_sd_configs") or [None]
         assert discovery and discovery.get("names") == [name] and discovery.get("type") == "A" \

@@ -182,7 +182,7 @@ ROWS = (
         (Value("nameko.amqp.publish.Publisher.use_confirms", True),
          Source("nameko.amqp.publish.Publisher.__init__", "b314ab543fd6"))),
     Row("nameko.amqp.publish.Publisher.publish", "nameko",
-        "mesh/proxy.py MethodClient.call_async", "calls",
+        "mesh/proxy.py MeshRpcProxy.send_request", "calls",
         (Source("nameko.amqp.publish.Publisher.publish", "dd0e87b3027e"),)),
     Row("nameko.messaging.Publisher.publisher_cls", "nameko",
         "mesh/events.py ChangeEvents.publisher_cls; mesh/outbox.py Outbox.publisher_cls",
@@ -244,6 +244,20 @@ ROWS = (
     Row("nameko.extensions.SharedExtension.sharing_key", "nameko",
         "mesh/amqp.py FastReconnectQueueConsumer; mesh/registry.py BrokerView", "relies on internals",
         (Source("nameko.extensions.SharedExtension.sharing_key", "e545bd967b8f"),)),
+    Row("nameko.web.server.WebServer.bind_addr", "nameko",
+        "mesh/http.py JsonWebServer.bind_addr", "overrides",
+        # upstream's, with 127.0.0.1:8000 instead of 0.0.0.0:8000 as the default
+        (Source("nameko.web.server.WebServer.bind_addr", "5bab7b647933"),
+         Source("nameko.web.server.parse_address", "b28a9ce278fd"))),
+    Row("nameko.messaging.QueueConsumer.ack_message", "nameko",
+        "mesh/amqp.py FastReconnectQueueConsumer.ack_message", "overrides",
+        # upstream's, with socket errors ignored too; called by every entrypoint's
+        # and reply listener's thread, whose error would kill the container
+        (Source("nameko.messaging.QueueConsumer.ack_message", "b8a1614182c1"),
+         Source("nameko.containers.ServiceContainer._handle_thread_exited", "d3ffd742732a"))),
+    Row("nameko.messaging.QueueConsumer.requeue_message", "nameko",
+        "mesh/amqp.py FastReconnectQueueConsumer.requeue_message", "overrides",
+        (Source("nameko.messaging.QueueConsumer.requeue_message", "42a6f7bb5b0e"),)),
     Row("nameko.containers.ServiceContainer._run_worker", "nameko",
         "mesh/errors.py WithoutTraceback.filter", "log message text",
         # mesh.errors.EXPECTED_ERROR_PREFIX, logged as a warning with its traceback
