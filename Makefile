@@ -30,7 +30,7 @@ test: setup lint rabbitmq postgres wrk chromium
 
 # the cluster suite (tests marked cluster: three RabbitMQ nodes of their own, a
 # node killed or cut off under load; two aggregators, one killed; minutes): not in
-# make test. CLUSTER_TESTS="cluster and not partition" leaves the network cut out (.ci/run)
+# make test. CLUSTER_TESTS="cluster and not partition" leaves the network cut out
 test-cluster: setup lint rabbitmq
 	bash scripts/ensure-rabbitmq.sh --management
 	$(BIN)/nameko test -m "$${CLUSTER_TESTS:-cluster}" tests/integration
