@@ -1,0 +1,194 @@
+"""``common.tokens.TokenVerifier`` against an issuer served over HTTP here:
+tokens minted with joserfc (the verifier uses PyJWT), good ones accepted, every
+kind of bad one rejected, a key rotated at the issuer picked up; and
+``tools.issuer``'s tokens checked by the same verifier."""
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from joserfc import jwt as joserfc_jwt
+from joserfc.jwk import ECKey, RSAKey
+
+from common.tokens import Caller, IssuerUnreachable, TokenRejected, TokenVerifier
+from helpers import free_port
+from tools.issuer import LocalIssuer, serve
+
+AUDIENCE = "billing-mesh"
+
+
+class Issuer:
+    """An OpenID issuer over HTTP whose listed keys a test changes at will."""
+
+    def __init__(self):
+        self.keys = [RSAKey.generate_key(2048, parameters={"kid": "first"})]
+        self.fetches = 0
+        issuer = self
+        port = free_port()
+        self.url = "http://127.0.0.1:{}".format(port)
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                if self.path == "/.well-known/openid-configuration":
+                    document = {"issuer": issuer.url, "jwks_uri": issuer.url + "/keys"}
+                elif self.path == "/keys":
+                    issuer.fetches += 1
+                    document = {"keys": [key.as_dict(private=False) for key in issuer.keys]}
+                else:
+                    self.send_error(404)
+                    return
+                body = json.dumps(document).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def token(self, key=None, alg=None, **claims):
+        key = key or self.keys[-1]
+        now = int(time.time())
+        body = {"iss": self.url, "sub": "alice", "aud": AUDIENCE, "iat": now, "nbf": now,
+                "exp": now + 300, "scope": "bills:read bills:write", "azp": "console"}
+        body.update(claims)
+        body = {name: value for name, value in body.items() if value is not None}
+        alg = alg or ("ES256" if isinstance(key, ECKey) else "RS256")
+        return joserfc_jwt.encode({"alg": alg, "kid": key.kid}, body, key, algorithms=[alg])
+
+
+@pytest.fixture
+def issuer():
+    started = Issuer()
+    yield started
+    started.server.shutdown()
+
+
+@pytest.fixture
+def verifier(issuer):
+    return TokenVerifier(issuer.url, AUDIENCE, leeway_s=5, refresh_cooldown_s=0)
+
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def test_a_good_token_names_its_caller_and_scopes(issuer, verifier):
+    caller = verifier.verify(issuer.token())
+    assert caller == Caller("alice", "console", frozenset({"bills:read", "bills:write"}))
+    assert caller.has("bills:write") and not caller.has("admin")
+
+
+def test_scopes_as_a_list_in_scp_are_read_too(issuer, verifier):
+    caller = verifier.verify(issuer.token(scope=None, scp=["customers:read"]))
+    assert caller.scopes == {"customers:read"}
+
+
+def test_an_elliptic_curve_key_is_accepted(issuer, verifier):
+    issuer.keys.append(ECKey.generate_key("P-256", parameters={"kid": "ec"}))
+    assert verifier.verify(issuer.token()).subject == "alice"
+
+
+@pytest.mark.parametrize("claims, why", [
+    ({"exp": int(time.time()) - 60}, "expired"),
+    ({"nbf": int(time.time()) + 600}, "not yet valid"),
+    ({"aud": "another-api"}, "audience"),
+    ({"iss": "https://elsewhere.example"}, "issuer"),
+    ({"exp": None}, "exp"),
+    ({"sub": None}, "sub"),
+], ids=["expired", "not-yet-valid", "wrong-audience", "wrong-issuer", "no-exp", "no-sub"])
+def test_a_token_with_a_bad_claim_is_rejected(issuer, verifier, claims, why):
+    with pytest.raises(TokenRejected):
+        verifier.verify(issuer.token(**claims))
+
+
+def test_a_token_expired_within_the_leeway_is_still_accepted(issuer, verifier):
+    assert verifier.verify(issuer.token(exp=int(time.time()) - 2)).subject == "alice"
+
+
+def test_a_token_signed_by_a_key_the_issuer_does_not_list_is_rejected(issuer, verifier):
+    stranger = RSAKey.generate_key(2048, parameters={"kid": "first"})  # same kid, other key
+    with pytest.raises(TokenRejected):
+        verifier.verify(issuer.token(key=stranger))
+    unlisted = RSAKey.generate_key(2048, parameters={"kid": "unlisted"})
+    with pytest.raises(TokenRejected, match="does not list"):
+        verifier.verify(issuer.token(key=unlisted))
+
+
+def test_alg_none_is_rejected(issuer, verifier):
+    header = b64(json.dumps({"alg": "none", "kid": "first", "typ": "JWT"}).encode())
+    payload = b64(json.dumps({"iss": issuer.url, "sub": "mallory", "aud": AUDIENCE,
+                              "exp": int(time.time()) + 300}).encode())
+    with pytest.raises(TokenRejected, match="not accepted"):
+        verifier.verify("{}.{}.".format(header, payload))
+
+
+def test_hs256_signed_with_the_issuers_public_key_is_rejected(issuer, verifier):
+    # the classic forgery: the public key (which anyone can read) as an HMAC secret
+    secret = issuer.keys[0].as_pem(private=False)
+    header = b64(json.dumps({"alg": "HS256", "kid": "first", "typ": "JWT"}).encode())
+    payload = b64(json.dumps({"iss": issuer.url, "sub": "mallory", "aud": AUDIENCE,
+                              "exp": int(time.time()) + 300, "scope": "admin"}).encode())
+    signature = b64(hmac.new(secret, "{}.{}".format(header, payload).encode(),
+                             hashlib.sha256).digest())
+    with pytest.raises(TokenRejected, match="not accepted"):
+        verifier.verify("{}.{}.{}".format(header, payload, signature))
+
+
+@pytest.mark.parametrize("token", ["", "abc", "a.b.c", "Bearer x.y.z"])
+def test_a_malformed_token_is_rejected(verifier, token):
+    with pytest.raises(TokenRejected):
+        verifier.verify(token)
+
+
+def test_a_key_rotated_at_the_issuer_is_picked_up_and_the_old_one_kept(issuer, verifier):
+    old_token = issuer.token()
+    assert verifier.verify(old_token).subject == "alice"
+    fetches = issuer.fetches
+    issuer.keys.append(RSAKey.generate_key(2048, parameters={"kid": "second"}))
+    new_token = issuer.token()  # signed by the new key
+    assert verifier.verify(new_token).subject == "alice"
+    assert issuer.fetches == fetches + 1  # read again once, for the key it had not seen
+    assert verifier.verify(old_token).subject == "alice"  # still listed: until it expires
+    issuer.keys.pop(0)  # the issuer stops listing the old key
+    assert verifier.verify(issuer.token()).subject == "alice"
+
+
+def test_an_issuer_that_does_not_answer_is_not_a_rejected_token():
+    verifier = TokenVerifier("http://127.0.0.1:{}".format(free_port()), AUDIENCE, timeout_s=1)
+    token = joserfc_jwt.encode({"alg": "RS256", "kid": "k"}, {"sub": "a"},
+                               RSAKey.generate_key(2048, parameters={"kid": "k"}))
+    with pytest.raises(IssuerUnreachable):
+        verifier.verify(token)
+
+
+def test_the_local_issuers_tokens_pass_the_verifier(tmp_path):
+    port = free_port()
+    local = LocalIssuer(str(tmp_path / "issuer"), "http://127.0.0.1:{}".format(port))
+    server = serve(local, "127.0.0.1", port)
+    try:
+        verifier = TokenVerifier(local.url, AUDIENCE, refresh_cooldown_s=0)
+        token = local.token("bob", ["bills:read"])
+        assert verifier.verify(token) == Caller("bob", "make-token", frozenset({"bills:read"}))
+        # a rotation: new tokens signed by the new key, the old ones still accepted
+        local.rotate()
+        newer = local.token("bob", ["bills:write"])
+        assert json.loads(base64.urlsafe_b64decode(newer.split(".")[0] + "==")).get("kid") \
+            != json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "==")).get("kid")
+        assert verifier.verify(newer).scopes == {"bills:write"}
+        assert verifier.verify(token).subject == "bob"
+        # its keys outlive it: the same key signs after a restart
+        again = LocalIssuer(local.folder, local.url)
+        assert verifier.verify(again.token("bob", [])).subject == "bob"
+        assert oct(
+            (tmp_path / "issuer").stat().st_mode & 0o777) == "0o700"
+    finally:
+        server.shutdown()
