@@ -2,12 +2,13 @@
 own), as ``AMQP_URI=<the three nodes> QUEUE_TYPE=quorum make run`` runs it:
 every durable queue it declares is a quorum queue (read from RabbitMQ's
 management API), a process whose first node is down fails over to the next,
-and the node holding the queues' leaders SIGKILLed under a load of bills loses
-no bill, makes none twice, keeps stock equal to the units billed and analytics
-equal to billing, and the mesh serves again within 10 s.
+and the node holding the queues' leaders SIGKILLed, or cut off by the network,
+under a load of bills loses no bill, makes none twice, keeps stock equal to the
+units billed and analytics equal to billing, and the mesh serves again within
+10 s; requests sent right after that node is killed all reach their queue.
 
-Minutes long: ``make test-cluster`` runs them, not ``make test``; ``.ci/run`` runs
-all but the network cut (marked ``partition``: docs/testing.md says why).
+Minutes long: ``make test-cluster`` runs them (and ``.ci/run``), not ``make test``.
+The network cut is marked ``partition`` too, to run the others alone.
 """
 import time
 import urllib.parse
