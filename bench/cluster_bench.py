@@ -28,6 +28,9 @@ from bench.harness import BenchMesh, add_hub_argument, start_tansu, wrk
 from bench.mesh_bench import BILLS_LUA, make_bench_data
 from tools.cluster import Cluster, ClusterError, free_base_port
 
+# clients sending bills one after another while the leader's node is killed
+FAILOVER_CLIENTS = 3
+
 
 def bills_per_second(url, seconds, product, customers):
     env = {"BENCH_PRODUCT": str(product), "BENCH_CUSTOMERS": ",".join(map(str, customers))}
@@ -35,7 +38,7 @@ def bills_per_second(url, seconds, product, customers):
     return wrk(url + "/bills", seconds, script=BILLS_LUA, env=env)
 
 
-def failover(url, cluster, product, customers, clients=3):
+def failover(url, cluster, product, customers, clients=FAILOVER_CLIENTS):
     """Kill the leader's node under a stream of bills from ``clients`` clients:
     (seconds from the kill until a bill asked for after it is answered 201,
     {answer: count} of the calls answered from the kill until then). A call
@@ -117,8 +120,8 @@ def main(argv=None):
             label, figures["rps"], figures["p50_ms"], figures["p99_ms"], figures["errors"]))
     after = ("a bill asked after the kill answered 201 {:.1f} s after it".format(took)
              if took is not None else "no bill asked after the kill answered 201 within 60 s")
-    print("leader's node ({}) SIGKILLed under bills (3 clients): {}; answers meanwhile: {}"
-          .format(leader, after, answered or "none"))
+    print("leader's node ({}) SIGKILLed under bills ({} clients): {}; answers meanwhile: {}"
+          .format(leader, FAILOVER_CLIENTS, after, answered or "none"))
     return 0 if took is not None else 1
 
 

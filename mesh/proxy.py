@@ -105,8 +105,8 @@ class MeshRpcProxy(DependencyProvider):
             # leader is being replaced, is a connection error to kombu: a new
             # connection and the request sent again (the publisher's retry
             # policy), then OperationalError. One that arrived after all is run
-            # once: the services' writes are inbox methods (mesh.inbox), and the listener
-            # drops the second answer
+            # once: the services' writes are inbox methods (mesh.inbox), and
+            # the listener drops the second answer
             properties["confirm_timeout"] = seconds / 2
         self.publisher.publish(body, exchange=self.exchange, routing_key=routing_key,
                                expiration=seconds, **properties)

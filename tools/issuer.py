@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from common.config import ROOT
 from common.tokens import DISCOVERY_PATH
+from tools.net import split_address
 
 FOLDER = os.path.join(ROOT, "var", "issuer")
 JWKS_PATH = "/jwks.json"
@@ -153,8 +154,7 @@ def main(argv=None):
     elif args.command == "rotate":
         print("new signing key", issuer.rotate()[0])
     else:
-        host, _, port = args.address.rpartition(":")
-        server = serve(issuer, host, int(port))
+        server = serve(issuer, *split_address(args.address))
         print("local token issuer at {} (keys in {})".format(issuer.url, issuer.folder),
               flush=True)
         try:
