@@ -415,8 +415,8 @@ class BillingService(mesh.service.MeshService):
         try:
             self.inventory_compensation.release_stock(reservation_id)
         except Exception:
-            log.exception("could not release reservation %s: its stock stays "
-                          "taken until released by hand", reservation_id)
+            log.exception("could not release reservation %s: inventory's expiry sweep "
+                          "gives its stock back after RESERVATION_TTL", reservation_id)
 
 
 def full_bill(bill, customer, products):

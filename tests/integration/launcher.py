@@ -27,6 +27,7 @@ class Launcher:
     def __init__(self, mesh_config, tmp_path):
         self.marker = uuid.uuid4().hex
         self.url = "http://" + mesh_config["WEB_SERVER_ADDRESS"]
+        self.db_uris = mesh_config["DB_URIS"]
         env = dict(os.environ, **config_env(mesh_config))
         env.update(MESH_LOG_DIR=str(tmp_path / "log"), MESH_DAY_TWO=self.marker,
                    KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:{}".format(free_port()),
