@@ -46,6 +46,7 @@ class Caller:
     subject: str
     client_id: Optional[str]
     scopes: FrozenSet[str]
+    expires_at: float  # the token's exp, epoch seconds
 
     def has(self, scope):
         return scope in self.scopes
@@ -69,8 +70,11 @@ class TokenVerifier:
     """Checks tokens from ``issuer`` (its URL, exactly as tokens' ``iss`` says
     it) meant for ``audience``."""
 
+    # refresh_cooldown_s: a token naming an unknown key makes the keys be read
+    # again at most this often; short, since a key rotated in just after a read
+    # is refused until then
     def __init__(self, issuer, audience, leeway_s=30, keys_cache_s=300,
-                 refresh_cooldown_s=30, timeout_s=5):
+                 refresh_cooldown_s=5, timeout_s=5):
         self.issuer = issuer
         self.audience = audience
         self.leeway_s = leeway_s
@@ -121,4 +125,4 @@ class TokenVerifier:
         client_id = claims.get("azp") or claims.get("client_id")
         return Caller(subject=str(claims["sub"]),
                       client_id=str(client_id) if client_id else None,
-                      scopes=scopes_of(claims))
+                      scopes=scopes_of(claims), expires_at=float(claims["exp"]))

@@ -8,6 +8,10 @@ import re
 DEADLINE_KEY = "deadline"
 # the X-Request-ID of the HTTP request that caused the call
 REQUEST_ID_KEY = "request_id"
+# who asked: the subject of the bearer token, and the client it was issued to
+# (mesh.auth), on every call and event the request causes
+CALLER_KEY = "caller"
+CLIENT_ID_KEY = "client_id"
 # what a request id may be: one the services' log lines can carry and grep can find
 # (the gateway replaces any other with a new one; mesh.aio refuses it)
 VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

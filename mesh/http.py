@@ -7,15 +7,20 @@ Money (``Decimal``) leaves as a string with two decimals, times as ISO 8601.
 Every answer carries the request's ``X-Request-ID`` (see ``mesh.tracing``).
 A ``MeshError`` (404, 409, ...) is an answer: one warning line, no traceback.
 
-A route declares what it takes and answers, and the edge enforces it before
-the route runs (``mesh.openapi`` documents the same declaration)::
+A route declares the scope a caller's token needs (``contracts.scopes``;
+``PUBLIC``: none) and what it takes and answers, and the edge enforces it
+before the route runs (``mesh.auth`` checks the token; ``mesh.openapi``
+documents the same declaration)::
 
-    @http("POST", "/customers", body=CustomerBody, answers={201: Customer},
-          errors={409: ["EMAIL_TAKEN"]})
+    @http("POST", "/customers", scope=CUSTOMERS_WRITE, body=CustomerBody,
+          answers={201: Customer}, errors={409: ["EMAIL_TAKEN"]})
     def create_customer(self, request):
-        request.body  # a CustomerBody: valid, or the caller already has its 400
+        request.body    # a CustomerBody: valid, or the caller already has its 400
+        request.caller  # the token's Caller (subject, client id, scopes)
 
-Every class of bad input has its answer, never a 500: a body over
+A missing or refused token is 401 with ``WWW-Authenticate: Bearer``, one
+without the route's scope 403, both before anything else is read. Every class
+of bad input has its answer, never a 500: a body over
 ``MAX_BODY_BYTES`` is 413; a body without ``Content-Type: application/json`` is
 415 (eventlet's server reports a missing one as ``text/plain``); malformed
 JSON, an invalid field, or a query parameter out of range is 400; an id in a
@@ -34,7 +39,6 @@ import contextlib
 import contextvars
 import dataclasses
 import gc
-import hmac
 import json
 import logging
 import time
@@ -53,12 +57,12 @@ from werkzeug.wrappers import Request, Response
 from common.config import DEFAULT_WEB_SERVER_ADDRESS, as_bool
 from common.validation import validate
 from contracts.errors import (
-    InvalidInput, MeshError, MethodNotAllowed, NotFound, PayloadTooLarge, Unauthorized,
-    UnsupportedMediaType,
+    InvalidInput, MeshError, MethodNotAllowed, NotFound, PayloadTooLarge, UnsupportedMediaType,
 )
-from contracts.headers import REQUEST_ID_KEY
+from contracts.headers import CALLER_KEY, CLIENT_ID_KEY, REQUEST_ID_KEY
 from contracts.limits import MAX_ID, MAX_KEY_LENGTH
 from contracts.wire import to_json
+from mesh.auth import Authenticator
 from mesh.errors import error_body, quiet_expected_errors
 from mesh.metrics import observe_http
 from mesh.coroutines import accepting_coroutines
@@ -114,8 +118,10 @@ class RouteSpec:
     """What a route takes and answers: enforced by the edge, documented by
     ``mesh.openapi``. ``answers``: status -> answer model, a media type (text),
     or None (no body); ``errors``: status -> the error codes the route's own
-    work can answer (the edge adds what it answers itself)."""
+    work can answer (the edge adds what it answers itself); ``scope``: what a
+    caller's token needs (``contracts.scopes``), None for none."""
 
+    scope: Optional[str] = None
     query: Optional[type] = None
     body: Optional[type] = None
     answers: Dict[int, Any] = dataclasses.field(default_factory=dict)
@@ -124,7 +130,6 @@ class RouteSpec:
     descriptions: Dict[int, str] = dataclasses.field(default_factory=dict)
     tag: Optional[str] = None
     calls_services: bool = True  # may answer 503 when a service does not
-    auth: bool = False  # needs "Authorization: Bearer <ADMIN_TOKEN>" (off without one)
     media_type: str = "application/json"
     # an answer that may never end (a text/event-stream): "x-endless-stream" in
     # the document (mesh.openapi), so that generic tools can leave it out
@@ -143,7 +148,7 @@ class JsonWsgiApp(WsgiApp):
         origins = str(config.get("CORS_ALLOWED_ORIGINS") or "")
         self.cors_origins = {origin.strip() for origin in origins.split(",") if origin.strip()}
         self.cors_max_age = str(config.get("CORS_MAX_AGE", 600))
-        self.admin_token = str(config.get("ADMIN_TOKEN") or "")
+        self.auth = Authenticator(config)
         self.routes = {}  # (method, script name, path) -> (rule, values): ROUTE_CACHE_SIZE
 
     def match(self, environ, method):
@@ -178,7 +183,7 @@ class JsonWsgiApp(WsgiApp):
                 response = provider.handle_request(request)
         except MeshError as exc:
             log.info("%s %s refused: %s %s", request.method, request.path, exc.status, exc)
-            response = error_response(exc)
+            response = error_response(exc, headers=getattr(exc, "headers", None))
         except werkzeug.exceptions.MethodNotAllowed as exc:
             response = error_response(
                 MethodNotAllowed("{} is not allowed on {}".format(request.method, request.path)),
@@ -232,14 +237,15 @@ class JsonWsgiApp(WsgiApp):
     def check_request(self, provider, request):
         """Refuse what the route's spec does not take, before any worker runs:
         nothing a refused request carries reaches a service."""
+        spec = getattr(provider, "spec", None)
+        request.caller = None
+        if spec is not None:  # the token first: a caller without one learns nothing
+            request.caller = self.auth.caller(request, spec.scope, query_allowed=spec.endless)
         for name, value in request.path_values.items():
             if isinstance(value, int) and value > MAX_ID:
                 raise NotFound("{} {} does not exist".format(name, value))
-        spec = getattr(provider, "spec", None)
         if spec is None:
             return
-        if spec.auth:
-            self.check_admin_token(request)
         for name in spec.headers:
             value = request.headers.get(name)
             # every declared header is a key (Idempotency-Key, Last-Event-ID)
@@ -249,17 +255,6 @@ class JsonWsgiApp(WsgiApp):
             request.query = validate(spec.query, request.args.to_dict())
         if spec.body is not None:
             request.body = validate(spec.body, self.read_body(request))
-
-    def check_admin_token(self, request):
-        """Admin routes: off (404) while no ``ADMIN_TOKEN`` is configured, else
-        ``Authorization: Bearer <ADMIN_TOKEN>`` (401), before the body is read."""
-        if not self.admin_token:
-            raise NotFound("no route for {} {} (ADMIN_TOKEN is not set)".format(
-                request.method, request.path))
-        given = request.headers.get("Authorization", "")
-        expected = "Bearer {}".format(self.admin_token)
-        if not hmac.compare_digest(given.encode(), expected.encode()):
-            raise Unauthorized("a valid 'Authorization: Bearer <token>' header is required")
 
     def read_body(self, request):
         content_type = request.mimetype
@@ -313,7 +308,13 @@ class JsonWebServer(WebServer):
         return server
 
     def context_data_from_headers(self, request):
-        return {REQUEST_ID_KEY: request.request_id}
+        context = {REQUEST_ID_KEY: request.request_id}
+        caller = getattr(request, "caller", None)
+        if caller is not None:  # who asked travels with every call and event it causes
+            context[CALLER_KEY] = caller.subject
+            if caller.client_id:
+                context[CLIENT_ID_KEY] = caller.client_id
+        return context
 
 
 class ClientGone(logging.Filter):
@@ -398,18 +399,20 @@ class JsonHttpEntrypoint(HttpRequestHandler):
         return error_response(exc)
 
 
-def http(method, url, *, query=None, body=None, answers=None, errors=None, headers=None,
-         descriptions=None, tag=None, calls_services=True, auth=False, endless=None):
-    """``@http("GET", "/customers", query=PageQuery, answers={200: CustomerPage})``:
-    a route, its spec (``RouteSpec``) checked on every request. ``endless``:
-    by default, whether it answers ``text/event-stream``."""
+def http(method, url, *, scope, query=None, body=None, answers=None, errors=None,
+         headers=None, descriptions=None, tag=None, calls_services=True, endless=None):
+    """``@http("GET", "/customers", scope=CUSTOMERS_READ, query=PageQuery,
+    answers={200: CustomerPage})``: a route, its spec (``RouteSpec``) checked on
+    every request. ``scope`` has no default: each route says what a caller
+    needs, ``contracts.scopes.PUBLIC`` for nothing. ``endless``: by default,
+    whether it answers ``text/event-stream``."""
     answers = dict(answers or {200: None})
     if endless is None:
         endless = "text/event-stream" in answers.values()
-    spec = RouteSpec(query=query, body=body, answers=answers,
+    spec = RouteSpec(scope=scope, query=query, body=body, answers=answers,
                      errors=dict(errors or {}), headers=dict(headers or {}),
                      descriptions=dict(descriptions or {}), tag=tag,
-                     calls_services=calls_services, auth=auth, endless=endless)
+                     calls_services=calls_services, endless=endless)
     return accepting_coroutines(JsonHttpEntrypoint.decorator)(method, url, spec=spec)
 
 

@@ -1,5 +1,5 @@
 """The OpenAPI 3.1 document of a service's HTTP routes, generated from what the
-routes declare (``mesh.http.http(..., query=, body=, answers=, errors=)``): the
+routes declare (``mesh.http.http(..., scope=, query=, body=, answers=, errors=)``): the
 same pydantic models that validate the requests (``mesh.http`` checks query and
 body against them before the route runs) describe them here, so the document
 and the routes cannot drift apart. Answers are checked against their models by
@@ -14,14 +14,16 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from contracts.errors import (
-    DeadlineExceeded, InvalidInput, NotFound, PayloadTooLarge, ServiceUnavailable,
+    DeadlineExceeded, Forbidden, InvalidInput, NotFound, PayloadTooLarge, ServiceUnavailable,
     Unauthorized, UnsupportedMediaType,
 )
 from contracts.limits import MAX_ID, MAX_KEY_LENGTH
+from contracts.scopes import OPERATIONS_READ, PUBLIC, SCOPES
 from mesh.http import JsonHttpEntrypoint, declared_routes
 
 PATH_VARIABLE = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 REF = "#/components/schemas/{model}"
+SECURITY_SCHEME = "bearerAuth"
 # one server-sent event, as a client's EventSource parses it; data is JSON text
 SSE_EVENT = {"type": "object", "required": ["data"], "properties": {
     "data": {"type": "string", "contentMediaType": "application/json"},
@@ -81,9 +83,10 @@ def route_errors(spec, url):
         add(UnsupportedMediaType)
     if "<int:" in url:
         add(NotFound)  # an id out of range matches no route
-    if spec.auth:
-        add(NotFound)  # off while no ADMIN_TOKEN is set
+    if spec.scope is not PUBLIC:
         add(Unauthorized)
+        add(Forbidden)
+        add(ServiceUnavailable)  # the issuer's keys cannot be read
     return errors
 
 
@@ -125,8 +128,10 @@ def openapi_document(service_cls, title, version, description=""):
                         "description": text, "schema": {"type": "string", "minLength": 1,
                                                         "maxLength": MAX_KEY_LENGTH}}
                        for name, text in sorted(spec.headers.items())]
-        if spec.auth:
-            operation["security"] = [{"adminToken": []}]
+        if spec.scope is not PUBLIC:
+            operation["security"] = [{SECURITY_SCHEME: [spec.scope]}]
+            if spec.scope == OPERATIONS_READ:  # no token from this machine (mesh.auth)
+                operation["security"].append({})
         if spec.endless:
             # the answer may never end: a generic tool (a fuzzer, a contract
             # test) should leave it out, e.g. schemathesis run
@@ -165,6 +170,16 @@ def openapi_document(service_cls, title, version, description=""):
             "paths": dict(sorted(paths.items())),
             "components": {
                 "schemas": dict(sorted(components.items())),
-                "securitySchemes": {"adminToken": {
-                    "type": "http", "scheme": "bearer",
-                    "description": "ADMIN_TOKEN; the admin routes are off (404) without one"}}}}
+                "securitySchemes": {SECURITY_SCHEME: security_scheme()}}}
+
+
+def security_scheme():
+    """Bearer JWTs from the configured OpenID Connect issuer; what each scope
+    allows (each operation's ``security`` names the one it needs)."""
+    lines = ["An OAuth2 access token (JWT) from the mesh's OpenID Connect issuer "
+             "(AUTH_ISSUER), for the audience AUTH_AUDIENCE. Each operation names the "
+             "scope it needs; the endless streams also take the token as ?access_token=. "
+             "Scopes:"]
+    lines += ["- `{}`: {}".format(scope, text) for scope, text in SCOPES.items()]
+    return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+            "description": "\n".join(lines)}

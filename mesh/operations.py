@@ -11,7 +11,7 @@ and the console, and its heartbeats recorded, with no line of the gateway's.
         static_dir = os.path.join(os.path.dirname(__file__), "gateway_static")
         api_title, api_version = "billing-mesh", "0.1.0"
 
-        @http("GET", "/customers", answers={200: CustomerPage})
+        @http("GET", "/customers", scope=CUSTOMERS_READ, answers={200: CustomerPage})
         def list_customers(self, request): ...
 
 Subclass it as ``mesh.operations.GatewayOperations`` (the module, not the
@@ -35,9 +35,11 @@ from nameko.exceptions import MethodNotFound
 from werkzeug.wrappers import Response
 
 from contracts.errors import Forbidden, NotFound
+from contracts.scopes import ADMIN, OPERATIONS_READ, PUBLIC
 from contracts.events import HEARTBEAT
 from contracts.services import REQUIRED_SERVICES, RPC_SERVICES, declared
 from contracts.wire import to_json
+from mesh.auth import AUTH_OFF_WARNING, auth_off
 from mesh.coroutines import in_greenthread
 from mesh.events import broadcast_handler
 from mesh.http import http, http_routes, json_response, json_text_response
@@ -97,7 +99,7 @@ class GatewayOperations:
         """
         self.instances.record(event)
 
-    @http("GET", "/health/live", answers={200: Liveness}, calls_services=False,
+    @http("GET", "/health/live", scope=PUBLIC, answers={200: Liveness}, calls_services=False,
           tag="operations")
     def liveness(self, request):
         """The gateway itself answers; asks nobody else (for a load balancer).
@@ -106,7 +108,7 @@ class GatewayOperations:
         """
         return json_response({"status": "ok"})
 
-    @http("GET", "/services", answers={200: Services}, calls_services=False,
+    @http("GET", "/services", scope=OPERATIONS_READ, answers={200: Services}, calls_services=False,
           tag="operations")
     async def list_services(self, request):
         """Every service of the mesh as the broker and the services see it now:
@@ -136,7 +138,7 @@ class GatewayOperations:
                          "metrics": {}})
         return json_response({"services": services})
 
-    @http("GET", "/health", answers={200: Health, 503: HealthDown}, calls_services=False,
+    @http("GET", "/health", scope=OPERATIONS_READ, answers={200: Health, 503: HealthDown}, calls_services=False,
           descriptions={503: "a required service does not answer"}, tag="operations")
     async def health(self, request):
         """Every part of the mesh, each ``up``, ``catching_up`` (serving, still
@@ -153,11 +155,13 @@ class GatewayOperations:
                                 "analytics": "up", "kafka_bridge": "up", "streams": "up"}}
         """
         states, progress = await self.part_states()
+        warning = {"auth": AUTH_OFF_WARNING} if auth_off(self.config) else {}
         down = sorted(name for name in REQUIRED_SERVICES if states.get(name) == "down")
         if down:
-            return json_response({"status": "unavailable", "services": states,
-                                  "error": "SERVICE_UNAVAILABLE",
-                                  "message": "not answering: " + ", ".join(down)}, 503)
+            return json_response(dict({"status": "unavailable", "services": states,
+                                       "error": "SERVICE_UNAVAILABLE",
+                                       "message": "not answering: " + ", ".join(down)},
+                                      **warning), 503)
         if all(state == "up" for state in states.values()):
             status = "ok"
         elif any(state == "rebuilding" for state in states.values()):
@@ -166,7 +170,7 @@ class GatewayOperations:
             status = "degraded"
         else:
             status = "catching_up"
-        body = {"status": status, "services": states}
+        body = dict({"status": status, "services": states}, **warning)
         if progress:
             body["progress"] = progress
         return json_response(body)
@@ -228,7 +232,7 @@ class GatewayOperations:
     def health_timeout(self):
         return float(self.config.get("HEALTH_TIMEOUT", 1))
 
-    @http("GET", "/metrics", answers={200: "text/plain"}, calls_services=False,
+    @http("GET", "/metrics", scope=OPERATIONS_READ, answers={200: "text/plain"}, calls_services=False,
           tag="operations")
     def get_metrics(self, request):
         """This gateway process's metrics in Prometheus' text format (``mesh.metrics``);
@@ -239,7 +243,7 @@ class GatewayOperations:
         body, content_type = metrics_text()
         return Response(body, content_type=content_type)
 
-    @http("GET", "/openapi.json", answers={200: "application/json"}, calls_services=False,
+    @http("GET", "/openapi.json", scope=PUBLIC, answers={200: "application/json"}, calls_services=False,
           tag="operations")
     def get_openapi(self, request):
         """This gateway's HTTP contract as OpenAPI 3.1, generated from the routes'
@@ -249,7 +253,7 @@ class GatewayOperations:
         """
         return json_text_response(openapi_json(type(self)))
 
-    @http("GET", "/", answers={200: "text/html"}, calls_services=False, tag="operations")
+    @http("GET", "/", scope=PUBLIC, answers={200: "text/html"}, calls_services=False, tag="operations")
     def get_console(self, request):
         """The console: the registry, the live revenue chart, bills as they
         happen, top customers and products, each service's call rate, errors
@@ -259,7 +263,7 @@ class GatewayOperations:
         """
         return static_file(type(self), "console.html")
 
-    @http("GET", "/docs", answers={200: "text/html"}, calls_services=False, tag="operations")
+    @http("GET", "/docs", scope=PUBLIC, answers={200: "text/html"}, calls_services=False, tag="operations")
     def get_docs(self, request):
         """The HTTP contract for people: /openapi.json rendered offline (ReDoc, vendored).
 
@@ -267,7 +271,7 @@ class GatewayOperations:
         """
         return static_file(type(self), "docs.html")
 
-    @http("GET", "/static/<name>", answers={200: "application/octet-stream"},
+    @http("GET", "/static/<name>", scope=PUBLIC, answers={200: "application/octet-stream"},
           errors={404: ["NOT_FOUND"]}, calls_services=False, tag="operations")
     def get_static(self, request, name):
         """A file of the pages (services/gateway_static/): a script, a style, the icon.
@@ -276,14 +280,14 @@ class GatewayOperations:
         """
         return static_file(type(self), name)
 
-    @http("POST", "/rpc/<service>/<method>", body=RpcArguments, answers={200: RpcAnswer},
+    @http("POST", "/rpc/<service>/<method>", scope=ADMIN, body=RpcArguments, answers={200: RpcAnswer},
           errors={401: ["UNAUTHORIZED"], 403: ["FORBIDDEN"], 404: ["NOT_FOUND"]},
-          auth=True, tag="operations")
+          tag="operations")
     def call_rpc(self, request, service, method):
         """Call any allowed service method through the broker, with a JSON object
-        of arguments; needs ``Authorization: Bearer <ADMIN_TOKEN>``. Off while no
-        ``ADMIN_TOKEN`` is configured; ``RPC_ROUTES_ALLOWED`` lists what may be
-        called (default: ``get_*`` and ``list_*`` methods) of the required services.
+        of arguments; needs a token with the ``admin`` scope.
+        ``RPC_ROUTES_ALLOWED`` lists what may be called (default: ``get_*`` and
+        ``list_*`` methods) of the required services.
 
             POST /rpc/customers/get_customers {"ids": [1, 2]} -> 200 {"items": [...]}
         """
@@ -296,7 +300,7 @@ class GatewayOperations:
         return json_response(result)
 
     def _authorize_rpc(self, request, service, method):
-        """(The edge has checked the token: ``auth=True``, ``mesh.http``.)"""
+        """(The edge has checked the token's ``admin`` scope: ``mesh.auth``.)"""
         # the services a bill is made of: the others' methods are not for callers
         if service not in REQUIRED_SERVICES:
             raise NotFound("no service named {}".format(service))

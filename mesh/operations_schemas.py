@@ -33,6 +33,8 @@ class Health(BaseModel):
     status: Literal["ok", "catching_up", "rebuilding", "degraded"]
     services: Dict[str, PartState]
     progress: Optional[Dict[str, Dict[str, Any]]] = None
+    # only with AUTH=off (the test suite's fixtures): no token is checked
+    auth: Optional[str] = None
 
 
 class HealthDown(BaseModel):
@@ -43,6 +45,7 @@ class HealthDown(BaseModel):
     services: Dict[str, PartState]
     error: Literal["SERVICE_UNAVAILABLE"]
     message: str
+    auth: Optional[str] = None  # as in Health
 
 
 class InstanceEntry(BaseModel):

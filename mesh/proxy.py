@@ -121,7 +121,7 @@ class ServiceClients(MeshRpcProxy):
         class Gateway:
             services = ServiceClients(RPC_SERVICES)
 
-            @http("GET", "/ping/<service>")
+            @http("GET", "/ping/<service>", scope=OPERATIONS_READ)
             def ping(self, request, service):
                 return json_response(self.services[service].ping())
 

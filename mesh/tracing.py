@@ -65,6 +65,16 @@ def install_request_id_records():
     logging.setLogRecordFactory(record_with_request_id)
 
 
+# what every line this process logs starts with (announce_on_every_line)
+_announcement = []
+
+
+def announce_on_every_line(text):
+    """From now on, every line ``RequestIdFormatter`` writes starts with ``[text]``
+    (``mesh.auth``: ``AUTH=off``)."""
+    _announcement[:] = [text]
+
+
 class RequestIdFormatter(logging.Formatter):
     """A formatter for ``%(request_id)s`` that also formats records made before
     ``install_request_id_records`` ran (``-``): config.yaml's LOGGING uses it."""
@@ -72,7 +82,10 @@ class RequestIdFormatter(logging.Formatter):
     def format(self, record):
         if not hasattr(record, "request_id"):
             record.request_id = current_request_id() or "-"
-        return super().format(record)
+        line = super().format(record)
+        if _announcement:
+            line = "[{}] {}".format(_announcement[0], line)
+        return line
 
 
 class Tracing(DependencyProvider):

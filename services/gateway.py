@@ -31,6 +31,10 @@ from common import sse
 from common.ledger import view_equals_ledger
 from contracts.cache_tags import bill_tag, customer_tag, full_bill_key, product_tag
 from contracts.errors import MeshError
+from contracts.scopes import (
+    ANALYTICS_READ, BILLS_CANCEL, BILLS_READ, BILLS_WRITE, CUSTOMERS_READ, CUSTOMERS_WRITE,
+    PRODUCTS_READ, PRODUCTS_WRITE,
+)
 from contracts.events import (
     BILL_CANCELLED, BILL_CREATED, CUSTOMER_DELETED, CUSTOMER_UPDATED, PRODUCT_DELETED,
     PRODUCT_UPDATED, STOCK_CHANGED,
@@ -79,12 +83,12 @@ class GatewayService(mesh.operations.GatewayOperations):
 
     # customers -----------------------------------------------------------
 
-    @http("GET", "/customers", query=PageQuery, answers={200: CustomerPage}, tag="customers")
+    @http("GET", "/customers", scope=CUSTOMERS_READ, query=PageQuery, answers={200: CustomerPage}, tag="customers")
     def list_customers(self, request):
         """GET /customers?page=0&size=20 -> {"items": [...], "page": {...}}"""
         return json_response(self.customers.list_customers(**request.query.model_dump()))
 
-    @http("GET", "/customers/<int:customer_id>", answers={200: Customer},
+    @http("GET", "/customers/<int:customer_id>", scope=CUSTOMERS_READ, answers={200: Customer},
           errors={404: ["CUSTOMER_NOT_FOUND"]}, tag="customers")
     def get_customer(self, request, customer_id):
         """GET /customers/1 -> {"id": 1, "name": "Mohamed", "email": "med@gmail.com"}
@@ -92,20 +96,20 @@ class GatewayService(mesh.operations.GatewayOperations):
         return self._read_cached(customer_tag(customer_id), self.customers.get_customer,
                                  customer_id)
 
-    @http("POST", "/customers", body=CustomerBody, answers={201: Customer},
+    @http("POST", "/customers", scope=CUSTOMERS_WRITE, body=CustomerBody, answers={201: Customer},
           errors={409: ["EMAIL_TAKEN"]}, tag="customers")
     def create_customer(self, request):
         """POST /customers {"name": "Ali", "email": "ali@mail.com"} -> 201 + Location"""
         return self._create(self.customers.create_customer, request, "/customers/{}")
 
-    @http("PUT", "/customers/<int:customer_id>", body=CustomerBody, answers={200: Customer},
+    @http("PUT", "/customers/<int:customer_id>", scope=CUSTOMERS_WRITE, body=CustomerBody, answers={200: Customer},
           errors={404: ["CUSTOMER_NOT_FOUND"], 409: ["EMAIL_TAKEN"]}, tag="customers")
     def update_customer(self, request, customer_id):
         """PUT /customers/4 {"name": "Ali B", "email": "ali@mail.com"} -> 200"""
         return self._update(customer_tag(customer_id), self.customers.update_customer,
                             customer_id, request)
 
-    @http("DELETE", "/customers/<int:customer_id>", answers={204: None},
+    @http("DELETE", "/customers/<int:customer_id>", scope=CUSTOMERS_WRITE, answers={204: None},
           errors={404: ["CUSTOMER_NOT_FOUND"], 409: ["CUSTOMER_HAS_BILLS"]}, tag="customers")
     def delete_customer(self, request, customer_id):
         """DELETE /customers/4 -> 204; 409 while bills refer to the customer"""
@@ -114,12 +118,12 @@ class GatewayService(mesh.operations.GatewayOperations):
 
     # products ------------------------------------------------------------
 
-    @http("GET", "/products", query=PageQuery, answers={200: ProductPage}, tag="products")
+    @http("GET", "/products", scope=PRODUCTS_READ, query=PageQuery, answers={200: ProductPage}, tag="products")
     def list_products(self, request):
         """GET /products?page=0&size=20 -> {"items": [...], "page": {...}}"""
         return json_response(self.inventory.list_products(**request.query.model_dump()))
 
-    @http("GET", "/products/<int:product_id>", answers={200: Product},
+    @http("GET", "/products/<int:product_id>", scope=PRODUCTS_READ, answers={200: Product},
           errors={404: ["PRODUCT_NOT_FOUND"]}, tag="products")
     def get_product(self, request, product_id):
         """GET /products/1 -> {"id": 1, "name": "Computer", "price": "3200.00", "quantity": 11}
@@ -127,19 +131,19 @@ class GatewayService(mesh.operations.GatewayOperations):
         return self._read_cached(product_tag(product_id), self.inventory.get_product,
                                  product_id)
 
-    @http("POST", "/products", body=ProductBody, answers={201: Product}, tag="products")
+    @http("POST", "/products", scope=PRODUCTS_WRITE, body=ProductBody, answers={201: Product}, tag="products")
     def create_product(self, request):
         """POST /products {"name": "Mouse", "price": "19.99", "quantity": 5} -> 201 + Location"""
         return self._create(self.inventory.create_product, request, "/products/{}")
 
-    @http("PUT", "/products/<int:product_id>", body=ProductBody, answers={200: Product},
+    @http("PUT", "/products/<int:product_id>", scope=PRODUCTS_WRITE, body=ProductBody, answers={200: Product},
           errors={404: ["PRODUCT_NOT_FOUND"]}, tag="products")
     def update_product(self, request, product_id):
         """PUT /products/4 {"name": "Mouse", "price": "17.50", "quantity": 5} -> 200"""
         return self._update(product_tag(product_id), self.inventory.update_product,
                             product_id, request)
 
-    @http("DELETE", "/products/<int:product_id>", answers={204: None},
+    @http("DELETE", "/products/<int:product_id>", scope=PRODUCTS_WRITE, answers={204: None},
           errors={404: ["PRODUCT_NOT_FOUND"], 409: ["PRODUCT_HAS_BILLS"]}, tag="products")
     def delete_product(self, request, product_id):
         """DELETE /products/4 -> 204; 409 while bills hold the product"""
@@ -171,18 +175,18 @@ class GatewayService(mesh.operations.GatewayOperations):
 
     # bills ---------------------------------------------------------------
 
-    @http("GET", "/bills", query=BillsQuery, answers={200: BillPage}, tag="bills")
+    @http("GET", "/bills", scope=BILLS_READ, query=BillsQuery, answers={200: BillPage}, tag="bills")
     def list_bills(self, request):
         """GET /bills?customer_id=1&page=0&size=20 -> {"items": [...], "page": {...}}"""
         return json_response(self.billing.list_bills(**request.query.model_dump(exclude_none=True)))
 
-    @http("GET", "/bills/<int:bill_id>", answers={200: Bill}, errors={404: ["BILL_NOT_FOUND"]},
+    @http("GET", "/bills/<int:bill_id>", scope=BILLS_READ, answers={200: Bill}, errors={404: ["BILL_NOT_FOUND"]},
           tag="bills")
     def get_bill(self, request, bill_id):
         """GET /bills/1 -> {"id": 1, "customer_id": 1, "items": [{"id": 1, "product_id": 1, ...}]}"""
         return json_response(self.billing.get_bill(bill_id))
 
-    @http("GET", "/bills/<int:bill_id>/full", answers={200: FullBill},
+    @http("GET", "/bills/<int:bill_id>/full", scope=BILLS_READ, answers={200: FullBill},
           errors={404: ["BILL_NOT_FOUND", "CUSTOMER_NOT_FOUND"]}, tag="bills")
     def get_full_bill(self, request, bill_id):
         """GET /bills/1/full -> the bill with customer, products, line totals and total
@@ -195,13 +199,13 @@ class GatewayService(mesh.operations.GatewayOperations):
 
         return json_text_response(self.cache.read(full_bill_key(bill_id), load))
 
-    @http("GET", "/fullBill/<int:bill_id>", answers={200: FullBill},
+    @http("GET", "/fullBill/<int:bill_id>", scope=BILLS_READ, answers={200: FullBill},
           errors={404: ["BILL_NOT_FOUND", "CUSTOMER_NOT_FOUND"]}, tag="bills")
     def get_full_bill_alias(self, request, bill_id):
         """GET /fullBill/1: the original course's path for /bills/1/full"""
         return self.get_full_bill(request, bill_id)
 
-    @http("POST", "/bills", body=BillBody, answers={201: FullBill},
+    @http("POST", "/bills", scope=BILLS_WRITE, body=BillBody, answers={201: FullBill},
           errors={404: ["CUSTOMER_NOT_FOUND", "PRODUCT_NOT_FOUND"],
                   409: ["INSUFFICIENT_STOCK", "IDEMPOTENCY_KEY_REUSED", "CONFLICT"]},
           headers={"Idempotency-Key": "repeating a request with the same key answers the "
@@ -223,7 +227,7 @@ class GatewayService(mesh.operations.GatewayOperations):
             self.cache.evict(*(product_tag(item["product_id"]) for item in items))
         return created(bill, "/bills/{}".format(bill["id"]))
 
-    @http("POST", "/bills/<int:bill_id>/cancel", answers={200: Bill},
+    @http("POST", "/bills/<int:bill_id>/cancel", scope=BILLS_CANCEL, answers={200: Bill},
           errors={404: ["BILL_NOT_FOUND"]}, tag="bills")
     def cancel_bill(self, request, bill_id):
         """POST /bills/4/cancel -> 200 {"id": 4, "status": "cancelled", "cancelled_at": ...}:
@@ -236,31 +240,31 @@ class GatewayService(mesh.operations.GatewayOperations):
 
     # analytics -------------------------------------------------------------
 
-    @http("GET", "/analytics/customers", answers={200: CustomerStatsList}, tag="analytics")
+    @http("GET", "/analytics/customers", scope=ANALYTICS_READ, answers={200: CustomerStatsList}, tag="analytics")
     def list_customer_stats(self, request):
         """GET /analytics/customers -> {"items": [{"customer_id", "revenue", "bills"}, ...]},
         highest revenue first"""
         return json_response(self.analytics.list_customer_stats())
 
-    @http("GET", "/analytics/customers/<int:customer_id>", answers={200: CustomerStats},
+    @http("GET", "/analytics/customers/<int:customer_id>", scope=ANALYTICS_READ, answers={200: CustomerStats},
           tag="analytics")
     def get_customer_stats(self, request, customer_id):
         """GET /analytics/customers/1 -> {"customer_id": 1, "revenue": "9899.00", "bills": 1}"""
         return json_response(self.analytics.get_customer_stats(customer_id))
 
-    @http("GET", "/analytics/products", answers={200: ProductStatsList}, tag="analytics")
+    @http("GET", "/analytics/products", scope=ANALYTICS_READ, answers={200: ProductStatsList}, tag="analytics")
     def list_product_stats(self, request):
         """GET /analytics/products -> {"items": [{"product_id", "units", "revenue"}, ...]}"""
         return json_response(self.analytics.list_product_stats())
 
-    @http("GET", "/analytics/revenue", query=WindowsQuery, answers={200: RevenueWindows},
+    @http("GET", "/analytics/revenue", scope=ANALYTICS_READ, query=WindowsQuery, answers={200: RevenueWindows},
           tag="analytics")
     def list_revenue_windows(self, request):
         """GET /analytics/revenue?last=12 -> {"items": [{"start", "end", "revenue"}, ...]},
         the latest windows oldest first, the open one included"""
         return json_response(self.analytics.list_revenue_windows(last=request.query.last))
 
-    @http("GET", "/analytics/stream", query=StreamQuery, answers={200: "text/event-stream"},
+    @http("GET", "/analytics/stream", scope=ANALYTICS_READ, query=StreamQuery, answers={200: "text/event-stream"},
           tag="analytics")
     def stream_revenue_windows(self, request):
         """Server-sent events, one a second: the latest revenue windows (the
@@ -289,7 +293,7 @@ class GatewayService(mesh.operations.GatewayOperations):
 
         return event_stream(request, events())
 
-    @http("GET", "/events/stream", answers={200: "text/event-stream"}, calls_services=False,
+    @http("GET", "/events/stream", scope=BILLS_READ, answers={200: "text/event-stream"}, calls_services=False,
           headers={"Last-Event-ID": "resume after this event (a browser's EventSource sends it "
                                     "when it reconnects)"},
           tag="analytics")

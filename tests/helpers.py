@@ -115,6 +115,8 @@ def config_env(config):
         "AMQP_URI": config["AMQP_URI"],
         "WEB_SERVER_ADDRESS": config["WEB_SERVER_ADDRESS"],
         "RPC_TIMEOUT": str(config["RPC_TIMEOUT"]),
+        "AUTH": str(config["AUTH"]),
+        "AUTH_ISSUER": str(config["AUTH_ISSUER"]),
         "LOG_LEVEL": "INFO",
     })
 

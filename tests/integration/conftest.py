@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, make_url, text
 from common.config import ROOT, load_config
 from common.topology import declare_topology
 from helpers import ALL_SERVICES, Mesh, answers, run_service_process, service_classes, sqlite_uris, wait_for
+from jose_issuer import Issuer
 from mesh.registry import queue_consumers
 from tools.local_kafka import KafkaNotStarted, LocalKafka
 from tools.net import free_port
@@ -90,13 +91,26 @@ def rabbit_config(rabbitmq_running, rabbit_config):
 @pytest.fixture
 def mesh_config(rabbit_config, tmp_path):
     """config.yaml as the services read it, pointed at this test's vhost,
-    its own SQLite files and a free HTTP port."""
+    its own SQLite files and a free HTTP port; tokens unchecked (``AUTH=off``:
+    the ``issuer`` fixture turns them on)."""
     config = load_config()
     config.pop("LOGGING", None)
     config["AMQP_URI"] = rabbit_config["AMQP_URI"]
     config["DB_URIS"] = sqlite_uris(tmp_path)
     config["WEB_SERVER_ADDRESS"] = "127.0.0.1:{}".format(free_port())
+    config["AUTH"] = "off"
     return config
+
+
+@pytest.fixture
+def issuer(mesh_config):
+    """An OpenID Connect issuer over HTTP (``tests/jose_issuer.py``, minting
+    with joserfc), and ``mesh_config`` checking its tokens: ``AUTH`` on,
+    ``AUTH_ISSUER`` its URL. ``issuer.token(scope="bills:read")``."""
+    started = Issuer()
+    mesh_config.update(AUTH="on", AUTH_ISSUER=started.url)
+    yield started
+    started.stop()
 
 
 @pytest.fixture

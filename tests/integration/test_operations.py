@@ -16,7 +16,6 @@ from services.gateway import GatewayService
 NEWCOMER = "tests.integration.services_under_test.newcomer"
 
 RPC_TIMEOUT = 1.0
-TOKEN = "s3cret-admin-token"
 
 
 def stock(mesh, product_id):
@@ -194,19 +193,18 @@ def test_concurrent_attempts_with_one_key_make_one_bill(mesh):
 
 # dynamic routes ---------------------------------------------------------------
 
-def test_dynamic_route_is_off_without_a_token(mesh):
-    response = mesh.http("POST", "/rpc/customers/get_customer", json={"customer_id": 1})
-    assert response.status_code == 404 and response.json()["error"] == "NOT_FOUND"
-
-
 @pytest.fixture
-def admin_mesh(start_mesh, mesh_config):
-    mesh_config["ADMIN_TOKEN"] = TOKEN
-    return start_mesh(mesh_config)
+def admin_mesh(issuer, start_mesh, mesh_config):
+    """The mesh checking tokens; its client reads with one (``customers:read``,
+    ``products:read``), the dynamic route's calls carry their own."""
+    mesh = start_mesh(mesh_config)
+    mesh.session.headers["Authorization"] = "Bearer " + issuer.token(
+        scope="customers:read products:read")
+    return mesh
 
 
-def test_dynamic_route_calls_allowed_methods_with_the_token(admin_mesh):
-    auth = {"Authorization": "Bearer " + TOKEN}
+def test_dynamic_route_calls_allowed_methods_with_an_admin_token(admin_mesh, issuer):
+    auth = {"Authorization": "Bearer " + issuer.token(scope="admin")}
     answer = admin_mesh.http("POST", "/rpc/customers/get_customers", headers=auth, json={"ids": [2, 1]})
     assert answer.status_code == 200, answer.text
     assert [c["id"] for c in answer.json()["items"]] == [1, 2]
@@ -214,19 +212,18 @@ def test_dynamic_route_calls_allowed_methods_with_the_token(admin_mesh):
     assert product.json()["price"] == "3200.00"
 
 
-@pytest.mark.parametrize("path, headers, body, status", [
-    ("/rpc/customers/get_customer", {}, {"customer_id": 1}, 401),
-    ("/rpc/customers/get_customer", {"Authorization": "Bearer wrong"}, {"customer_id": 1}, 401),
-    ("/rpc/customers/create_customer", "auth", {"customer": {"name": "X", "email": "x@mail.com"}}, 403),
-    ("/rpc/inventory/reserve_stock", "auth", {"items": [{"product_id": 1, "quantity": 11}]}, 403),
-    ("/rpc/nobody/get_thing", "auth", {}, 404),
-    ("/rpc/customers/get_nothing", "auth", {}, 404),
-    ("/rpc/customers/get_customer", "auth", {"customer_id": 1, "bogus": 2}, 400),
+@pytest.mark.parametrize("path, scope, body, status", [
+    ("/rpc/customers/get_customer", None, {"customer_id": 1}, 401),
+    ("/rpc/customers/get_customer", "customers:read", {"customer_id": 1}, 403),
+    ("/rpc/customers/create_customer", "admin", {"customer": {"name": "X", "email": "x@mail.com"}}, 403),
+    ("/rpc/inventory/reserve_stock", "admin", {"items": [{"product_id": 1, "quantity": 11}]}, 403),
+    ("/rpc/nobody/get_thing", "admin", {}, 404),
+    ("/rpc/customers/get_nothing", "admin", {}, 404),
+    ("/rpc/customers/get_customer", "admin", {"customer_id": 1, "bogus": 2}, 400),
 ])
-def test_dynamic_route_refusals_call_nothing(admin_mesh, path, headers, body, status):
-    if headers == "auth":
-        headers = {"Authorization": "Bearer " + TOKEN}
-    response = admin_mesh.http("POST", path, headers=headers, json=body)
+def test_dynamic_route_refusals_call_nothing(admin_mesh, issuer, path, scope, body, status):
+    token = "Bearer " + issuer.token(scope=scope) if scope else None  # None: no header
+    response = admin_mesh.http("POST", path, headers={"Authorization": token}, json=body)
     assert response.status_code == status, response.text
     assert response.json()["error"] and response.json()["message"]
     assert admin_mesh.http("GET", "/customers").json()["page"]["total_items"] == 3

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from common.validation import validate
 from contracts.errors import InsufficientStock, InvalidInput
 from contracts.limits import MAX_QUANTITY
+from contracts.scopes import PUBLIC
 from mesh.http import http
 from mesh.openapi import openapi_document
 from services.customers_schemas import CustomerIn
@@ -135,15 +136,15 @@ def test_the_mark_comes_from_the_route_declaration():
     class Streams:
         name = "streams"
 
-        @http("GET", "/ticks", answers={200: "text/event-stream"})
+        @http("GET", "/ticks", scope=PUBLIC, answers={200: "text/event-stream"})
         def ticks(self, request):
             """Ticks."""
 
-        @http("GET", "/countdown", answers={200: "text/event-stream"}, endless=False)
+        @http("GET", "/countdown", scope=PUBLIC, answers={200: "text/event-stream"}, endless=False)
         def countdown(self, request):
             """Ends by itself."""
 
-        @http("GET", "/poll", answers={200: "text/plain"}, endless=True)
+        @http("GET", "/poll", scope=PUBLIC, answers={200: "text/plain"}, endless=True)
         def poll(self, request):
             """Never answers whole."""
 

@@ -30,6 +30,7 @@ from werkzeug.wrappers import Response
 
 from contracts.errors import CustomerNotFound
 from helpers import seeded_db
+from contracts.scopes import PUBLIC
 from mesh import metrics as mesh_metrics
 from mesh.events import event_handler
 from mesh.http import JsonWsgiApp, RouteSpec, http
@@ -84,7 +85,7 @@ class Counted:
     def on_bill(self, payload):
         pass
 
-    @http("GET", "/page")
+    @http("GET", "/page", scope=PUBLIC)
     def page(self, request):
         return Response("page")
 
