@@ -19,10 +19,17 @@ STAMP := $(VENV)/.installed-$(PY_MINOR)
 # the hub default and the exact upstream warning filters, for every process of the venv
 PTH := tools/billing_mesh.pth
 
-.PHONY: run test test-unit test-cluster cluster cluster-stop lint fuzz openapi generate new-service setup interpreter rabbitmq postgres wrk chromium shell services rebuild-analytics bench bench-stream bench-rebuild bench-cluster bench-aio bench-hub chaos example db db-upgrade clean
+.PHONY: run token test test-unit test-cluster cluster cluster-stop lint fuzz openapi generate new-service setup interpreter rabbitmq postgres wrk chromium shell services rebuild-analytics bench bench-stream bench-rebuild bench-cluster bench-aio bench-hub chaos example db db-upgrade clean
 
 run: setup rabbitmq
 	$(BIN)/python -m tools.run
+
+# a token from the local issuer `make run` starts (tools/issuer.py): every scope,
+# or SCOPES="bills:read bills:write"; SUBJECT=alice names who it speaks for
+# (only the token on stdout: export TOKEN=$$(make -s token))
+token:
+	@$(MAKE) --no-print-directory setup >&2
+	@$(BIN)/python -m tools.issuer token $(if $(SCOPES),--scopes "$(SCOPES)") $(if $(SUBJECT),--subject "$(SUBJECT)")
 
 test: setup lint rabbitmq postgres wrk chromium
 	bash scripts/ensure-rabbitmq.sh --management
@@ -70,7 +77,7 @@ interpreter:
 ifeq ($(PY),)
 	@echo '$(subst ','\'',$(PICKED))' >&2; exit 1
 else
-	@echo "billing-mesh: using Python $(PY_VERSION) ($(PY))"
+	@echo "billing-mesh: using Python $(PY_VERSION) ($(PY))" >&2
 endif
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml | interpreter

@@ -95,6 +95,11 @@ def seconds_setting(config, key, default, at_least=0.0):
     return value
 
 
+def auth_off(config):
+    """``AUTH=off``: the gateway checks no token (the test suite's fixtures only)."""
+    return not as_bool(config.get("AUTH", True))
+
+
 def as_bool(value):
     """A flag from config: YAML gives ``true``/``false`` as bool, an environment
     override may give text (``"false"``, ``"0"``)."""

@@ -34,12 +34,13 @@ from nameko.dependency_providers import Config
 from nameko.exceptions import MethodNotFound
 from werkzeug.wrappers import Response
 
+from common.config import auth_off
 from contracts.errors import Forbidden, NotFound
 from contracts.scopes import ADMIN, OPERATIONS_READ, PUBLIC
 from contracts.events import HEARTBEAT
 from contracts.services import REQUIRED_SERVICES, RPC_SERVICES, declared
 from contracts.wire import to_json
-from mesh.auth import AUTH_OFF_WARNING, auth_off
+from mesh.auth import AUTH_OFF_WARNING
 from mesh.coroutines import in_greenthread
 from mesh.events import broadcast_handler
 from mesh.http import http, http_routes, json_response, json_text_response

@@ -1,8 +1,9 @@
 """A local OpenID Connect token issuer, for a laptop: ``make run`` starts it
 and ``make token`` asks it for a token.
 
-    python -m tools.issuer serve --address 127.0.0.1:8090
+    python -m tools.issuer serve           # at AUTH_ISSUER's address (127.0.0.1:8090)
     python -m tools.issuer token --scopes "bills:read bills:write" --subject alice
+    python -m tools.issuer token           # every scope (make token)
     python -m tools.issuer rotate          # a new signing key; the old stays listed
 
 It is an issuer like any other to the gateway: a discovery document at
@@ -31,8 +32,9 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from common.config import ROOT
+from common.config import ROOT, load_config
 from common.tokens import DISCOVERY_PATH
+from contracts.scopes import SCOPES
 from tools.net import split_address
 
 FOLDER = os.path.join(ROOT, "var", "issuer")
@@ -40,6 +42,7 @@ JWKS_PATH = "/jwks.json"
 ALGORITHM = "RS256"
 DEFAULT_ADDRESS = "127.0.0.1:8090"
 DEFAULT_AUDIENCE = "billing-mesh"
+EVERY_SCOPE = tuple(SCOPES)
 DEFAULT_MINUTES = 12 * 60  # a working day on a laptop
 
 
@@ -135,16 +138,30 @@ def serve(issuer, host, port):
     return server
 
 
+def local_address(config):
+    """``host:port`` of ``AUTH_ISSUER`` when it names an http address on this
+    machine (the local issuer's to serve), else None (a real provider)."""
+    url = str(config.get("AUTH_ISSUER") or "")
+    if not url.startswith("http://"):
+        return None
+    address = url[len("http://"):].rstrip("/")
+    if "/" in address or split_address(address)[0] not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    return address
+
+
 def main(argv=None):
+    config = load_config()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--folder", default=FOLDER)
-    parser.add_argument("--address", default=os.environ.get("ISSUER_ADDRESS", DEFAULT_ADDRESS))
+    parser.add_argument("--address", default=local_address(config) or DEFAULT_ADDRESS)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="serve the discovery document and the keys")
     mint = commands.add_parser("token", help="print a token")
-    mint.add_argument("--scopes", default="", help='space-separated, e.g. "bills:read"')
+    mint.add_argument("--scopes", default=" ".join(EVERY_SCOPE),
+                      help='space-separated, e.g. "bills:read" (default: every scope)')
     mint.add_argument("--subject", default=os.environ.get("USER") or "developer")
-    mint.add_argument("--audience", default=DEFAULT_AUDIENCE)
+    mint.add_argument("--audience", default=str(config.get("AUTH_AUDIENCE") or DEFAULT_AUDIENCE))
     mint.add_argument("--minutes", type=float, default=DEFAULT_MINUTES)
     commands.add_parser("rotate", help="make a new signing key (the old ones stay listed)")
     args = parser.parse_args(argv)

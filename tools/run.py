@@ -51,10 +51,11 @@ from honcho.manager import Manager
 from kafka.errors import KafkaError
 from honcho.printer import Printer
 
-from common.config import DEFAULT_WEB_SERVER_ADDRESS, ROOT, as_bool, load_config
+from common.config import DEFAULT_WEB_SERVER_ADDRESS, ROOT, as_bool, auth_off, load_config
 from common.topology import declare_topology, queue_type_of
 from contracts.services import DECLARATIONS, PROCESS
 from contracts.topics import ensure_topics
+from tools.issuer import EVERY_SCOPE, LocalIssuer, local_address, serve
 from tools.local_kafka import KafkaNotStarted, LocalKafka, broker_answers
 from tools.net import answers, split_address, wait_until_ok
 
@@ -65,6 +66,7 @@ METRICS_BASE_PORT = int(os.environ.get("METRICS_BASE_PORT", 9400))
 # leaves the user's file alone
 TARGETS_PATH = os.path.join(os.path.dirname(LOG_DIR), "prometheus", "targets.json")
 PID_PATH = os.path.join(os.path.dirname(LOG_DIR), "run", "launcher.pid")
+ISSUER_FOLDER = os.path.join(os.path.dirname(LOG_DIR), "issuer")
 BROKER_WATCH_S = 0.5
 
 
@@ -143,9 +145,10 @@ def all_parts_up(health_body):
         return False
 
 
-def announce_when_healthy(url, manager):
-    """Print the gateway's URL once ``/health`` answers 200; stop everything if
-    it does not within ``MESH_HEALTH_WAIT`` seconds."""
+def announce_when_healthy(url, manager, token=None):
+    """Print the gateway's URL (and, with the local issuer, a token for the
+    console and the README's calls) once ``/health`` answers 200; stop
+    everything if it does not within ``MESH_HEALTH_WAIT`` seconds."""
     # every part up (analytics caught up with the seeded bills), not just a 200;
     # four answers in a row, so that with INSTANCES=2 both analytics instances
     # said so (RabbitMQ hands /health's calls to them in turn)
@@ -155,6 +158,10 @@ def announce_when_healthy(url, manager):
     if healthy:
         print("billing-mesh is up: {}  (logs in {}; Ctrl-C stops it)".format(
             url, os.path.relpath(LOG_DIR, ROOT)), flush=True)
+        if token:
+            print("  the console, with a token: {}/#token={}\n"
+                  "  a token for curl (every scope, 12 h; fewer: make token SCOPES=\"bills:read\"):\n"
+                  "export TOKEN={}".format(url, token, token), flush=True)
     elif not manager._terminating:
         print("billing-mesh did not become healthy within {:.0f} s ({}); see {}".format(
             HEALTH_WAIT_S, last, LOG_DIR), flush=True)
@@ -241,6 +248,33 @@ def keep_broker_running(broker, manager, partitions):
         time.sleep(BROKER_WATCH_S)
 
 
+def start_token_issuer(config):
+    """``(server or None, token or None)``: with ``AUTH_ISSUER`` on this machine,
+    the local issuer (``tools.issuer``, its keys in ``var/issuer``) serving
+    there, unless one already answers, and a token with every scope."""
+    if auth_off(config):
+        print("AUTH=off: the gateway checks no token (meant for the test suite only)",
+              flush=True)
+        return None, None
+    address = local_address(config)
+    if address is None:
+        print("tokens: from {} (audience {})".format(config["AUTH_ISSUER"],
+                                                     config["AUTH_AUDIENCE"]), flush=True)
+        return None, None
+    issuer = LocalIssuer(ISSUER_FOLDER, "http://" + address)
+    host, port = split_address(address)
+    server = None
+    if answers(host, port):
+        print("a token issuer already answers at {}: the token below is signed with the "
+              "keys in {}".format(issuer.url, os.path.relpath(ISSUER_FOLDER, ROOT)), flush=True)
+    else:
+        server = serve(issuer, host, port)
+        print("started the local token issuer at {} (keys in {})".format(
+            issuer.url, os.path.relpath(ISSUER_FOLDER, ROOT)), flush=True)
+    subject = os.environ.get("USER") or "developer"
+    return server, issuer.token(subject, EVERY_SCOPE, audience=config["AUTH_AUDIENCE"])
+
+
 def write_pid(path):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as handle:
@@ -301,8 +335,9 @@ def main():
             len(ports), min(ports.values()), max(ports.values()),
             os.path.relpath(TARGETS_PATH, ROOT)), flush=True)
 
+    issuer_server, token = start_token_issuer(config)
     watcher = threading.Thread(target=announce_when_healthy,
-                               args=(gateway_url(config), manager), daemon=True)
+                               args=(gateway_url(config), manager, token), daemon=True)
     watcher.start()
     if broker is not None:
         threading.Thread(target=keep_broker_running, args=(broker, manager, partitions),
@@ -312,6 +347,8 @@ def main():
     finally:
         if broker is not None:
             broker.stop()
+        if issuer_server is not None:
+            issuer_server.shutdown()
         try:
             os.remove(PID_PATH)
         except OSError:

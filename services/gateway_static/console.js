@@ -14,6 +14,12 @@
  * the server's text; the one float is the chart's y value. A computed total
  * (GET /bills answers no total) is summed exactly in cents, as BigInt.
  *
+ * The token: `make run` prints the console's address with one after '#token='.
+ * It is kept for this tab (sessionStorage) and taken out of the address bar;
+ * each request carries it as 'Authorization: Bearer', each stream as
+ * ?access_token= (an EventSource cannot send a header). Without one, the
+ * panels say the gateway asks for a token.
+ *
  * For tests: <body data-state="loaded"> once the first round of requests has
  * answered (or failed); #revenue carries data-windows-events (every event
  * received) and data-points (points plotted); #bills-panel carries
@@ -30,6 +36,23 @@
   var RATE_WINDOW_MS = 10000;  // the registry's rates are over this long
 
   function $(id) { return document.getElementById(id); }
+
+  // the token: from the address (#token=...) once, then from this tab's storage
+  var TOKEN = (function () {
+    var found = /(?:^#|&)token=([^&]+)/.exec(window.location.hash);
+    if (found) {
+      var token = decodeURIComponent(found[1]);
+      try { window.sessionStorage.setItem('billing-mesh-token', token); } catch (e) { /* private mode */ }
+      window.history.replaceState(null, '', window.location.pathname + window.location.search);
+      return token;
+    }
+    try { return window.sessionStorage.getItem('billing-mesh-token') || ''; } catch (e) { return ''; }
+  })();
+
+  function withToken(path) {
+    if (!TOKEN) return path;
+    return path + (path.indexOf('?') < 0 ? '?' : '&') + 'access_token=' + encodeURIComponent(TOKEN);
+  }
 
   function el(tag, text, className) {
     var node = document.createElement(tag);
@@ -58,11 +81,17 @@
 
   // JSON from the gateway; an answer other than 2xx rejects with its status and error code
   function getJSON(path) {
-    return fetch(path, {headers: {Accept: 'application/json'}, cache: 'no-store'})
+    var headers = {Accept: 'application/json'};
+    if (TOKEN) headers.Authorization = 'Bearer ' + TOKEN;
+    return fetch(path, {headers: headers, cache: 'no-store'})
       .catch(function () { throw new Error('the gateway does not answer'); })
       .then(function (answer) {
         if (answer.ok) return answer.json();
         return answer.json().catch(function () { return {}; }).then(function (body) {
+          if (answer.status === 401 || answer.status === 403) {
+            throw new Error('HTTP ' + answer.status + ': open the console with the link ' +
+                            '`make run` printed (it carries a token)');
+          }
           throw new Error('HTTP ' + answer.status + (body && body.error ? ' ' + body.error : ''));
         });
       });
@@ -148,7 +177,7 @@
     var opened = false;
 
     function connect() {
-      var source = new EventSource(path);
+      var source = new EventSource(withToken(path));
       source.onopen = function () {
         streamState(indicator, 'live', panel);
         if (onOpen) onOpen(opened);

@@ -4,7 +4,8 @@ chromium, kept open by tests/integration/browser.py's ``open_live_page``)
 against the whole mesh, Kafka included: every service of the registry with
 its instance count, the revenue chart fed by /analytics/stream, a bill posted
 through the API on the page within 2 s (through /events/stream), no
-JavaScript error and no request leaving this machine. The screenshot stays
+JavaScript error and no request leaving this machine; with tokens checked, the
+page opened with one in its address as ``make run`` prints it. The screenshot stays
 in var/console.png, for a person to look at."""
 import os
 import time
@@ -14,6 +15,7 @@ import pytest
 
 from browser import open_live_page
 from common.config import ROOT
+from contracts.scopes import SCOPES
 from contracts.services import NAMEKO_SERVICES
 
 SERVICES = set(NAMEKO_SERVICES)  # every declared one (contracts/services.py)
@@ -45,19 +47,34 @@ def billing_calls(mesh):
     return 0
 
 
-def test_console_shows_the_mesh_live_and_offline(console_mesh):
+@pytest.fixture
+def guarded_console_mesh(issuer, console_mesh):
+    """The mesh checking tokens, as ``make run`` runs it; this test's own calls
+    carry a token with every scope."""
+    console_mesh.session.headers["Authorization"] = "Bearer " + issuer.token(
+        scope=" ".join(SCOPES))
+    return console_mesh
+
+
+def test_console_shows_the_mesh_live_and_offline(guarded_console_mesh, issuer):
+    """Opened as ``make run``'s link opens it, a token after ``#token=``."""
+    console_mesh = guarded_console_mesh
     answer = console_mesh.http("GET", "/services")
     assert answer.status_code == 200, answer.text
     expected = {s["name"]: [s["instances"], "UP"] for s in answer.json()["services"]}
     assert set(expected) == SERVICES, expected
     assert all(count >= 1 for count, _ in expected.values()), expected
 
-    with open_live_page(console_mesh.url + "/", wait_for_selector=LOADED,
+    token = issuer.token(scope="bills:read customers:read products:read analytics:read",
+                         exp=int(time.time()) + 600)
+    with open_live_page(console_mesh.url + "/#token=" + token, wait_for_selector=LOADED,
                         viewport=(1280, 800)) as page:
         assert page.loaded["status"] == 200, page.loaded
         assert page.loaded["title"] == "billing-mesh console", page.loaded
         assert page.loaded["found_text"], "the console never finished loading: {}".format(
             page.report().text[:2000])
+        # the token is kept for the tab, out of the address bar (and of screenshots)
+        assert page.evaluate("window.location.hash") == ""
 
         # the registry: every service, up, with its instance count (polled every 2 s)
         shown = None
