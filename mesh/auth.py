@@ -17,7 +17,8 @@ token of a caller on this machine: a loopback address, with no proxy's
 ``?access_token=`` (RFC 6750, 2.3); no other route does.
 
 ``AUTH=off`` is for the test suite's own fixtures: nothing is checked, and the
-gateway says so in ``GET /health`` and on every line it logs.
+gateway says so in ``GET /health``, and every process on every line it logs
+(config.yaml's formatter, ``mesh.tracing.RequestIdFormatter``).
 """
 import logging
 import time
@@ -26,14 +27,13 @@ from common.config import auth_off
 from common.tokens import IssuerUnreachable, TokenRejected, TokenVerifier
 from contracts.errors import Forbidden, ServiceUnavailable, Unauthorized
 from contracts.scopes import OPERATIONS_READ, PUBLIC
-from mesh.tracing import announce_on_every_line
+from mesh.tracing import AUTH_OFF_WARNING
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ISSUER = "http://127.0.0.1:8090"  # tools.issuer, which `make run` starts
 DEFAULT_AUDIENCE = "billing-mesh"
 REALM = "billing-mesh"
-AUTH_OFF_WARNING = "AUTH=off: no token is checked (for the test suite's fixtures only)"
 LOOPBACK = frozenset({"127.0.0.1", "::1"})
 PROXY_HEADERS = ("Forwarded", "X-Forwarded-For")
 # tokens already checked, until they expire: checking a signature again costs
@@ -78,7 +78,7 @@ class Authenticator:
                                       str(config.get("AUTH_AUDIENCE") or DEFAULT_AUDIENCE))
         self.checked = {}  # token -> (Caller, expires_at)
         if self.off:
-            announce_auth_off()
+            log.warning(AUTH_OFF_WARNING)
 
     def caller(self, request, scope, query_allowed=False):
         """The ``Caller`` of a request to a route that needs ``scope``, or None
@@ -117,9 +117,3 @@ class Authenticator:
                 self.checked.clear()
         self.checked[token] = (caller, caller.expires_at + self.verifier.leeway_s)
         return caller
-
-
-def announce_auth_off():
-    """On every line this process logs from now on (config.yaml's formatter)."""
-    announce_on_every_line(AUTH_OFF_WARNING)
-    log.warning("tokens are not checked: AUTH is off")

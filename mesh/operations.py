@@ -40,7 +40,6 @@ from contracts.scopes import ADMIN, OPERATIONS_READ, PUBLIC
 from contracts.events import HEARTBEAT
 from contracts.services import REQUIRED_SERVICES, RPC_SERVICES, declared
 from contracts.wire import to_json
-from mesh.auth import AUTH_OFF_WARNING
 from mesh.coroutines import in_greenthread
 from mesh.events import broadcast_handler
 from mesh.http import http, http_routes, json_response, json_text_response
@@ -54,7 +53,7 @@ from mesh.proxy import ServiceClients
 from mesh.amqp import CONNECTION_ERRORS
 from mesh.registry import Instances, Registry, uptime
 from mesh.service import HOST, INSTANCE, PID, STARTED_AT, SignalStop
-from mesh.tracing import Tracing
+from mesh.tracing import AUTH_OFF_WARNING, Tracing
 
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html",
                 ".png": "image/png", ".svg": "image/svg+xml"}

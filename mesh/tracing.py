@@ -21,6 +21,7 @@ import uuid
 from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc
 
+from common.config import as_bool
 from contracts.headers import DEADLINE_KEY, REQUEST_ID_KEY, VALID_REQUEST_ID
 
 
@@ -65,27 +66,23 @@ def install_request_id_records():
     logging.setLogRecordFactory(record_with_request_id)
 
 
-# what every line this process logs starts with (announce_on_every_line)
-_announcement = []
-
-
-def announce_on_every_line(text):
-    """From now on, every line ``RequestIdFormatter`` writes starts with ``[text]``
-    (``mesh.auth``: ``AUTH=off``)."""
-    _announcement[:] = [text]
+# what every line starts with while AUTH is off (mesh.auth)
+AUTH_OFF_WARNING = "AUTH=off: no token is checked (for the test suite's fixtures only)"
 
 
 class RequestIdFormatter(logging.Formatter):
     """A formatter for ``%(request_id)s`` that also formats records made before
-    ``install_request_id_records`` ran (``-``): config.yaml's LOGGING uses it."""
+    ``install_request_id_records`` ran (``-``): config.yaml's LOGGING uses it.
+    ``auth``: config's ``AUTH``; off, every line starts with ``AUTH_OFF_WARNING``."""
+
+    def __init__(self, *args, auth=True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.prefix = "" if as_bool(auth) else "[{}] ".format(AUTH_OFF_WARNING)
 
     def format(self, record):
         if not hasattr(record, "request_id"):
             record.request_id = current_request_id() or "-"
-        line = super().format(record)
-        if _announcement:
-            line = "[{}] {}".format(_announcement[0], line)
-        return line
+        return self.prefix + super().format(record)
 
 
 class Tracing(DependencyProvider):

@@ -1,7 +1,8 @@
 """Loopback by default: ``nameko run --config config.yaml`` with nothing set
 serves the gateway and every process's metrics on this machine only, as read
 from the sockets the running processes listen on (the kernel's table under
-/proc), not from the configuration."""
+/proc), not from the configuration. (And the fixtures' ``AUTH=off`` starts
+every line they log.)"""
 import os
 import socket
 import subprocess
@@ -75,6 +76,12 @@ def test_the_gateway_and_the_metrics_listen_on_loopback_when_nothing_is_set(
             sockets = listening(process.pid)
             assert sockets and all(address == "127.0.0.1" for address, _ in sockets), (
                 service, sockets)
+        # the fixtures' AUTH=off, on every line each process logged
+        for service in processes:
+            lines = [line for line in (tmp_path / "{}.log".format(service)).read_text()
+                     .splitlines() if " INFO " in line or " WARNING " in line]
+            assert lines and all(line.startswith("[AUTH=off: no token is checked")
+                                 for line in lines), (service, lines[:5])
     finally:
         for process in processes.values():
             process.terminate()

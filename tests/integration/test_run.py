@@ -26,11 +26,10 @@ def is_nameko_run_of(pid, module):
     return module in argv and any(arg.endswith("nameko") for arg in argv[:2])
 
 
-def billed_by_customer(url):
+def billed_by_customer(url, http):
     """``{customer_id: (revenue, bills)}`` from the billing database (GET /bills)."""
-    import requests
     totals = {}
-    for bill in requests.get(url + "/bills?size=100", timeout=10).json()["items"]:
+    for bill in http.get(url + "/bills?size=100", timeout=10).json()["items"]:
         revenue, count = totals.get(bill["customer_id"], (Decimal(0), 0))
         revenue += sum(Decimal(item["unit_price"]) * item["quantity"] for item in bill["items"])
         totals[bill["customer_id"]] = (revenue, count + 1)
@@ -38,14 +37,17 @@ def billed_by_customer(url):
             for customer, (revenue, count) in totals.items()}
 
 
-def analytics_by_customer(url):
-    import requests
+def analytics_by_customer(url, http):
     return {stats["customer_id"]: (stats["revenue"], stats["bills"]) for stats in
-            requests.get(url + "/analytics/customers", timeout=10).json()["items"]}
+            http.get(url + "/analytics/customers", timeout=10).json()["items"]}
 
 
 def test_launcher_reaches_a_healthy_gateway_and_stops_cleanly(mesh_config, tmp_path):
+    """As a new user runs it, tokens checked: the launcher starts the local
+    issuer (its keys beside its log folder) and prints a token; the README's
+    calls carry it."""
     marker = "MESH_TEST_RUN=" + uuid.uuid4().hex
+    mesh_config.update(AUTH="on", AUTH_ISSUER="http://127.0.0.1:{}".format(free_port()))
     env = dict(os.environ, **config_env(mesh_config))
     env["MESH_LOG_DIR"] = str(tmp_path / "log")
     env["INSTANCES"] = "2"
@@ -65,13 +67,21 @@ def test_launcher_reaches_a_healthy_gateway_and_stops_cleanly(mesh_config, tmp_p
     reader.start()
     url = "http://" + mesh_config["WEB_SERVER_ADDRESS"]
     try:
-        wait_for(lambda: any("billing-mesh is up: " + url in line for line in lines), 90,
-                 "the launcher announcing a healthy gateway")
+        wait_for(lambda: any(line.startswith("export TOKEN=") for line in lines), 90,
+                 "the launcher announcing a healthy gateway, and a token")
+        assert any("billing-mesh is up: " + url in line for line in lines), lines[-20:]
         import requests
+        token = [line for line in lines if line.startswith("export TOKEN=")][0].split("=", 1)[1]
+        assert any(line.strip() == "the console, with a token: {}/#token={}".format(
+            url, token.strip()) for line in lines)
+        assert requests.get(url + "/customers", timeout=10).status_code == 401
+        assert list((tmp_path / "issuer").glob("key-*.pem"))
+        # from here on, every call as the README's: with the token
+        requests = TokenSession(token.strip())
         ready = requests.get(url + "/health", timeout=10)
         assert ready.status_code == 200 and ready.json()["status"] == "ok", ready.text
         # ready means the whole mesh serves: analytics already count every bill
-        assert analytics_by_customer(url) == billed_by_customer(url)
+        assert analytics_by_customer(url, requests) == billed_by_customer(url, requests)
         assert requests.get(url + "/bills/1/full", timeout=10).json()["total"] == "9899.00"
         assert len(processes_with(marker)) >= 8, "launcher, two of each domain service, gateway"
         # INSTANCES=2 of every declared nameko service that may run more than once
@@ -150,6 +160,21 @@ def test_launcher_reaches_a_healthy_gateway_and_stops_cleanly(mesh_config, tmp_p
         launcher.wait(timeout=30)
     reader.join(timeout=5)
     wait_for(lambda: processes_with(marker) == [], 15, "every mesh process gone after SIGTERM")
+
+
+class TokenSession:
+    """``requests``' ``get`` and ``post``, each with ``Authorization: Bearer <token>``."""
+
+    def __init__(self, token):
+        import requests
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = "Bearer " + token
+
+    def get(self, url, **kwargs):
+        return self.session.get(url, **kwargs)
+
+    def post(self, url, **kwargs):
+        return self.session.post(url, **kwargs)
 
 
 def test_nameko_shell_calls_services(mesh, mesh_config):
