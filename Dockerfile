@@ -40,9 +40,10 @@ RUN cp tools/billing_mesh.pth \
     "$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/billing_mesh.pth"
 
 # Run as an unprivileged user; var/ holds the SQLite files when no *_DB_URI is set.
+# var/issuer: the local token issuer's keys (its compose volume starts as this)
 RUN useradd --system --no-create-home mesh \
-    && mkdir -p var /data/streams \
-    && chown mesh var /data/streams
+    && mkdir -p var/issuer /data/streams \
+    && chown mesh var var/issuer /data/streams
 USER mesh
 
 EXPOSE 8000

@@ -77,7 +77,7 @@ interpreter:
 ifeq ($(PY),)
 	@echo '$(subst ','\'',$(PICKED))' >&2; exit 1
 else
-	@echo "billing-mesh: using Python $(PY_VERSION) ($(PY))" >&2
+	@echo "billing-mesh: using Python $(PY_VERSION) ($(PY))"
 endif
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml | interpreter

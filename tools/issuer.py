@@ -155,6 +155,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--folder", default=FOLDER)
     parser.add_argument("--address", default=local_address(config) or DEFAULT_ADDRESS)
+    parser.add_argument("--url", help="the issuer's URL as tokens name it and the gateway "
+                        "reaches it (default: http://<address>), e.g. http://issuer:8090 "
+                        "in docker-compose.yml")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="serve the discovery document and the keys")
     mint = commands.add_parser("token", help="print a token")
@@ -165,7 +168,7 @@ def main(argv=None):
     mint.add_argument("--minutes", type=float, default=DEFAULT_MINUTES)
     commands.add_parser("rotate", help="make a new signing key (the old ones stay listed)")
     args = parser.parse_args(argv)
-    issuer = LocalIssuer(args.folder, "http://" + args.address)
+    issuer = LocalIssuer(args.folder, args.url or "http://" + args.address)
     if args.command == "token":
         print(issuer.token(args.subject, args.scopes.split(), args.audience, args.minutes))
     elif args.command == "rotate":
