@@ -12,6 +12,7 @@ REQUEST_ID_KEY = "request_id"
 # (mesh.auth), on every call and event the request causes
 CALLER_KEY = "caller"
 CLIENT_ID_KEY = "client_id"
+MAX_CALLER_LENGTH = 255  # what billing stores (created_by, cancelled_by)
 # what a request id may be: one the services' log lines can carry and grep can find
 # (the gateway replaces any other with a new one; mesh.aio refuses it)
 VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

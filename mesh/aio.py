@@ -54,7 +54,10 @@ from kombu.utils.json import dumps, loads
 
 from common.config import CONFIG_PATH, load_config
 from contracts.errors import DeadlineExceeded, ServiceUnavailable, all_errors
-from contracts.headers import DEADLINE_KEY, REQUEST_ID_KEY, VALID_REQUEST_ID, header_name
+from contracts.headers import (
+    CALLER_KEY, CLIENT_ID_KEY, DEADLINE_KEY, MAX_CALLER_LENGTH, REQUEST_ID_KEY, VALID_REQUEST_ID,
+    header_name,
+)
 
 __all__ = ["connect", "Mesh", "RemoteError", "EventStream", "error_from", "amqp_url"]
 
@@ -165,7 +168,7 @@ def _read_config(config):
     return load_config(config)
 
 
-def connect(config=None, *, timeout=None, request_id=None, context_data=None):
+def connect(config=None, *, timeout=None, request_id=None, caller=None, context_data=None):
     """A client of the mesh: ``async with connect(...) as mesh`` (closed on
     leaving), or ``mesh = await connect(...)`` and ``await mesh.close()``.
 
@@ -176,6 +179,7 @@ def connect(config=None, *, timeout=None, request_id=None, context_data=None):
 
     ``timeout``: the seconds every call may take (default: ``RPC_TIMEOUT``);
     ``request_id``: sent with every call (default: a new one per call);
+    ``caller``: on whose behalf every call is made (``Mesh.with_caller``);
     ``context_data``: more nameko context data for every call
     (``{"language": "fr"}``), as ``ClusterRpcProxy(context_data=)`` sends.
 
@@ -186,7 +190,8 @@ def connect(config=None, *, timeout=None, request_id=None, context_data=None):
     core = _Core(settings)
     if timeout is None:
         timeout = float(settings.get("RPC_TIMEOUT", DEFAULT_TIMEOUT))
-    return Mesh(core, float(timeout), _checked_request_id(request_id), dict(context_data or {}))
+    mesh = Mesh(core, float(timeout), _checked_request_id(request_id), dict(context_data or {}))
+    return mesh.with_caller(caller) if caller is not None else mesh
 
 
 class Mesh:
@@ -198,6 +203,7 @@ class Mesh:
         page = await mesh.billing.list_bills(customer_id=2, size=5)
         await mesh.within(0.5).customers.ping()            # a shorter deadline
         await mesh.with_request_id("r-42").customers.get_customer(1)
+        await mesh.with_caller("alice").billing.cancel_bill(4)  # cancelled_by "alice"
     """
 
     def __init__(self, core, timeout, request_id=None, context_data=None):
@@ -243,6 +249,19 @@ class Mesh:
         """The same mesh sending ``request_id`` with every call: the id the
         services' log lines carry (``[request_id]``)."""
         return Mesh(self._core, self.timeout, _checked_request_id(request_id), self.context_data)
+
+    def with_caller(self, subject, client_id=None):
+        """The same mesh calling on behalf of ``subject``: the user your app
+        authenticated (its token's ``sub``), or your app's own name. It travels
+        as the gateway's callers' does: billing stores it as a bill's
+        ``created_by`` and ``cancelled_by``, and the services' log lines carry it."""
+        if not isinstance(subject, str) or not 1 <= len(subject) <= MAX_CALLER_LENGTH:
+            raise ValueError("a caller is 1 to {} characters of text, not {!r}".format(
+                MAX_CALLER_LENGTH, subject))
+        context_data = dict(self.context_data, **{CALLER_KEY: subject})
+        if client_id is not None:
+            context_data[CLIENT_ID_KEY] = str(client_id)
+        return Mesh(self._core, self.timeout, self.request_id, context_data)
 
     # --- calls and events -----------------------------------------------------
 

@@ -26,6 +26,7 @@ import time
 from common.config import auth_off
 from common.tokens import IssuerUnreachable, TokenRejected, TokenVerifier
 from contracts.errors import Forbidden, ServiceUnavailable, Unauthorized
+from contracts.headers import MAX_CALLER_LENGTH
 from contracts.scopes import OPERATIONS_READ, PUBLIC
 from mesh.tracing import AUTH_OFF_WARNING
 
@@ -110,10 +111,16 @@ class Authenticator:
         except IssuerUnreachable as exc:
             raise ServiceUnavailable("the token issuer's keys cannot be read ({})".format(
                 exc)) from None
+        if len(caller.subject) > MAX_CALLER_LENGTH:  # what billing stores of it
+            raise refusal(Unauthorized, "the token's subject is over {} characters".format(
+                MAX_CALLER_LENGTH), error="invalid_token")
+        if len(caller.subject) > MAX_CALLER_LENGTH:  # what billing stores of it
+            raise refusal(Unauthorized, "the token's subject is over {} characters".format(
+                MAX_CALLER_LENGTH), error="invalid_token")
         if len(self.checked) >= CHECKED_TOKENS_SIZE:
             self.checked = {key: value for key, value in self.checked.items()
                             if value[1] > now}
-            if len(self.checked) >= CHECKED_TOKENS_SIZE:
+        if len(self.checked) >= CHECKED_TOKENS_SIZE:
                 self.checked.clear()
         self.checked[token] = (caller, caller.expires_at + self.verifier.leeway_s)
         return caller

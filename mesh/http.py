@@ -66,7 +66,7 @@ from mesh.auth import Authenticator
 from mesh.errors import error_body, quiet_expected_errors
 from mesh.metrics import observe_http
 from mesh.coroutines import accepting_coroutines
-from mesh.tracing import request_id_from, set_request_id
+from mesh.tracing import request_id_from, set_caller, set_request_id
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,7 @@ class JsonWsgiApp(WsgiApp):
         # this greenthread also writes the access log line: give it the id too
         request.request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
         set_request_id(request.request_id)
+        set_caller(None)  # until the token says who
         _serving.set("{} {}".format(request.method, request.path))
         rule = None
         try:
@@ -241,6 +242,8 @@ class JsonWsgiApp(WsgiApp):
         request.caller = None
         if spec is not None:  # the token first: a caller without one learns nothing
             request.caller = self.auth.caller(request, spec.scope, query_allowed=spec.endless)
+            if request.caller is not None:
+                set_caller(request.caller.subject)
         for name, value in request.path_values.items():
             if isinstance(value, int) and value > MAX_ID:
                 raise NotFound("{} {} does not exist".format(name, value))

@@ -5,7 +5,8 @@ the response, and puts it in nameko's context data, which travels with every RPC
 call and event the request causes. Each worker keeps it in a ``contextvars``
 variable (greenlet 3 gives every greenthread its own context, and an asyncio
 task started by a worker copies it: ``mesh.coroutines``), and every log record
-gets it as ``%(request_id)s`` (``-`` outside a request). The worker's deadline
+gets it as ``%(request_id)s`` (``-`` outside a request). So does who asked:
+the subject of the request's token (``mesh.auth``), ``%(caller)s``. The worker's deadline
 is kept the same way, for coroutines to run within it.
 ``Tracing`` also logs one line per RPC handled, like an HTTP access log.
 
@@ -22,11 +23,12 @@ from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc
 
 from common.config import as_bool
-from contracts.headers import DEADLINE_KEY, REQUEST_ID_KEY, VALID_REQUEST_ID
+from contracts.headers import CALLER_KEY, DEADLINE_KEY, REQUEST_ID_KEY, VALID_REQUEST_ID
 
 
 log = logging.getLogger("mesh.rpc.access")
 _request_id = contextvars.ContextVar("mesh_request_id", default=None)
+_caller = contextvars.ContextVar("mesh_caller", default=None)
 _deadline = contextvars.ContextVar("mesh_deadline", default=None)
 
 
@@ -36,6 +38,16 @@ def current_request_id():
 
 def set_request_id(request_id):
     _request_id.set(request_id)
+
+
+def current_caller():
+    """Who asked for what this worker does: the subject of the gateway
+    request's token (``mesh.auth``), or None (no token, or not from a request)."""
+    return _caller.get()
+
+
+def set_caller(subject):
+    _caller.set(subject)
 
 
 def current_deadline():
@@ -60,6 +72,7 @@ def install_request_id_records():
     def record_with_request_id(*args, **kwargs):
         record = make_record(*args, **kwargs)
         record.request_id = current_request_id() or "-"
+        record.caller = current_caller() or "-"
         return record
 
     record_with_request_id.adds_request_id = True
@@ -82,6 +95,8 @@ class RequestIdFormatter(logging.Formatter):
     def format(self, record):
         if not hasattr(record, "request_id"):
             record.request_id = current_request_id() or "-"
+        if not hasattr(record, "caller"):
+            record.caller = current_caller() or "-"
         return self.prefix + super().format(record)
 
 
@@ -93,6 +108,7 @@ class Tracing(DependencyProvider):
 
     def worker_setup(self, worker_ctx):
         set_request_id(worker_ctx.data.get(REQUEST_ID_KEY))
+        set_caller(worker_ctx.data.get(CALLER_KEY))
         _deadline.set(worker_ctx.data.get(DEADLINE_KEY))
         worker_ctx.started = time.monotonic()
 
@@ -106,4 +122,5 @@ class Tracing(DependencyProvider):
 
     def worker_teardown(self, worker_ctx):
         set_request_id(None)
+        set_caller(None)
         _deadline.set(None)

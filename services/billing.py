@@ -53,6 +53,7 @@ from mesh.events import evicts_on
 from mesh.outbox import Outbox
 from mesh.proxy import MeshRpcProxy
 from mesh.rpc import rpc
+from mesh.tracing import current_caller
 from services.billing_models import (
     Bill, BillingBase, BillingInbox, IdempotencyKey, OutboxEvent, ProductItem,
     bill_cancelled_event_of, bill_created_event_of,
@@ -163,7 +164,7 @@ class BillingService(mesh.service.MeshService):
         products = {line["product"]["id"]: line["product"] for line in reservation["items"]}
         try:
             bill, event, answer = await run_to_completion(
-                self._store, request, reservation, customer, products,
+                self._store, request, reservation, customer, products, current_caller(),
                 settle=release_unless_stored)
         except IntegrityError:
             await in_greenthread(self._release, reservation_id)
@@ -198,7 +199,7 @@ class BillingService(mesh.service.MeshService):
             # writes the event, the others find it cancelled
             changed = session.execute(
                 update(Bill).where(Bill.id == bill_id, Bill.status == ACTIVE)
-                .values(status=CANCELLED, cancelled_at=utc_now(),
+                .values(status=CANCELLED, cancelled_at=utc_now(), cancelled_by=current_caller(),
                         cancelled_event_id=str(uuid.uuid4()))).rowcount
             row = get_or_raise(session, Bill, bill_id, BillNotFound)
             bill = row.as_dict()
@@ -292,7 +293,7 @@ class BillingService(mesh.service.MeshService):
                 "Idempotency-Key {!r} was used for a different bill".format(used.key))
         return used.bill_id
 
-    def _store(self, request, reservation, customer, products):
+    def _store(self, request, reservation, customer, products, created_by):
         """Insert the bill, its items, its idempotency key, its event and the
         call's answer (the full bill, ``mesh.inbox``) in one transaction; the
         bill as ``get_bill`` answers it, the event, and the full bill.
@@ -303,13 +304,14 @@ class BillingService(mesh.service.MeshService):
         """
         with self.db.get_session() as session:
             connection = session.connection()
-            bill = {"customer_id": request.customer_id, "billing_date": utc_now()}
+            bill = {"customer_id": request.customer_id, "billing_date": utc_now(),
+                    "created_by": created_by}
             event_id = str(uuid.uuid4())
             bill["id"] = connection.execute(
                 INSERT_BILL, dict(bill, reservation_id=reservation["reservation_id"],
                                   created_event_id=event_id)
             ).scalar_one()
-            bill.update(status=ACTIVE, cancelled_at=None)
+            bill.update(status=ACTIVE, cancelled_at=None, cancelled_by=None)
             items = [{"bill_id": bill["id"], "product_id": line["product"]["id"],
                       "quantity": line["quantity"], "unit_price": line["unit_price"]}
                      for line in reservation["items"]]
@@ -430,5 +432,6 @@ def full_bill(bill, customer, products):
                       "line_total": line_total})
     return {"id": bill["id"], "billing_date": bill["billing_date"],
             "status": bill["status"], "cancelled_at": bill["cancelled_at"],
+            "created_by": bill["created_by"], "cancelled_by": bill["cancelled_by"],
             "customer": customer, "items": items,
             "total": sum((item["line_total"] for item in items), money(0))}

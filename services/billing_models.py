@@ -30,6 +30,10 @@ class Bill(BillingBase):
     # analytics gives them again with these (services.rebuilder)
     created_event_id: Mapped[str] = mapped_column(String(36), nullable=True)
     cancelled_event_id: Mapped[str] = mapped_column(String(36), nullable=True)
+    # who made and who cancelled it: the subject of the gateway request's token
+    # (mesh.auth), None for bills made without one (seeded, AUTH=off, plain RPC)
+    created_by: Mapped[str] = mapped_column(String(255), nullable=True)
+    cancelled_by: Mapped[str] = mapped_column(String(255), nullable=True)
     items: Mapped[list["ProductItem"]] = relationship(
         back_populates="bill", cascade="all, delete-orphan", order_by="ProductItem.id",
         lazy="selectin")
@@ -37,7 +41,8 @@ class Bill(BillingBase):
     def as_dict(self):
         return {"id": self.id, "billing_date": self.billing_date,
                 "customer_id": self.customer_id, "status": self.status,
-                "cancelled_at": self.cancelled_at,
+                "cancelled_at": self.cancelled_at, "created_by": self.created_by,
+                "cancelled_by": self.cancelled_by,
                 "items": [item.as_dict() for item in self.items]}
 
 

@@ -153,6 +153,8 @@ class Bill(BaseModel):
     billing_date: datetime.datetime
     status: BillStatus
     cancelled_at: Optional[datetime.datetime]  # None while active
+    created_by: Optional[str]  # the subject of the token that made it (None: made without one)
+    cancelled_by: Optional[str]  # ... and of the one that cancelled it
     customer_id: int
     items: List[BillItem]
 
@@ -175,6 +177,8 @@ class FullBill(BaseModel):
     billing_date: datetime.datetime
     status: BillStatus
     cancelled_at: Optional[datetime.datetime]  # None while active
+    created_by: Optional[str]  # as in Bill
+    cancelled_by: Optional[str]
     customer: Customer
     items: List[FullBillItem]
     total: MoneyText

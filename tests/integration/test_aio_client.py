@@ -319,6 +319,33 @@ def test_the_request_id_is_on_the_services_log_lines(mesh_config, service_proces
              "every request id on the customers' log lines")
     lines = [line for line in log.read_text().splitlines() if "[{}]".format(ids[0]) in line]
     assert any("customers.get_customer ok" in line for line in lines), lines
+    # and who asked, when the client says
+    caller_id = "aio-caller-" + uuid.uuid4().hex
+
+    async def on_behalf():
+        async with mesh.aio.connect(mesh_config, request_id=caller_id, caller="erin") as client:
+            await client.customers.get_customer(1)
+
+    run(on_behalf())
+    wait_for(lambda: "[{}] (erin)".format(caller_id) in log.read_text(), 10,
+             "the caller on the customers' log line")
+
+
+def test_a_caller_named_by_the_client_is_stored_with_the_bills_it_makes_and_cancels(
+        start_mesh, mesh_config, client):
+    start_mesh(mesh_config)
+
+    async def calls():
+        made = await client.with_caller("carol", client_id="shop-app").billing.create_bill(
+            1, [{"product_id": 2, "quantity": 1}])
+        await client.with_caller("dave").billing.cancel_bill(made["id"])
+        return made, await client.billing.get_bill(made["id"])
+
+    made, stored = run(calls())
+    assert made["created_by"] == "carol" and made["cancelled_by"] is None
+    assert (stored["created_by"], stored["cancelled_by"]) == ("carol", "dave")
+    with pytest.raises(ValueError):
+        client.with_caller("")
 
 
 def test_events_arrive_as_they_happen(start_mesh, mesh_config, client, rabbit_manager, rabbit_config):

@@ -5,6 +5,7 @@ scope refuses a request without a token, or with a token that proves nothing,
 with 401 and ``WWW-Authenticate: Bearer``; a valid token without the route's
 scope is 403; with it, the route answers; a key rotated at the issuer is picked
 up while the old one's tokens still pass; ``AUTH=off`` says so in /health."""
+import logging
 import time
 
 import pytest
@@ -130,7 +131,11 @@ def guarded_mesh(issuer, start_mesh, mesh_config):
     return start_mesh(mesh_config)
 
 
-def test_a_token_with_the_scope_is_served(guarded_mesh, issuer):
+def test_a_token_with_the_scope_is_served_and_its_subject_recorded(guarded_mesh, issuer,
+                                                                     caplog):
+    """Who made and who cancelled a bill is stored with it, and on the log
+    lines of every service the request reached."""
+    caplog.set_level(logging.INFO)
     mesh = guarded_mesh
     reader = issuer.token(scope="customers:read bills:read")
     customers = call(mesh, "GET", "/customers", reader)
@@ -140,10 +145,21 @@ def test_a_token_with_the_scope_is_served(guarded_mesh, issuer):
         {"product_id": 1, "quantity": 1}]}, headers={
         "Authorization": "Bearer " + issuer.token(scope="bills:write")})
     assert made.status_code == 201, made.text
+    assert (made.json()["created_by"], made.json()["cancelled_by"]) == ("alice", None)
     cancelled = mesh.http("POST", "/bills/{}/cancel".format(made.json()["id"]), headers={
-        "Authorization": "Bearer " + issuer.token(scope="bills:cancel")})
+        "Authorization": "Bearer " + issuer.token(scope="bills:cancel", sub="bob")})
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["status"] == "cancelled"
+    stored = call(mesh, "GET", "/bills/{}".format(made.json()["id"]), reader).json()
+    assert (stored["created_by"], stored["cancelled_by"]) == ("alice", "bob")
+    full = call(mesh, "GET", "/bills/{}/full".format(made.json()["id"]), reader).json()
+    assert (full["created_by"], full["cancelled_by"]) == ("alice", "bob")
+    callers = {(record.name, record.caller) for record in caplog.records
+               if hasattr(record, "caller") and record.caller != "-"}
+    assert {("mesh.rpc.access", "alice"), ("mesh.rpc.access", "bob")} <= callers, callers
+    made_lines = [record for record in caplog.records
+                  if record.getMessage().startswith("bill {} created".format(made.json()["id"]))]
+    assert made_lines and all(record.caller == "alice" for record in made_lines)
 
 
 def test_the_streams_also_take_the_token_in_the_query_and_no_other_route_does(

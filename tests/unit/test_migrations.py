@@ -198,10 +198,12 @@ def test_a_database_made_before_migrations_is_stamped_and_upgraded(tmp_path, nam
 def as_upgraded(name, tables):
     """``tables`` (``rows()``) as the migrations change their values on purpose:
     inventory's 0003 makes the old ``reserved`` reservations ``held``; billing's
-    0003 makes every bill ``active``, never cancelled, and its 0004 gives each
-    bill the id of its ``bill_created`` (none is in the outbox here: derived)."""
+    0003 makes every bill ``active``, never cancelled, its 0004 gives each
+    bill the id of its ``bill_created`` (none is in the outbox here: derived),
+    and its 0005 knows no one who made or cancelled it."""
     if name == "billing":
-        return dict(tables, bills=[tuple(row) + ("active", None, derived_event_id(row[0]), None)
+        return dict(tables, bills=[tuple(row) + ("active", None, derived_event_id(row[0]), None,
+                                                 None, None)
                                    for row in tables["bills"]])
     if name != "inventory":
         return tables
