@@ -154,6 +154,10 @@ class BenchMesh:
             MESH_LOG_DIR=os.path.join(folder, "log"),
             STREAMS_STATE_DIR=os.path.join(folder, "streams-state"),
             DATA_DIR=self.folder,  # every declared database, SQLite in this run's folder
+            # the hops' costs: tokens are checked only where their cost is the
+            # figure (mesh_bench's gateway with a token)
+            AUTH="off",
+            RATE_LIMIT_RATE="0",  # wrk's load comes from one address
             PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")), hub)
         self.env.update({key: str(value) for key, value in settings.items()})
         self.process = None
@@ -306,8 +310,10 @@ def peak_rss_mb(pid):
     return None
 
 
-def wrk(url, seconds, connections=64, threads=2, script=None, env=None, timeout=2):
+def wrk(url, seconds, connections=64, threads=2, script=None, env=None, timeout=2,
+        headers=None):
     """Run wrk against ``url``; its figures as a dict (latencies in ms).
+    ``headers``: sent with every request (``{"Authorization": "Bearer ..."}``).
 
     ``script`` (Lua, e.g. a ``request()`` making POST bodies) is run together with
     ``wrk/report.lua``, which reports statuses and percentiles as JSON.
@@ -323,6 +329,8 @@ def wrk(url, seconds, connections=64, threads=2, script=None, env=None, timeout=
         command = ["wrk", "-t{}".format(threads), "-c{}".format(connections),
                    "-d{}s".format(max(1, round(seconds))), "--timeout", "{}s".format(timeout),
                    "-s", combined.name, url]
+        for name, value in (headers or {}).items():
+            command[1:1] = ["-H", "{}: {}".format(name, value)]
         result = subprocess.run(command, capture_output=True, text=True,
                                 env=dict(os.environ, **(env or {})), timeout=seconds + 60)
     finally:

@@ -25,7 +25,10 @@ the same hub (``against`` names it), so figures are compared within one run:
    eventlet WSGI process answering a fixed body, the gateway's own answer, from
    memory); and with a second gateway whose cache is off, so the RPC path's own
    cost stays visible, against the SQLite no-hop limit (``bench/nohop.py``: the
-   same row read from the same SQLite file on every request).
+   same row read from the same SQLite file on every request). And with a
+   third gateway that checks a bearer token (every other mesh of the
+   benchmarks runs with ``AUTH=off``, to measure the hops alone):
+   ``token_check_added_p50_ms`` is what the check adds to the cached read.
 2. ``GET /bills/{id}/full`` (three items) against the single read, cached and not.
    Each read's wrk timeouts (answers slower than ``timeout``) are a figure of
    their own (``<read>_timeouts``, target 0): the run goes on and measures the
@@ -54,6 +57,9 @@ import time
 
 import requests
 from nameko.standalone.rpc import ClusterRpcProxy
+
+from contracts.scopes import CUSTOMERS_READ
+from tools.issuer import LocalIssuer, serve
 
 from bench.harness import (
     HUBS, ROOT, BenchMesh, add_hub_argument, cpu_seconds, free_port, peak_rss_mb, percentile,
@@ -124,9 +130,10 @@ class Results:
         return "\n".join(lines)
 
 
-def read_load(url, plan, threads):
-    wrk(url, plan["warmup"], CONNECTIONS, threads, timeout=plan["timeout"])
-    return wrk(url, plan["seconds"], CONNECTIONS, threads, timeout=plan["timeout"])
+def read_load(url, plan, threads, headers=None):
+    wrk(url, plan["warmup"], CONNECTIONS, threads, timeout=plan["timeout"], headers=headers)
+    return wrk(url, plan["seconds"], CONNECTIONS, threads, timeout=plan["timeout"],
+               headers=headers)
 
 
 def wrong_answers(figures):
@@ -277,6 +284,20 @@ def measure(plan, threads, folder, results, hub, run):
                 uncached_env, folder, "gateway-uncached",
                 "http://127.0.0.1:{}/health/live".format(uncached_port))
             uncached_url = "http://127.0.0.1:{}".format(uncached_port)
+            # a third gateway, the same as the first but checking tokens: what
+            # a token check adds to the cached read
+            issuer_port, token_port = free_port(), free_port()
+            issuer = LocalIssuer(os.path.join(folder, "issuer"),
+                                 "http://127.0.0.1:{}".format(issuer_port))
+            issuer_server = serve(issuer, "127.0.0.1", issuer_port)
+            token_env = dict(mesh.env, AUTH="on", AUTH_ISSUER=issuer.url,
+                             WEB_SERVER_ADDRESS="127.0.0.1:{}".format(token_port))
+            with_token = start_process(
+                ["nameko", "run", "--config", "config.yaml", "services.gateway"],
+                token_env, folder, "gateway-token",
+                "http://127.0.0.1:{}/health/live".format(token_port))
+            token_url = "http://127.0.0.1:{}".format(token_port)
+            bearer = {"Authorization": "Bearer " + issuer.token("bench", [CUSTOMERS_READ])}
             try:
                 run["instances"] = mesh.check_hubs(uncached_url)
                 run["instances"]["nohop-sqlite"] = check_nohop(
@@ -287,6 +308,10 @@ def measure(plan, threads, folder, results, hub, run):
                 memory_limit = read_load(
                     "http://127.0.0.1:{}/customers/1".format(memory_port), plan, threads)
                 read = read_load(mesh.url + "/customers/1", plan, threads)
+                refused = requests.get(token_url + "/customers/1", timeout=10).status_code
+                if refused != 401:
+                    sys.exit("the gateway checking tokens answered {} without one".format(refused))
+                read_token = read_load(token_url + "/customers/1", plan, threads, headers=bearer)
                 sqlite_limit = read_load(
                     "http://127.0.0.1:{}/customers/1".format(sqlite_port), plan, threads)
                 read_uncached = read_load(uncached_url + "/customers/1", plan, threads)
@@ -297,6 +322,8 @@ def measure(plan, threads, folder, results, hub, run):
                 stop(sqlite_nohop)
                 stop(memory_nohop)
                 stop(uncached)
+                stop(with_token)
+                issuer_server.shutdown()
 
             # the cached read answers from memory: its limit does too
             results.add(MEMORY_LIMIT, memory_limit["rps"], "req/s")
@@ -306,6 +333,11 @@ def measure(plan, threads, folder, results, hub, run):
             results.add("mesh_read_p50_ms", read["p50_ms"], "ms")
             results.add("mesh_read_p99_ms", read["p99_ms"], "ms", None, "<= 60 ms",
                         lambda v, r: v <= 60)
+            # the same read through the gateway checking a bearer token
+            results.add("mesh_read_token_rps", read_token["rps"], "req/s", "mesh_read_rps")
+            results.add("mesh_read_token_p50_ms", read_token["p50_ms"], "ms")
+            results.add("mesh_read_token_p99_ms", read_token["p99_ms"], "ms")
+            results.add("token_check_added_p50_ms", read_token["p50_ms"] - read["p50_ms"], "ms")
             # the uncached read reads the row from SQLite: so does its limit
             results.add(SQLITE_LIMIT, sqlite_limit["rps"], "req/s")
             results.add("nohop_sqlite_read_p99_ms", sqlite_limit["p99_ms"], "ms")
@@ -321,6 +353,7 @@ def measure(plan, threads, folder, results, hub, run):
             for metric, name, figures in [
                     ("nohop_memory_read", "memory no-hop", memory_limit),
                     ("mesh_read", "read", read), ("nohop_sqlite_read", "SQLite no-hop", sqlite_limit),
+                    ("mesh_read_token", "read with a token", read_token),
                     ("mesh_read_uncached", "uncached read", read_uncached),
                     ("full_bill", "full bill", full),
                     ("full_bill_uncached", "uncached full bill", full_uncached)]:

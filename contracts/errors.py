@@ -1,6 +1,6 @@
 """Every error the mesh answers with: its code and its HTTP status, the one table.
 
-Five families set the status; each domain error only sets its ``code``. They
+The families set the status; each domain error only sets its ``code``. They
 cross RPC hops as themselves (``mesh.errors`` registers every class here with
 nameko), so ``billing`` catches the ``CustomerNotFound`` that ``customers``
 raised, and the gateway maps it to 404 without string matching.
@@ -69,6 +69,14 @@ class UnsupportedMediaType(MeshError):
 
     status = 415
     code = "UNSUPPORTED_MEDIA_TYPE"
+
+
+class TooManyRequests(MeshError):
+    """The caller went over its limit (``RATE_LIMIT_RATE``, ``RATE_LIMIT_BURST``):
+    answered with ``Retry-After``."""
+
+    status = 429
+    code = "RATE_LIMITED"
 
 
 class ServiceUnavailable(MeshError):

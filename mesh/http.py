@@ -41,6 +41,7 @@ import dataclasses
 import gc
 import json
 import logging
+import math
 import time
 from decimal import Decimal
 from typing import Any, Dict, Optional, Sequence
@@ -55,22 +56,26 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from common.config import DEFAULT_WEB_SERVER_ADDRESS, as_bool
+from common.rate_limit import TokenBuckets
 from common.validation import validate
 from contracts.errors import (
-    InvalidInput, MeshError, MethodNotAllowed, NotFound, PayloadTooLarge, UnsupportedMediaType,
+    InvalidInput, MeshError, MethodNotAllowed, NotFound, PayloadTooLarge, TooManyRequests,
+    UnsupportedMediaType,
 )
 from contracts.headers import CALLER_KEY, CLIENT_ID_KEY, REQUEST_ID_KEY
 from contracts.limits import MAX_ID, MAX_KEY_LENGTH
 from contracts.wire import to_json
 from mesh.auth import Authenticator
 from mesh.errors import error_body, quiet_expected_errors
-from mesh.metrics import observe_http
+from mesh.metrics import observe_http, observe_rate_limited
 from mesh.coroutines import accepting_coroutines
 from mesh.tracing import request_id_from, set_caller, set_request_id
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
+DEFAULT_RATE_LIMIT_RATE = 100  # requests a second per client, on average
+DEFAULT_RATE_LIMIT_BURST = 200  # ... and at once
 # routes found, by (method, script name, path): binding werkzeug's map to each
 # request's environ and matching it is a real share of a cached read, and its
 # answer is the same for the same path; emptied whole when full (paths hold ids)
@@ -149,6 +154,8 @@ class JsonWsgiApp(WsgiApp):
         self.cors_origins = {origin.strip() for origin in origins.split(",") if origin.strip()}
         self.cors_max_age = str(config.get("CORS_MAX_AGE", 600))
         self.auth = Authenticator(config)
+        self.limits = TokenBuckets(config.get("RATE_LIMIT_RATE", DEFAULT_RATE_LIMIT_RATE),
+                                   config.get("RATE_LIMIT_BURST", DEFAULT_RATE_LIMIT_BURST))
         self.routes = {}  # (method, script name, path) -> (rule, values): ROUTE_CACHE_SIZE
 
     def match(self, environ, method):
@@ -180,6 +187,7 @@ class JsonWsgiApp(WsgiApp):
                 rule, values = self.match(environ, request.method)  # the rule: for metrics
                 provider = rule.endpoint
                 request.path_values = values
+                request.url_rule_pattern = rule.rule
                 self.check_request(provider, request)
                 response = provider.handle_request(request)
         except MeshError as exc:
@@ -244,6 +252,7 @@ class JsonWsgiApp(WsgiApp):
             request.caller = self.auth.caller(request, spec.scope, query_allowed=spec.endless)
             if request.caller is not None:
                 set_caller(request.caller.subject)
+        self.check_limit(request)
         for name, value in request.path_values.items():
             if isinstance(value, int) and value > MAX_ID:
                 raise NotFound("{} {} does not exist".format(name, value))
@@ -258,6 +267,22 @@ class JsonWsgiApp(WsgiApp):
             request.query = validate(spec.query, request.args.to_dict())
         if spec.body is not None:
             request.body = validate(spec.body, self.read_body(request))
+
+    def check_limit(self, request):
+        """429 with ``Retry-After`` once the caller's bucket is empty: the
+        token's subject, or the client's address without a token."""
+        if not self.limits.on:
+            return
+        caller = request.caller
+        kind, key = ("subject", caller.subject) if caller else ("address", request.remote_addr)
+        wait = self.limits.take((kind, key))
+        if wait:
+            observe_rate_limited(request.url_rule_pattern, kind)
+            exc = TooManyRequests("over {:g} requests a second (burst {:g}) for this {}: "
+                                  "try again in {:.1f} s".format(
+                                      self.limits.rate, self.limits.burst, kind, wait))
+            exc.headers = {"Retry-After": str(max(1, math.ceil(wait)))}
+            raise exc
 
     def read_body(self, request):
         content_type = request.mimetype

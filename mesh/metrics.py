@@ -91,6 +91,10 @@ HTTP_DURATION = Histogram("mesh_http_duration_seconds",
                           "Time until an HTTP answer was ready to send (a streamed body "
                           "is not timed)",
                           ["route", "method"], buckets=DURATION_BUCKETS, registry=REGISTRY)
+HTTP_RATE_LIMITED = Counter("mesh_http_rate_limited_total",
+                            "HTTP requests refused with 429: the caller went over its "
+                            "limit; client is what the limit counted by (subject or address)",
+                            ["route", "client"], registry=REGISTRY)
 OUTBOX_BACKLOG = Gauge("mesh_outbox_backlog",
                        "Outbox events still undispatched after their grace period, "
                        "as the last relay run found them", ["service"], registry=REGISTRY)
@@ -194,6 +198,12 @@ class Metrics(DependencyProvider):
 
 
 # -- the HTTP edge, the outbox and Kafka record here ---------------------------
+
+def observe_rate_limited(route, client):
+    """Count one request refused with 429 (``mesh.http``): ``client`` is
+    ``subject`` (a token's) or ``address`` (no token)."""
+    HTTP_RATE_LIMITED.labels(route=route, client=client).inc()
+
 
 def observe_http(route, method, status, seconds):
     """Count one answered HTTP request (``mesh.http.JsonWsgiApp`` calls it):

@@ -15,7 +15,7 @@ from pydantic.json_schema import models_json_schema
 
 from contracts.errors import (
     DeadlineExceeded, Forbidden, InvalidInput, NotFound, PayloadTooLarge, ServiceUnavailable,
-    Unauthorized, UnsupportedMediaType,
+    TooManyRequests, Unauthorized, UnsupportedMediaType,
 )
 from contracts.limits import MAX_ID, MAX_KEY_LENGTH
 from contracts.scopes import OPERATIONS_READ, PUBLIC, SCOPES
@@ -83,6 +83,7 @@ def route_errors(spec, url):
         add(UnsupportedMediaType)
     if "<int:" in url:
         add(NotFound)  # an id out of range matches no route
+    add(TooManyRequests)  # every route counts against its caller's limit
     if spec.scope is not PUBLIC:
         add(Unauthorized)
         add(Forbidden)

@@ -117,6 +117,7 @@ def config_env(config):
         "RPC_TIMEOUT": str(config["RPC_TIMEOUT"]),
         "AUTH": str(config["AUTH"]),
         "AUTH_ISSUER": str(config["AUTH_ISSUER"]),
+        "RATE_LIMIT_RATE": str(config["RATE_LIMIT_RATE"]),
         "LOG_LEVEL": "INFO",
     })
 

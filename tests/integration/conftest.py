@@ -92,13 +92,15 @@ def rabbit_config(rabbitmq_running, rabbit_config):
 def mesh_config(rabbit_config, tmp_path):
     """config.yaml as the services read it, pointed at this test's vhost,
     its own SQLite files and a free HTTP port; tokens unchecked (``AUTH=off``:
-    the ``issuer`` fixture turns them on)."""
+    the ``issuer`` fixture turns them on) and no limit per client (every test's
+    load comes from one address)."""
     config = load_config()
     config.pop("LOGGING", None)
     config["AMQP_URI"] = rabbit_config["AMQP_URI"]
     config["DB_URIS"] = sqlite_uris(tmp_path)
     config["WEB_SERVER_ADDRESS"] = "127.0.0.1:{}".format(free_port())
     config["AUTH"] = "off"
+    config["RATE_LIMIT_RATE"] = 0
     return config
 
 

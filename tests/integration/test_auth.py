@@ -203,3 +203,27 @@ def test_an_issuer_that_does_not_answer_is_503_not_401(gateway, issuer):
     assert response.status_code == 503, response.text
     assert response.json()["error"] == "SERVICE_UNAVAILABLE"
     assert "issuer" in response.json()["message"]
+
+
+def test_over_its_burst_a_caller_gets_429_with_retry_after_and_others_do_not(
+        issuer, start_mesh, mesh_config):
+    """A token bucket per subject (per address without a token), counted in the
+    metrics."""
+    mesh_config.update(RATE_LIMIT_RATE=0.5, RATE_LIMIT_BURST=3)
+    mesh = start_mesh(mesh_config, "gateway")
+    alice = issuer.token(scope=OPERATIONS_READ)
+    answers = [call(mesh, "GET", "/metrics", alice).status_code for _ in range(4)]
+    assert answers == [200, 200, 200, 429], answers
+    refused = call(mesh, "GET", "/metrics", alice)
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "RATE_LIMITED"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 2, refused.headers
+    # another subject has a bucket of its own
+    bob = issuer.token(scope=OPERATIONS_READ, sub="bob")
+    assert call(mesh, "GET", "/metrics", bob).status_code == 200
+    # without a token, the address is the client: the public pages count too
+    anonymous = [mesh.http("GET", "/health/live").status_code for _ in range(4)]
+    assert anonymous == [200, 200, 200, 429], anonymous
+    text = call(mesh, "GET", "/metrics", bob).text
+    assert 'mesh_http_rate_limited_total{client="subject",route="/metrics"} 2.0' in text, text
+    assert 'mesh_http_rate_limited_total{client="address",route="/health/live"} 1.0' in text

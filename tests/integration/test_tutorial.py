@@ -110,6 +110,7 @@ class Walk:
     def __init__(self, scratch, env, url):
         self.scratch, self.env, self.url = scratch, env, url
         self.launcher, self.output, self.new_service = None, [], None
+        self.token = None  # the one `make run` printed, for the calls' $TOKEN
 
     def command(self, line):
         words = shlex.split(line)
@@ -159,6 +160,10 @@ class Walk:
         wait_for(lambda: any("billing-mesh is up: " + self.url in line for line in self.output)
                  or self.launcher.poll() is not None, MESH_UP_S, "make run: the mesh up")
         assert self.launcher.poll() is None, "make run stopped:\n" + "".join(self.output[-80:])
+        wait_for(lambda: any(line.startswith("export TOKEN=") for line in self.output), 5,
+                 "make run printing a token")
+        self.token = [line for line in self.output
+                      if line.startswith("export TOKEN=")][-1].split("=", 1)[1].strip()
 
         def listed():
             found = {s["name"]: s for s in
@@ -186,6 +191,8 @@ class Walk:
             status, _, fields = expected.lstrip("# ").partition(" ")
             fields = json.loads(fields) if fields else {}
             method, url, headers, data = curl(request)
+            # the shell would expand it: the token `make run` printed
+            headers = {key: value.replace("$TOKEN", self.token) for key, value in headers.items()}
             url = re.sub(r"^(http://)?localhost:8000", self.url, url)
 
             def answered(method=method, url=url, headers=headers, data=data,
@@ -249,6 +256,8 @@ def test_the_tutorial_runs_as_written(tmp_path, rabbit_config):
                KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:{}".format(free_port()),
                STREAMS_STATE_DIR=str(tmp_path / "streams"), METRICS_BASE_PORT="0",
                MESH_LOG_DIR=str(tmp_path / "log"), PYTHONUNBUFFERED="1",
+               # the local token issuer `make run` starts, on a port of its own
+               AUTH_ISSUER="http://127.0.0.1:{}".format(free_port()),
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     walk = Walk(scratch, env, "http://127.0.0.1:{}".format(port))
     with open(TUTORIAL, encoding="utf-8") as handle:

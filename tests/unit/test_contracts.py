@@ -41,7 +41,7 @@ def test_bill_cancelled_payload_is_the_bill_at_the_cancellations_time():
 def test_every_error_code_is_unique_and_has_a_status():
     codes = [cls.code for cls in errors.all_errors()]
     assert len(codes) == len(set(codes)), codes
-    assert all(cls.status in (400, 401, 403, 404, 405, 409, 413, 415, 500, 503)
+    assert all(cls.status in (400, 401, 403, 404, 405, 409, 413, 415, 429, 500, 503)
                for cls in errors.all_errors())
     assert errors.CustomerNotFound("x").status == 404
 

@@ -1,5 +1,5 @@
 """The docs the repository owns say what the code declares: every HTTP route
-is in docs/http.md, every RPC method in docs/rpc.md, every event and Kafka topic
+is in docs/http.md with its scope in docs/security.md, every RPC method in docs/rpc.md, every event and Kafka topic
 in docs/events.md, docs/openapi.json is the document the gateway generates, and
 nothing refers to a file outside the repository."""
 import json
@@ -38,6 +38,21 @@ def test_every_route_is_in_docs_http():
                if (ep.method, shape(ep.url)) not in headings]
     assert not missing, "routes without a '### METHOD /path' section in docs/http.md: {}".format(
         missing)
+
+
+def test_docs_security_lists_each_routes_scope():
+    """The "Scopes per route" table: each row a scope (or "none") and its routes."""
+    section = read("security.md").split("### Scopes per route", 1)[1].split("\n## ", 1)[0]
+    documented = {}
+    for scope, routes in re.findall(r"^\| (`[^`|]+`|none) \| (.+) \|$", section, re.M):
+        for route in re.findall(r"`((?:GET|POST|PUT|DELETE) [^`]+)`", routes):
+            documented[route] = None if scope == "none" else scope.strip("`")
+    declared = {"{} {}".format(ep.method, ep.url): ep.spec.scope
+                for _, ep in declared_routes(GatewayService)}
+    assert documented == declared, "docs/security.md's scopes table differs: {}".format(
+        {route: (documented.get(route), declared.get(route))
+         for route in set(documented) | set(declared)
+         if documented.get(route, "?") != declared.get(route, "?")})
 
 
 @pytest.mark.parametrize("service_cls", service_classes(*RPC_SERVICES), ids=lambda cls: cls.name)
