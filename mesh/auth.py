@@ -37,8 +37,8 @@ DEFAULT_AUDIENCE = "billing-mesh"
 REALM = "billing-mesh"
 LOOPBACK = frozenset({"127.0.0.1", "::1"})
 PROXY_HEADERS = ("Forwarded", "X-Forwarded-For")
-# tokens already checked, until they expire: checking a signature again costs
-# more than the cached read it guards (docs/security.md has the figures)
+# tokens already checked, kept until they expire: checking a signature again
+# would cost more than the cached read it guards (docs/benchmarks.md)
 CHECKED_TOKENS_SIZE = 10_000
 
 
@@ -114,13 +114,10 @@ class Authenticator:
         if len(caller.subject) > MAX_CALLER_LENGTH:  # what billing stores of it
             raise refusal(Unauthorized, "the token's subject is over {} characters".format(
                 MAX_CALLER_LENGTH), error="invalid_token")
-        if len(caller.subject) > MAX_CALLER_LENGTH:  # what billing stores of it
-            raise refusal(Unauthorized, "the token's subject is over {} characters".format(
-                MAX_CALLER_LENGTH), error="invalid_token")
-        if len(self.checked) >= CHECKED_TOKENS_SIZE:
+        if len(self.checked) >= CHECKED_TOKENS_SIZE:  # the expired ones go first
             self.checked = {key: value for key, value in self.checked.items()
                             if value[1] > now}
-        if len(self.checked) >= CHECKED_TOKENS_SIZE:
+            if len(self.checked) >= CHECKED_TOKENS_SIZE:
                 self.checked.clear()
         self.checked[token] = (caller, caller.expires_at + self.verifier.leeway_s)
         return caller

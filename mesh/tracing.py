@@ -80,7 +80,8 @@ def install_request_id_records():
 
 
 # what every line starts with while AUTH is off (mesh.auth)
-AUTH_OFF_WARNING = "AUTH=off: no token is checked (for the test suite's fixtures only)"
+# (no ": " in it: that is where a line's message starts)
+AUTH_OFF_WARNING = "AUTH=off, no token is checked (for the test suite's fixtures only)"
 
 
 class RequestIdFormatter(logging.Formatter):

@@ -264,8 +264,9 @@ def test_databases_of_the_current_main_are_upgraded_and_served(
 
 def as_upgraded(service, tables):
     """The rows of before the upgrade as the revisions change them on purpose:
-    billing's 0003 makes every old bill ``active``, never cancelled, and its 0004
-    gives each the ``event_id`` of its ``bill_created`` (all still in the outbox)."""
+    billing's 0003 makes every old bill ``active``, never cancelled, its 0004
+    gives each the ``event_id`` of its ``bill_created`` (all still in the outbox),
+    and its 0005 knows no one who made or cancelled it."""
     if service != "billing":
         return tables
     created = {}
@@ -273,7 +274,7 @@ def as_upgraded(service, tables):
         payload = json.loads(payload) if isinstance(payload, str) else payload
         if event_type == "bill_created":
             created[payload["bill"]["id"]] = event_id
-    return dict(tables, bills=[tuple(row) + ("active", None, created[row[0]], None)
+    return dict(tables, bills=[tuple(row) + ("active", None, created[row[0]], None, None, None)
                                for row in tables["bills"]])
 
 

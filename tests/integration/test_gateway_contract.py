@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 
 from contracts.services import REQUIRED_SERVICES, RPC_SERVICES, STREAMS
+from mesh.tracing import AUTH_OFF_WARNING
 from helpers import wait_for
 
 JSON_TYPE = {"Content-Type": "application/json"}
@@ -34,7 +35,8 @@ def test_health_names_every_service(mesh):
     relay and are marked sent at the next, a second later.)"""
     # the required services up, every other declared one (contracts/services.py) down
     parts = {name: "up" if name in REQUIRED_SERVICES else "down" for name in RPC_SERVICES}
-    expected = {"status": "degraded", "services": dict(parts, **{STREAMS: "unknown"})}
+    expected = {"status": "degraded", "services": dict(parts, **{STREAMS: "unknown"}),
+                "auth": AUTH_OFF_WARNING}  # the fixtures' AUTH=off, said
     response = mesh.http("GET", "/health")
     assert response.status_code == 200, response.text
     wait_for(lambda: mesh.http("GET", "/health").json() == expected, 5,

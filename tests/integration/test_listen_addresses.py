@@ -80,7 +80,7 @@ def test_the_gateway_and_the_metrics_listen_on_loopback_when_nothing_is_set(
         for service in processes:
             lines = [line for line in (tmp_path / "{}.log".format(service)).read_text()
                      .splitlines() if " INFO " in line or " WARNING " in line]
-            assert lines and all(line.startswith("[AUTH=off: no token is checked")
+            assert lines and all(line.startswith("[AUTH=off, no token is checked")
                                  for line in lines), (service, lines[:5])
     finally:
         for process in processes.values():
