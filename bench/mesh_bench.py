@@ -203,6 +203,15 @@ def start_process(command, env, folder, name, ready_url):
     sys.exit("{} did not start; see {}/{}.log".format(name, folder, name))
 
 
+def start_gateway(mesh, folder, name, port, **settings):
+    """Another gateway of ``mesh`` on ``port``, with the workers the declaration
+    gives the mesh's own and ``settings`` over its environment."""
+    env = dict(mesh.env, MAX_WORKERS="100", WEB_SERVER_ADDRESS="127.0.0.1:{}".format(port),
+               **settings)
+    return start_process(["nameko", "run", "--config", "config.yaml", "services.gateway"],
+                         env, folder, name, "http://127.0.0.1:{}/health/live".format(port))
+
+
 def make_bench_data(url):
     """A product with stock for every bill the benchmark makes, 10 customers,
     and a bill with three items for the full-bill read."""
@@ -305,12 +314,8 @@ def measure(plan, threads, folder, results, hub, run):
                 [sys.executable, "-m", "bench.nohop", "--memory", body_path,
                  "127.0.0.1:{}".format(memory_port)], mesh.env, folder, "nohop-memory",
                 "http://127.0.0.1:{}/customers/1".format(memory_port))
-            uncached_env = dict(mesh.env, GATEWAY_CACHE="false", MAX_WORKERS="100",
-                                WEB_SERVER_ADDRESS="127.0.0.1:{}".format(uncached_port))
-            uncached = start_process(
-                ["nameko", "run", "--config", "config.yaml", "services.gateway"],
-                uncached_env, folder, "gateway-uncached",
-                "http://127.0.0.1:{}/health/live".format(uncached_port))
+            uncached = start_gateway(mesh, folder, "gateway-uncached", uncached_port,
+                                     GATEWAY_CACHE="false")
             uncached_url = "http://127.0.0.1:{}".format(uncached_port)
             # a third gateway, the same as the first but checking tokens: what
             # a token check adds to the cached read
@@ -318,13 +323,8 @@ def measure(plan, threads, folder, results, hub, run):
             issuer = LocalIssuer(os.path.join(folder, "issuer"),
                                  "http://127.0.0.1:{}".format(issuer_port))
             issuer_server = serve(issuer, "127.0.0.1", issuer_port)
-            # (the workers the declaration gives the mesh's gateway)
-            token_env = dict(mesh.env, AUTH="on", AUTH_ISSUER=issuer.url, MAX_WORKERS="100",
-                             WEB_SERVER_ADDRESS="127.0.0.1:{}".format(token_port))
-            with_token = start_process(
-                ["nameko", "run", "--config", "config.yaml", "services.gateway"],
-                token_env, folder, "gateway-token",
-                "http://127.0.0.1:{}/health/live".format(token_port))
+            with_token = start_gateway(mesh, folder, "gateway-token", token_port,
+                                       AUTH="on", AUTH_ISSUER=issuer.url)
             token_url = "http://127.0.0.1:{}".format(token_port)
             bearer = {"Authorization": "Bearer " + issuer.token("bench", [CUSTOMERS_READ])}
             try:

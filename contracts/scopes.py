@@ -7,6 +7,11 @@ lets a caller do: ``/openapi.json`` and docs/security.md list it.
 """
 PUBLIC = None  # a route anyone may call: no token asked
 
+# what the tokens' "aud" holds (AUTH_AUDIENCE's default), and the local issuer
+# `make run` starts (AUTH_ISSUER's default: tools.issuer)
+DEFAULT_AUDIENCE = "billing-mesh"
+DEFAULT_ISSUER_ADDRESS = "127.0.0.1:8090"
+
 CUSTOMERS_READ = "customers:read"
 CUSTOMERS_WRITE = "customers:write"
 PRODUCTS_READ = "products:read"

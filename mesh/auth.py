@@ -27,13 +27,11 @@ from common.config import auth_off
 from common.tokens import IssuerUnreachable, TokenRejected, TokenVerifier
 from contracts.errors import Forbidden, ServiceUnavailable, Unauthorized
 from contracts.headers import MAX_CALLER_LENGTH
-from contracts.scopes import OPERATIONS_READ, PUBLIC
+from contracts.scopes import DEFAULT_AUDIENCE, DEFAULT_ISSUER_ADDRESS, OPERATIONS_READ, PUBLIC
 from mesh.tracing import AUTH_OFF_WARNING
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ISSUER = "http://127.0.0.1:8090"  # tools.issuer, which `make run` starts
-DEFAULT_AUDIENCE = "billing-mesh"
 REALM = "billing-mesh"
 LOOPBACK = frozenset({"127.0.0.1", "::1"})
 PROXY_HEADERS = ("Forwarded", "X-Forwarded-For")
@@ -75,7 +73,8 @@ class Authenticator:
 
     def __init__(self, config):
         self.off = auth_off(config)
-        self.verifier = TokenVerifier(str(config.get("AUTH_ISSUER") or DEFAULT_ISSUER),
+        self.verifier = TokenVerifier(str(config.get("AUTH_ISSUER")
+                                          or "http://" + DEFAULT_ISSUER_ADDRESS),
                                       str(config.get("AUTH_AUDIENCE") or DEFAULT_AUDIENCE))
         self.checked = {}  # token -> (Caller, expires_at)
         if self.off:

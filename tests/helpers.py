@@ -61,6 +61,16 @@ def query(config, service, sql):
         engine.dispose()
 
 
+class Clock:
+    """A clock a test moves: ``clock()`` is ``clock.now``."""
+
+    def __init__(self, now=1000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
 def sqlite_uris(folder):
     """``DB_URIS`` of every service declared with a database, SQLite in ``folder``."""
     return {name: "sqlite:///{}/{}.db".format(folder, name) for name in DATABASE_SERVICES}

@@ -34,14 +34,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from common.config import ROOT, load_config
 from common.tokens import DISCOVERY_PATH
-from contracts.scopes import SCOPES
+from contracts.scopes import DEFAULT_AUDIENCE, DEFAULT_ISSUER_ADDRESS, SCOPES
 from tools.net import split_address
 
 FOLDER = os.path.join(ROOT, "var", "issuer")
 JWKS_PATH = "/jwks.json"
 ALGORITHM = "RS256"
-DEFAULT_ADDRESS = "127.0.0.1:8090"
-DEFAULT_AUDIENCE = "billing-mesh"
 EVERY_SCOPE = tuple(SCOPES)
 DEFAULT_MINUTES = 12 * 60  # a working day on a laptop
 
@@ -62,7 +60,7 @@ def key_id(public_key):
 class LocalIssuer:
     """The keys in ``folder`` and what is made from them."""
 
-    def __init__(self, folder=FOLDER, url="http://" + DEFAULT_ADDRESS):
+    def __init__(self, folder=FOLDER, url="http://" + DEFAULT_ISSUER_ADDRESS):
         self.folder = folder
         self.url = url
 
@@ -154,7 +152,7 @@ def main(argv=None):
     config = load_config()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--folder", default=FOLDER)
-    parser.add_argument("--address", default=local_address(config) or DEFAULT_ADDRESS)
+    parser.add_argument("--address", default=local_address(config) or DEFAULT_ISSUER_ADDRESS)
     parser.add_argument("--url", help="the issuer's URL as tokens name it and the gateway "
                         "reaches it (default: http://<address>), e.g. http://issuer:8090 "
                         "in docker-compose.yml")

@@ -77,7 +77,8 @@ def test_launcher_reaches_a_healthy_gateway_and_stops_cleanly(mesh_config, tmp_p
         assert requests.get(url + "/customers", timeout=10).status_code == 401
         assert list((tmp_path / "issuer").glob("key-*.pem"))
         # from here on, every call as the README's: with the token
-        requests = TokenSession(token.strip())
+        requests = requests.Session()
+        requests.headers["Authorization"] = "Bearer " + token.strip()
         ready = requests.get(url + "/health", timeout=10)
         assert ready.status_code == 200 and ready.json()["status"] == "ok", ready.text
         # ready means the whole mesh serves: analytics already count every bill
@@ -160,21 +161,6 @@ def test_launcher_reaches_a_healthy_gateway_and_stops_cleanly(mesh_config, tmp_p
         launcher.wait(timeout=30)
     reader.join(timeout=5)
     wait_for(lambda: processes_with(marker) == [], 15, "every mesh process gone after SIGTERM")
-
-
-class TokenSession:
-    """``requests``' ``get`` and ``post``, each with ``Authorization: Bearer <token>``."""
-
-    def __init__(self, token):
-        import requests
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = "Bearer " + token
-
-    def get(self, url, **kwargs):
-        return self.session.get(url, **kwargs)
-
-    def post(self, url, **kwargs):
-        return self.session.post(url, **kwargs)
 
 
 def test_nameko_shell_calls_services(mesh, mesh_config):

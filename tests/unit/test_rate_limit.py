@@ -3,14 +3,7 @@ import pytest
 
 from common import rate_limit
 from common.rate_limit import TokenBuckets
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
+from helpers import Clock
 
 
 @pytest.fixture

@@ -7,20 +7,13 @@ from unittest.mock import Mock
 import pytest
 from nameko.testing.services import worker_factory
 
+from helpers import Clock
 from services import rebuilder
 from services.rebuilder import STRIKES, RebuilderService, RebuildJob
 
 LEDGER = {"bills": 10, "revenue": "100.00", "events": 13}
 EQUAL = {"bills": 10, "revenue": "100.00", "product_revenue": "100.00"}
 SHORT = {"bills": 0, "revenue": "0.00", "product_revenue": "0.00"}
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture
