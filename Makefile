@@ -22,6 +22,7 @@ PTH := tools/billing_mesh.pth
 .PHONY: run token test test-unit test-cluster cluster cluster-stop lint fuzz openapi generate new-service setup interpreter rabbitmq postgres wrk chromium shell services rebuild-analytics bench bench-stream bench-rebuild bench-cluster bench-aio bench-hub chaos example db db-upgrade clean
 
 run: setup rabbitmq
+	bash scripts/ensure-rabbitmq.sh --management
 	$(BIN)/python -m tools.run
 
 # a token from the local issuer `make run` starts (tools/issuer.py): every scope,

@@ -1,5 +1,12 @@
-"""The mesh's topology: every declared handler's durable queue, bound to its
+"""The mesh's topology: its exchanges (``nameko-rpc`` and each service's
+``<service>.events``) and every declared handler's durable queue, bound to its
 source's event exchange, declared before any service starts.
+
+Exchanges are declared here, and only here: declaring one needs RabbitMQ's
+``configure`` permission on it, which also allows deleting it, and no
+service's broker user has that (``common.broker_users``). The services check
+that they exist (``ensure_declared``), and declare them only when their user
+may (a laptop's ``guest``, a service started by hand on a fresh broker).
 
 nameko drops an event that no queue is bound to, so a handler whose service
 has never run would miss what was published before its first start. The
@@ -7,10 +14,11 @@ queues come from the declarations (``contracts.services``: ``handles``): the
 consumer owns its queue, and no producer's code names its consumers.
 
 Declared by ``make run`` (``tools.run``), by compose's ``topology`` service and
-by the tests' meshes before anything starts, and again by each service that
-publishes (``mesh.outbox.Outbox``), so a producer started alone by hand keeps
-the same guarantee. Declaring is idempotent: the same queue with the same
-arguments is a no-op to RabbitMQ.
+by the tests' meshes before anything starts. A service that publishes checks
+that its events' handler queues exist (``mesh.outbox.Outbox``), and refuses to
+start, naming them, if they do not and its user may not declare them.
+Declaring is idempotent: the same queue with the same arguments is a no-op to
+RabbitMQ.
 
 ``QUEUE_TYPE`` (config.yaml) says what the mesh's durable queues are: RabbitMQ's
 ``classic`` queues (the default: one node, and the fastest), or ``quorum``
@@ -21,11 +29,17 @@ with their consumer, stay classic. RabbitMQ refuses to declare a queue again
 with another type: switching an existing broker means deleting the mesh's
 queues first.
 """
-from kombu import Connection, Exchange, Queue
+import copy
 
-from contracts.services import handler_queues
+from amqp.exceptions import AccessRefused, NotFound
+from kombu import Connection, Exchange, Queue
+from kombu.exceptions import ChannelError
+
+from contracts.services import DECLARATIONS, handler_queues
 
 PERSISTENT = 2
+# nameko's default RPC exchange (its ``rpc_exchange`` config key names another)
+RPC_EXCHANGE = "nameko-rpc"
 CLASSIC, QUORUM = "classic", "quorum"
 QUEUE_TYPES = (CLASSIC, QUORUM)
 
@@ -68,6 +82,18 @@ def event_exchange(source):
                     delivery_mode=PERSISTENT, auto_delete=False)
 
 
+def rpc_exchange(name=RPC_EXCHANGE):
+    """The RPC exchange as nameko's ``get_rpc_exchange`` declares it."""
+    return Exchange(name, type="topic", durable=True)
+
+
+def mesh_exchanges(rpc_exchange_name=RPC_EXCHANGE):
+    """Every exchange of the mesh: the RPC exchange, then the event exchange
+    of each declared service that sends events (heartbeats included)."""
+    return [rpc_exchange(rpc_exchange_name)] + [
+        event_exchange(service.name) for service in DECLARATIONS if service.events]
+
+
 def topology_queues(source=None, queue_type=CLASSIC):
     """The durable handler queues of the declarations (of ``source``'s events
     only, if given), declared exactly as nameko's ``EventHandler`` declares a
@@ -78,7 +104,8 @@ def topology_queues(source=None, queue_type=CLASSIC):
             for name, event_source, event_type in handler_queues(source)]
 
 
-def declare_topology(amqp_uri, source=None, timeout=10, queue_type=CLASSIC):
+def declare_topology(amqp_uri, source=None, timeout=10, queue_type=CLASSIC,
+                     rpc_exchange_name=RPC_EXCHANGE):
     """Declare the exchanges and handler queues on the broker at ``amqp_uri``
     (one URI, or several separated by ``;``: the first that answers); the
     queues' names."""
@@ -86,6 +113,50 @@ def declare_topology(amqp_uri, source=None, timeout=10, queue_type=CLASSIC):
     with Connection(amqp_uri, connect_timeout=timeout) as connection:
         connection.ensure_connection(max_retries=3)
         channel = connection.default_channel
+        for exchange in mesh_exchanges(rpc_exchange_name):
+            exchange.bind(channel).declare()
         for queue in queues:
             queue.bind(channel).declare()
     return [queue.name for queue in queues]
+
+
+class TopologyMissing(RuntimeError):
+    """An exchange or queue of the topology does not exist, and this process's
+    broker user may not declare it."""
+
+
+def _exists(channel, entity):
+    if isinstance(entity, Queue):
+        channel.queue_declare(queue=entity.name, passive=True)
+    else:
+        channel.exchange_declare(exchange=entity.name, type=entity.type, passive=True)
+
+
+def ensure_declared(amqp_uri, entities, timeout=10, **connection_options):
+    """Make sure each exchange or queue of ``entities`` (kombu's) exists on the
+    broker at ``amqp_uri``: a passive declare (which needs no permission), then
+    a declare of those missing (as given, ``no_declare`` aside), which
+    RabbitMQ refuses to a user without ``configure`` on them:
+    ``TopologyMissing`` then, naming them and the step that declares them."""
+    with Connection(amqp_uri, connect_timeout=timeout, **connection_options) as connection:
+        connection.ensure_connection(max_retries=1)
+        for entity in entities:
+            # a failed declare closes its channel: one channel per attempt
+            with connection.channel() as channel:
+                try:
+                    _exists(channel, entity)
+                    continue
+                except (NotFound, ChannelError):
+                    pass
+            declarable = copy.copy(entity)
+            declarable.no_declare = False
+            with connection.channel() as channel:
+                try:
+                    declarable.bind(channel).declare()
+                except AccessRefused as exc:
+                    raise TopologyMissing(
+                        "the {} {!r} does not exist on the broker and {!r} may not declare it "
+                        "({}): run the topology step first (python -m tools.topology; make "
+                        "run and docker compose do)".format(
+                            "queue" if isinstance(entity, Queue) else "exchange", entity.name,
+                            connection.userid, exc)) from exc

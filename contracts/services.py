@@ -15,13 +15,19 @@ A declaration says what the rest of the mesh needs to know about a service:
   (``common.topology``), so an event published before its handler's service
   first ran waits there for it. Broadcast handlers (cache hints, live views)
   are not listed: their queues live and die with each instance;
+* ``calls``: the services it calls over RPC (its ``MeshRpcProxy``s), and
+  ``listens``: the services whose events it hears by broadcast (read caches,
+  live views, heartbeats); ``EVERY_SERVICE`` for all of them. With ``handles``
+  and ``publishes`` they are what its RabbitMQ user may do
+  (``common.broker_users``): nothing it does not declare;
 * ``max_instances``: ``1`` for a process that must run once (it binds a port,
   or works alone); ``None``: as many as ``INSTANCES`` asks.
 
 What derives from the declarations: ``make run``'s processes and the
 ``Procfile``, ``docker-compose.yml``'s services, databases and Prometheus jobs
 (``make generate``), the gateway's health, registry and heartbeats, the
-per-run databases of tests, ``make bench`` and ``make chaos``, the topology.
+per-run databases of tests, ``make bench`` and ``make chaos``, the topology,
+each service's RabbitMQ user and its permissions.
 ``tests/unit/test_declarations.py`` fails when a service has no declaration, or
 a declaration no service, and says what to add.
 
@@ -53,6 +59,9 @@ RPC = "rpc"          # a nameko service answering RPC: ping, describe, heartbeat
 EDGE = "edge"        # the gateway: a nameko service with HTTP entrypoints
 PROCESS = "process"  # a plain Python process (``python -m <module>``)
 
+# ``calls=EVERY_SERVICE``, ``listens=EVERY_SERVICE``: all the declared ones
+EVERY_SERVICE = "*"
+
 
 @dataclass(frozen=True)
 class Handles:
@@ -74,6 +83,8 @@ class Service:
     database: bool = False
     publishes: tuple = ()
     handles: tuple = ()
+    calls: tuple = ()
+    listens: tuple = ()
     max_instances: int = None
     kafka: bool = False  # it talks to Kafka (compose gives it the broker's address)
     module: str = None  # default: services.<name> (python -m <module> for a PROCESS)
@@ -89,6 +100,22 @@ class Service:
         """``[(self.name, event type)]`` of every event it sends, heartbeats included."""
         heartbeat = (HEARTBEAT,) if self.kind == RPC else ()
         return [(self.name, event) for event in self.publishes + heartbeat]
+
+    @property
+    def uses_broker(self):
+        """It talks AMQP (a nameko service), so it has a RabbitMQ user."""
+        return self.kind in (RPC, EDGE)
+
+    def called(self):
+        """The names of the services it calls, ``EVERY_SERVICE`` resolved."""
+        return _resolved(self.calls, RPC_SERVICES, self.name)
+
+    def heard(self):
+        """The sources of every event it consumes: handled and listened to."""
+        listened = _resolved(self.listens, tuple(s.name for s in DECLARATIONS if s.events),
+                             self.name)
+        handled = tuple(handles.source for handles in self.handles)
+        return tuple(dict.fromkeys(handled + listened))
 
     def handler_queues(self):
         """``[(Handles, queue name)]``: the durable queues of its handlers."""
@@ -107,13 +134,14 @@ class Service:
 
 DECLARATIONS = (
     Service(CUSTOMERS, required=True, database=True,
-            publishes=(CUSTOMER_UPDATED, CUSTOMER_DELETED)),
+            publishes=(CUSTOMER_UPDATED, CUSTOMER_DELETED), calls=(BILLING,)),
     Service(INVENTORY, required=True, database=True,
-            publishes=(PRODUCT_UPDATED, PRODUCT_DELETED, STOCK_CHANGED),
+            publishes=(PRODUCT_UPDATED, PRODUCT_DELETED, STOCK_CHANGED), calls=(BILLING,),
             handles=(Handles(BILLING, BILL_CREATED, "confirm_reservation"),
                      Handles(BILLING, BILL_CANCELLED, "return_cancelled_stock"))),
     Service(BILLING, required=True, database=True,
-            publishes=(BILL_CREATED, BILL_CANCELLED)),
+            publishes=(BILL_CREATED, BILL_CANCELLED), calls=(CUSTOMERS, INVENTORY),
+            listens=(CUSTOMERS,)),
     Service(KAFKA_BRIDGE, kafka=True,
             handles=(Handles(BILLING, BILL_CREATED, "forward_bill_created"),
                      Handles(BILLING, BILL_CANCELLED, "forward_bill_cancelled"))),
@@ -121,9 +149,9 @@ DECLARATIONS = (
     # as many as INSTANCES: they share billing.bills' partitions in one consumer group
     Service(STREAMS, kind=PROCESS, module="streams", kafka=True),
     # one watcher decides when to rebuild: two would give every bill twice
-    Service(REBUILDER, max_instances=1, kafka=True),
+    Service(REBUILDER, max_instances=1, kafka=True, calls=(BILLING, ANALYTICS)),
     # its workers only wait on other services: callers must not queue behind a slow one
-    Service(GATEWAY, kind=EDGE, max_instances=1,
+    Service(GATEWAY, kind=EDGE, max_instances=1, calls=EVERY_SERVICE, listens=EVERY_SERVICE,
             environment=(("MAX_WORKERS", "${GATEWAY_MAX_WORKERS:-100}"),)),
 )
 
@@ -148,6 +176,17 @@ NAMEKO_SERVICES = tuple(s.name for s in DECLARATIONS if s.kind in (RPC, EDGE))
 SINGLE_INSTANCE = tuple(s.name for s in DECLARATIONS if s.max_instances == 1)
 # (source service, event type) of every event the mesh sends
 EVENTS = tuple(event for service in DECLARATIONS for event in service.events)
+
+
+BROKER_SERVICES = tuple(s.name for s in DECLARATIONS if s.uses_broker)
+
+
+def _resolved(names, every, own):
+    if names == EVERY_SERVICE:
+        return tuple(name for name in every if name != own)
+    for name in names:
+        declared(name)
+    return tuple(names)
 
 
 def handler_queues(source=None):

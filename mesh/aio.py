@@ -100,6 +100,28 @@ def _checked_request_id(request_id):
     return request_id
 
 
+
+async def existing_exchange(connection, channel, name, auto_delete=False):
+    """The exchange ``name`` on ``channel``: checked to exist on a channel of
+    its own (a passive declare, which needs no permission; a missing exchange
+    closes the channel it was asked on), declared as nameko declares it (topic,
+    durable) only if missing. The mesh's broker users may not declare
+    exchanges (docs/security.md); the topology step has made them."""
+    probe = await connection.channel(publisher_confirms=False)
+    try:
+        await probe.get_exchange(name, ensure=True)
+        missing = False
+    except ChannelNotFoundEntity:
+        missing = True
+    finally:
+        if not probe.is_closed:
+            await probe.close()
+    if missing:
+        return await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True,
+                                              auto_delete=auto_delete)
+    return await channel.get_exchange(name, ensure=False)
+
+
 class RemoteError(Exception):
     """An error the callee raised that is not one of ``contracts.errors``: a bug
     there, or nameko's own ``MethodNotFound``, ``IncorrectSignature``,
@@ -403,9 +425,7 @@ class _Core:
         # waiting out its deadline (aiormq hands returns over only with confirms)
         self.channel = await connection.channel(publisher_confirms=True,
                                                 on_return_raises=True)
-        # declared as the services declare it, so binding works before any started
-        self.exchange = await self.channel.declare_exchange(
-            self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
+        self.exchange = await existing_exchange(connection, self.channel, self.exchange_name)
         # exclusive: gone with the connection (the robust connection declares it
         # again); nameko names a service's reply queue rpc.reply-<service>-<uuid>
         reply_queue = await self.channel.declare_queue(
@@ -642,9 +662,8 @@ class EventStream:
         # closing it leaves the RPC channel alone
         self._channel = await self._core.connection.channel(publisher_confirms=False)
         await self._channel.set_qos(prefetch_count=EVENTS_PREFETCH)
-        # declared as nameko declares it (topic, durable), or the broker refuses
-        exchange = await self._channel.declare_exchange(
-            EVENTS_EXCHANGE.format(self.service), aio_pika.ExchangeType.TOPIC, durable=True,
+        exchange = await existing_exchange(
+            self._core.connection, self._channel, EVENTS_EXCHANGE.format(self.service),
             auto_delete=self._core.auto_delete_event_exchanges)
         queue = await self._channel.declare_queue(self.queue_name, exclusive=True,
                                                   auto_delete=True)

@@ -1,5 +1,5 @@
 """How the mesh talks AMQP: a consumer that reconnects fast, a publisher for
-messages that live no longer than a deadline.
+messages that live no longer than a deadline, exchanges it never declares.
 
 Every entrypoint and proxy of the mesh (``mesh.rpc``, ``mesh.proxy``,
 ``mesh.events``) consumes through ``FastReconnectQueueConsumer``; nameko's
@@ -11,10 +11,16 @@ from contextlib import contextmanager
 
 from amqp.exceptions import ConnectionError as AMQPConnectionError
 from amqp.exceptions import RecoverableConnectionError
+from kombu import Exchange
 from kombu.exceptions import OperationalError
 from nameko.amqp.publish import Publisher
-from nameko.constants import DEFAULT_TRANSPORT_OPTIONS, NON_PERSISTENT
+from nameko.constants import (
+    AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, DEFAULT_TRANSPORT_OPTIONS, LOGIN_METHOD_CONFIG_KEY,
+    NON_PERSISTENT,
+)
 from nameko.messaging import QueueConsumer
+
+from common.topology import ensure_declared
 
 
 log = logging.getLogger(__name__)
@@ -24,6 +30,44 @@ CONNECTION_ERRORS = (OSError, AMQPConnectionError, RecoverableConnectionError,
                      OperationalError)
 # how often an idle consumer's loop wakes (kombu's default: every second)
 WAKE_INTERVAL_S = 0.1
+# (AMQP URI, entity name) this process has seen exist on its broker
+_KNOWN_TO_EXIST = set()
+# nameko's own switch: its event dispatchers and handlers then build their
+# exchanges ``no_declare`` (nameko.standalone.events.get_event_exchange)
+DECLARE_EVENT_EXCHANGES = "DECLARE_EVENT_EXCHANGES"
+
+
+def event_exchanges_undeclared(config):
+    """Have nameko build event exchanges it will not declare (its
+    ``DECLARE_EVENT_EXCHANGES``, unless the config says otherwise): a
+    dispatcher declares its exchange as it sets up, before it could be marked
+    (``declared_by_topology`` then checks it exists)."""
+    config.setdefault(DECLARE_EVENT_EXCHANGES, False)
+
+
+def declared_by_topology(config, *entities):
+    """``entities`` (kombu exchanges, or queues of other services) checked to
+    exist on the broker, made if they do not and this process's user may
+    (``common.topology.ensure_declared``), then marked ``no_declare``: nameko
+    and kombu declare an exchange again at each connection, which needs
+    RabbitMQ's ``configure`` permission on it (deleting it needs no more), and
+    no service's broker user has that (``common.broker_users``). Once per
+    process and broker; a broker that is away is not waited for here (the
+    consumers reconnect, and durable exchanges outlive a restart)."""
+    uri = config[AMQP_URI_CONFIG_KEY]
+    missing = [entity for entity in entities if (uri, entity.name) not in _KNOWN_TO_EXIST]
+    if missing:
+        try:
+            ensure_declared(uri, missing, ssl=config.get(AMQP_SSL_CONFIG_KEY),
+                            login_method=config.get(LOGIN_METHOD_CONFIG_KEY))
+        except CONNECTION_ERRORS as exc:
+            log.warning("could not check %s on the broker (%s): assumed declared",
+                        ", ".join(entity.name for entity in missing), exc)
+        else:
+            _KNOWN_TO_EXIST.update((uri, entity.name) for entity in missing)
+    for entity in entities:
+        if isinstance(entity, Exchange):
+            entity.no_declare = True
 
 
 class FastReconnectQueueConsumer(QueueConsumer):

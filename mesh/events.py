@@ -18,7 +18,9 @@ from nameko.events import EventHandler as NamekoEventHandler
 from common.topology import queue_type_of, with_queue_type
 from contracts.errors import MeshError
 from contracts.headers import DEADLINE_KEY
-from mesh.amqp import FastReconnectQueueConsumer, MeshPublisher
+from mesh.amqp import (
+    FastReconnectQueueConsumer, MeshPublisher, declared_by_topology, event_exchanges_undeclared,
+)
 from mesh.coroutines import accepting_coroutines
 from mesh.errors import quiet_expected_errors
 from mesh.inbox import after_commit
@@ -36,6 +38,7 @@ class EventHandler(NamekoEventHandler):
     def setup(self):
         super().setup()  # nameko's builds self.queue; declared once consuming starts
         with_queue_type(self.queue, queue_type_of(self.container.config))
+        declared_by_topology(self.container.config, self.queue.exchange)
         quiet_expected_errors()
 
     def unpack_message_headers(self, message):
@@ -77,6 +80,11 @@ class ChangeEvents(EventDispatcher):
 
     def __init__(self, **options):
         super().__init__(use_confirms=False, delivery_mode=NON_PERSISTENT, **options)
+
+    def setup(self):
+        event_exchanges_undeclared(self.container.config)
+        super().setup()
+        declared_by_topology(self.container.config, self.exchange)
 
     def get_dependency(self, worker_ctx):
         dispatch = super().get_dependency(worker_ctx)

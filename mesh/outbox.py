@@ -30,11 +30,14 @@ every ``PRUNE_INTERVAL_S``, deletes the events dispatched more than
 ``OUTBOX_RETENTION_S`` ago (``mesh.retention``): the table holds what is in
 flight and the recent past, not every event ever sent.
 
-nameko drops an event when no queue is bound to its exchange yet: the outbox
-declares the durable queues of every declared handler of its service's events
-(``common.topology``, from ``contracts.services``), as ``make run`` and compose
-do before anything starts, so events wait in RabbitMQ before those handlers
-first start. The producer's code names none of its consumers.
+nameko drops an event when no queue is bound to its exchange yet: the
+topology step (``common.topology``, from ``contracts.services``) declares the
+durable queue of every declared handler before anything starts, so events
+wait in RabbitMQ before those handlers first start. The outbox checks at start
+that the queues of its events' handlers exist, declares them if its broker
+user may (``guest`` on a laptop), and refuses to start otherwise, naming them:
+a service's own user may not declare another's queues. The producer's code
+names none of its consumers.
 """
 import datetime
 import functools
@@ -48,7 +51,7 @@ from common.columns import UtcDateTime
 from common.config import seconds_setting
 from common.topology import queue_type_of, topology_queues
 from contracts.wire import utc_now
-from mesh.amqp import MeshPublisher
+from mesh.amqp import MeshPublisher, declared_by_topology, event_exchanges_undeclared
 from mesh.metrics import set_outbox_backlog
 from mesh.retention import (
     DEFAULT_OUTBOX_RETENTION_S, DEFAULT_PRUNE_INTERVAL_S, Schedule, prune_older_than,
@@ -169,11 +172,12 @@ class Outbox(EventDispatcher):
         self.grace_s = grace_s
 
     def setup(self):
-        self.declare.extend(topology_queues(self.container.service_name,
-                                            queue_type_of(self.container.config)))
-        super().setup()  # declares the exchange too, and makes the publisher
-        self.dispatched = set()
         config = self.container.config
+        event_exchanges_undeclared(config)
+        super().setup()  # makes the publisher
+        declared_by_topology(config, self.exchange, *topology_queues(
+            self.container.service_name, queue_type_of(config)))
+        self.dispatched = set()
         self.retention_s = seconds_setting(config, "OUTBOX_RETENTION_S",
                                            DEFAULT_OUTBOX_RETENTION_S)
         self.pruning = Schedule(seconds_setting(config, "PRUNE_INTERVAL_S",

@@ -25,7 +25,9 @@ from nameko.rpc import (RPC_REPLY_QUEUE_TEMPLATE, ReplyListener, Responder, Rpc,
 from common.topology import queue_type_of, with_queue_type
 from contracts.errors import DeadlineExceeded, MeshError
 from contracts.headers import DEADLINE_KEY, header_name
-from mesh.amqp import CONNECTION_ERRORS, FastReconnectQueueConsumer, RpcPublisher
+from mesh.amqp import (
+    CONNECTION_ERRORS, FastReconnectQueueConsumer, RpcPublisher, declared_by_topology,
+)
 from mesh.coroutines import accepting_coroutines
 from mesh.errors import quiet_expected_errors
 from mesh.inbox import call_data, finish_call, inbox_database, replay
@@ -43,6 +45,7 @@ class MeshRpcConsumer(RpcConsumer):
     def setup(self):
         super().setup()  # nameko's builds the service's queue; declared once consuming starts
         with_queue_type(self.queue, queue_type_of(self.container.config))
+        declared_by_topology(self.container.config, self.queue.exchange)
 
     def handle_result(self, message, result, exc_info):
         # nameko's, with the responder above (nameko builds its own inline)
@@ -83,6 +86,10 @@ class MeshReplyListener(ReplyListener):
 
     queue_consumer = FastReconnectQueueConsumer()
     _reply_queue = None
+
+    def setup(self):
+        super().setup()
+        declared_by_topology(self.container.config, self._reply_queue.exchange)
 
     @property
     def queue(self):

@@ -123,6 +123,7 @@ def config_env(config):
            for name in DATABASE_SERVICES}
     return dict(env, **{
         "AMQP_URI": config["AMQP_URI"],
+        "RABBITMQ_MANAGEMENT": config["RABBITMQ_MANAGEMENT"],
         "WEB_SERVER_ADDRESS": config["WEB_SERVER_ADDRESS"],
         "RPC_TIMEOUT": str(config["RPC_TIMEOUT"]),
         "AUTH": str(config["AUTH"]),

@@ -5,9 +5,12 @@
 
 Processes come from the services' declarations (``contracts.services``: the
 ``Procfile`` is generated from the same) and are run by honcho (one ``nameko
-run`` each, output prefixed with its name). First the topology: every declared
-handler's durable queue (``common.topology``), so no event published before its
-handler's first start is lost. On top of honcho this adds what a user needs
+run`` each, output prefixed with its name). First the broker
+(``tools.topology``): the exchanges and every declared handler's durable queue
+(``common.topology``), so no event published before its handler's first start
+is lost, and a RabbitMQ user per service (``common.broker_users``; passwords
+kept in ``var/broker/passwords.json``): each process connects as its own,
+never as ``AMQP_URI``'s, which only prepares the broker. On top of honcho this adds what a user needs
 from one command: each process's output also goes to ``var/log/<name>.log``,
 ``INSTANCES`` instances of each service that may run more than once, and a
 line with the gateway's URL once ``GET /health`` answers 200. Ctrl-C or SIGTERM
@@ -52,11 +55,11 @@ from kafka.errors import KafkaError
 from honcho.printer import Printer
 
 from common.config import DEFAULT_WEB_SERVER_ADDRESS, ROOT, as_bool, auth_off, load_config
-from common.topology import declare_topology, queue_type_of
 from contracts.services import DECLARATIONS, PROCESS
 from contracts.topics import ensure_topics
 from tools.issuer import EVERY_SCOPE, LocalIssuer, local_address, serve
 from tools.local_kafka import KafkaNotStarted, LocalKafka, broker_answers
+from tools.topology import BrokerNotReady, kept_passwords, prepare_broker
 from tools.net import answers, split_address, wait_until_ok
 
 LOG_DIR = os.environ.get("MESH_LOG_DIR", os.path.join(ROOT, "var", "log"))
@@ -67,6 +70,7 @@ METRICS_BASE_PORT = int(os.environ.get("METRICS_BASE_PORT", 9400))
 TARGETS_PATH = os.path.join(os.path.dirname(LOG_DIR), "prometheus", "targets.json")
 PID_PATH = os.path.join(os.path.dirname(LOG_DIR), "run", "launcher.pid")
 ISSUER_FOLDER = os.path.join(os.path.dirname(LOG_DIR), "issuer")
+PASSWORDS_PATH = os.path.join(os.path.dirname(LOG_DIR), "broker", "passwords.json")
 BROKER_WATCH_S = 0.5
 
 
@@ -302,12 +306,13 @@ def main():
         print("started the local Kafka broker (Tansu, memory only) at {}".format(bootstrap),
               flush=True)
     try:
-        queues = declare_topology(config["AMQP_URI"], queue_type=queue_type_of(config))
-    except OSError as exc:
-        sys.exit("RabbitMQ does not answer at {} ({}): start it (make rabbitmq)".format(
-            config["AMQP_URI"], exc))
-    print("topology: {} declared handler queue(s) ready (contracts/services.py)".format(
-        len(queues)), flush=True)
+        queues, broker_uris = prepare_broker(config, kept_passwords(PASSWORDS_PATH))
+    except BrokerNotReady as exc:
+        if broker is not None:
+            broker.stop()
+        sys.exit("make run: {}".format(exc))
+    print("topology: {} declared handler queue(s) ready, a RabbitMQ user for each of {} "
+          "(contracts/services.py)".format(len(queues), len(broker_uris)), flush=True)
     env = dict(os.environ)
     # the venv's `nameko` first, whatever PATH the user has
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
@@ -320,13 +325,16 @@ def main():
         for number in range(1, count + 1):
             label = service.name if count == 1 else "{}.{}".format(service.name, number)
             processes.append((service.name, label, service.command))
+    # each process logs in as its service's user (common.broker_users)
+    process_env = {name: dict(env, AMQP_URI=uri) for name, uri in broker_uris.items()}
     # only nameko services serve metrics (plain processes, the aggregator, do not)
     plain = {service.name for service in DECLARATIONS if service.kind == PROCESS}
     ports = metrics_ports([label for name, label, _ in processes if name not in plain],
                           METRICS_BASE_PORT)
     for name, label, entry in processes:
         # 0 (off) for the others, whatever METRICS_PORT the launcher was given
-        manager.add_process(label, entry, env=dict(env, METRICS_PORT=str(ports.get(label, 0))),
+        manager.add_process(label, entry, env=dict(process_env.get(name, env),
+                                                   METRICS_PORT=str(ports.get(label, 0))),
                             cwd=ROOT)
     if ports:
         write_targets(TARGETS_PATH, [(name, label, ports[label])

@@ -80,7 +80,8 @@ def queues(cluster, vhost="/"):
 
 def launched_on(cluster, mesh_config, tmp_path):
     """``AMQP_URI=<the cluster's nodes> QUEUE_TYPE=quorum make run``, stopped after."""
-    launched = Launcher(dict(mesh_config, AMQP_URI=cluster.amqp_uri), tmp_path)
+    launched = Launcher(dict(mesh_config, AMQP_URI=cluster.amqp_uri,
+                             RABBITMQ_MANAGEMENT=cluster.management_url), tmp_path)
     launched.env.update(QUEUE_TYPE="quorum", RESERVATION_TTL=str(RESERVATION_TTL_S))
     yield launched
     launched.stop()

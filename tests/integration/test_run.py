@@ -13,7 +13,8 @@ from decimal import Decimal
 
 import pytest
 
-from contracts.services import DECLARATIONS, EDGE, RPC
+from common.broker_users import vhost_of
+from contracts.services import BROKER_SERVICES, DECLARATIONS, EDGE, RPC
 from helpers import config_env, free_port, processes_with, wait_for
 from mesh.registry import queue_consumers
 from common.config import ROOT
@@ -35,6 +36,15 @@ def billed_by_customer(url, http):
         totals[bill["customer_id"]] = (revenue, count + 1)
     return {customer: ("{:.2f}".format(revenue), count)
             for customer, (revenue, count) in totals.items()}
+
+
+def broker_users_connected(vhost):
+    """The users of every connection to RabbitMQ's ``vhost`` (management API)."""
+    import requests
+    answer = requests.get("http://guest:guest@127.0.0.1:15672/api/connections", timeout=10)
+    answer.raise_for_status()
+    return {connection["user"] for connection in answer.json()
+            if connection.get("vhost") == vhost}
 
 
 def analytics_by_customer(url, http):
@@ -103,6 +113,13 @@ def test_launcher_reaches_a_healthy_gateway_and_stops_cleanly(mesh_config, tmp_p
         except pytest.fail.Exception:
             pytest.fail("/services never showed {}; last seen (instances, status): {}".format(
                 expected, seen[-1:]))
+
+        # each process logs in to RabbitMQ as its own service's user, never
+        # as AMQP_URI's guest (common.broker_users)
+        vhost = vhost_of(mesh_config["AMQP_URI"])
+        wait_for(lambda: broker_users_connected(vhost) == set(BROKER_SERVICES), 30,
+                 lambda: "a connection of each service's user, only theirs, to {}: {}".format(
+                     vhost, broker_users_connected(vhost)))
 
         # every instance, the gateway included, says where it runs: host, pid,
         # Python, the asyncio hub, uptime (the instance list of Eureka's dashboard)

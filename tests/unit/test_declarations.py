@@ -13,6 +13,7 @@ from contracts import services
 from contracts.services import DECLARATIONS, PROCESS, RPC, declared
 from helpers import service_class
 from mesh.events import EventHandler
+from mesh.proxy import MeshRpcProxy, ServiceClients
 from tools import generate
 
 SERVICES_DIR = os.path.join(ROOT, "services")
@@ -79,6 +80,35 @@ def test_durable_handlers_are_exactly_the_declared_ones(service):
         "{}'s durable event handlers {} differ from its declaration's `handles` {}: "
         "list each as Handles(source, event, method) in contracts/services.py".format(
             service.name, handlers, declared_handlers))
+
+
+@pytest.mark.parametrize("service", [s for s in DECLARATIONS if s.uses_broker],
+                         ids=lambda service: service.name)
+def test_calls_and_listens_are_exactly_what_the_code_does(service):
+    """What a service's RabbitMQ user may do derives from ``calls`` and
+    ``listens`` (``common.broker_users``): each ``MeshRpcProxy`` target must be
+    in ``calls``, each broadcast handler's source in ``listens`` (or be
+    handled), and nothing else, or the broker refuses the service at its first
+    call (or lets it do more than it does)."""
+    container = ServiceContainer(service_class(service.name), {"AMQP_URI": "memory://"})
+    called, heard = set(), set()
+    for dependency in container.dependencies:
+        if isinstance(dependency, ServiceClients):
+            called.update(dependency.services)
+        elif isinstance(dependency, MeshRpcProxy):
+            called.add(dependency.target_service)
+    for entrypoint in container.entrypoints:
+        if isinstance(entrypoint, EventHandler):
+            heard.add(entrypoint.source_service)
+    called.discard(service.name)
+    heard.discard(service.name)
+    assert called == set(service.called()), (
+        "{} calls {} over RPC, its declaration's `calls` says {}: list them in "
+        "contracts/services.py".format(service.name, sorted(called), sorted(service.called())))
+    assert heard == set(service.heard()) - {service.name}, (
+        "{} hears the events of {}, its declaration (`handles` and `listens`) says {}: "
+        "list the sources of its broadcast handlers in `listens`".format(
+            service.name, sorted(heard), sorted(service.heard())))
 
 
 def test_handled_events_are_published_by_their_source():
