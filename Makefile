@@ -146,7 +146,7 @@ bench: setup rabbitmq wrk
 	$(BIN)/python -m bench.cluster_bench
 
 # three RabbitMQ nodes on this machine, joined in one cluster (tools/cluster.py): it
-# prints AMQP_URI and RABBITMQ_MANAGEMENT; then AMQP_URI=... QUEUE_TYPE=quorum make run
+# prints AMQP_URI and RABBITMQ_MANAGEMENT; then AMQP_URI=... RABBITMQ_MANAGEMENT=... QUEUE_TYPE=quorum make run
 cluster: setup
 	@command -v rabbitmq-server >/dev/null || bash scripts/ensure-rabbitmq.sh
 	$(BIN)/python -m tools.cluster start

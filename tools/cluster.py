@@ -3,7 +3,8 @@
     make cluster          # python -m tools.cluster start
     make cluster-stop     # python -m tools.cluster stop
 
-It prints the two lines a user needs, then ``AMQP_URI=... QUEUE_TYPE=quorum make
+It prints the two lines a user needs, then ``AMQP_URI=... RABBITMQ_MANAGEMENT=...
+QUEUE_TYPE=quorum make
 run`` runs the mesh on the cluster:
 
     AMQP_URI='pyamqp://guest:guest@127.0.0.1:5681/;pyamqp://...:5682/;pyamqp://...:5683/'

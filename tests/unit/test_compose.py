@@ -13,6 +13,7 @@ import re
 import pytest
 import yaml
 
+from common.broker_users import password_variable
 from common.config import database_variable
 from contracts.services import DATABASE_SERVICES
 
@@ -433,3 +434,24 @@ def test_the_metric_name_check_can_fail():
     assert "mesh_rpc_calls_total" in defined and "mesh_rpc_duration_seconds_bucket" in defined
     # a typo, and a histogram by its bare name (no such series in Prometheus)
     assert "mesh_rpc_call_total" not in defined and "mesh_rpc_duration_seconds" not in defined
+
+
+def test_each_service_logs_in_to_rabbitmq_as_its_own_user(services, nameko_services):
+    """The topology service makes a user per service (``--users``, with each
+    one's password), every nameko service logs in as its own with the same
+    password, and nothing is left on RabbitMQ's ``guest`` (docs/security.md)."""
+    topology = services["topology"]
+    assert "--users" in str(topology.get("command")), topology.get("command")
+    passwords = environment_of(topology)
+    for name, module in nameko_services.items():
+        uri = environment_of(services[name]).get("AMQP_URI", "")
+        match = re.match(r"^pyamqp://([^:@]+):([^@]+)@rabbitmq:5672/$", uri)
+        assert match and match.group(1) == module, (
+            "compose service {!r} logs in to RabbitMQ as {!r}, not as its own user {!r}".format(
+                name, uri, module))
+        assert match.group(2) == passwords.get(password_variable(module)), (
+            "compose service {!r}'s password {} is not the one the topology service gives "
+            "its user ({})".format(name, match.group(2), password_variable(module)))
+    assert "guest" not in read(COMPOSE_PATH), "docker-compose.yml still uses guest"
+    rabbitmq = environment_of(services["rabbitmq"])
+    assert rabbitmq.get("RABBITMQ_DEFAULT_USER") not in (None, "guest"), rabbitmq
