@@ -105,7 +105,8 @@ def main(argv=None):
             cluster.stop()
             sys.exit("could not start the cluster: {}".format(exc))
         with BenchMesh(os.path.join(folder, "quorum"), bootstrap, hub=args.hub,
-                       amqp_uri=cluster.amqp_uri, QUEUE_TYPE="quorum") as mesh:
+                       amqp_uri=cluster.amqp_uri, QUEUE_TYPE="quorum",
+                       RABBITMQ_MANAGEMENT=cluster.management_url) as mesh:
             product, customers, _ = make_bench_data(mesh.url)
             quorum = bills_per_second(mesh.url, args.seconds, product, customers)
             took, answered, leader = failover(mesh.url, cluster, product, customers)

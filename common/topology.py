@@ -83,7 +83,8 @@ def event_exchange(source):
 
 
 def rpc_exchange(name=RPC_EXCHANGE):
-    """The RPC exchange as nameko's ``get_rpc_exchange`` declares it."""
+    """The RPC exchange as nameko's ``get_rpc_exchange`` builds it (topic,
+    durable: any difference is an AMQP error when a service declares it too)."""
     return Exchange(name, type="topic", durable=True)
 
 

@@ -30,6 +30,9 @@ CONNECTION_ERRORS = (OSError, AMQPConnectionError, RecoverableConnectionError,
                      OperationalError)
 # how often an idle consumer's loop wakes (kombu's default: every second)
 WAKE_INTERVAL_S = 0.1
+# service -> whether this process's consumer is connected and consuming now:
+# its readiness (mesh.metrics' mesh_amqp_consuming, read by tools.probe)
+CONSUMING = {}
 # (AMQP URI, entity name) this process has seen exist on its broker
 _KNOWN_TO_EXIST = set()
 # nameko's own switch: its event dispatchers and handlers then build their
@@ -74,7 +77,7 @@ class FastReconnectQueueConsumer(QueueConsumer):
     """nameko's consumer, reconnecting every ``BROKER_RECONNECT_INTERVAL`` seconds
     after the broker goes away (kombu's default backs off 2, 4, 6... seconds, so
     a broker restart costs a service 10 s or more), and stopping in a fraction
-    of a second."""
+    of a second. It says in ``CONSUMING`` whether it consumes now."""
 
     def consume(self, *args, **kwargs):
         # nameko cancels a stopping consumer's queues only between two wakes of
@@ -82,7 +85,18 @@ class FastReconnectQueueConsumer(QueueConsumer):
         # once per safety_interval: with kombu's 1 s, every service took three
         # seconds more to stop (Ctrl-C, SIGTERM, each test's teardown).
         kwargs.setdefault("safety_interval", WAKE_INTERVAL_S)
-        return super().consume(*args, **kwargs)
+        try:
+            yield from super().consume(*args, **kwargs)
+        finally:  # the connection was lost, or the service stops
+            CONSUMING[self.container.service_name] = False
+
+    def on_consume_ready(self, connection, channel, consumers, **kwargs):
+        CONSUMING[self.container.service_name] = True
+        return super().on_consume_ready(connection, channel, consumers, **kwargs)
+
+    def on_connection_error(self, exc, interval):
+        CONSUMING[self.container.service_name] = False
+        return super().on_connection_error(exc, interval)
 
     def ack_message(self, message):
         # nameko ignores only amqp's own ConnectionError here; a socket reset

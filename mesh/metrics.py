@@ -46,9 +46,11 @@ from prometheus_client import (
     PlatformCollector, ProcessCollector, disable_created_metrics, generate_latest,
     start_http_server,
 )
+from prometheus_client.core import GaugeMetricFamily
 
 from common.config import DEFAULT_METRICS_ADDRESS
 from contracts.errors import MeshError
+from mesh.amqp import CONSUMING
 from mesh.rpc import DeadlineRpc
 
 log = logging.getLogger(__name__)
@@ -98,6 +100,24 @@ HTTP_RATE_LIMITED = Counter("mesh_http_rate_limited_total",
 OUTBOX_BACKLOG = Gauge("mesh_outbox_backlog",
                        "Outbox events still undispatched after their grace period, "
                        "as the last relay run found them", ["service"], registry=REGISTRY)
+
+
+class ConsumingCollector:
+    """``mesh_amqp_consuming{service}``: 1 while this process's consumer is
+    connected to RabbitMQ and consuming its queues (``mesh.amqp.CONSUMING``),
+    0 while it reconnects: the readiness a Kubernetes probe reads
+    (``tools.probe``)."""
+
+    def collect(self):
+        family = GaugeMetricFamily(
+            "mesh_amqp_consuming", "Whether this process consumes its RabbitMQ queues now "
+            "(1) or is (re)connecting (0)", labels=["service"])
+        for service, consuming in sorted(CONSUMING.items()):
+            family.add_metric([service], 1.0 if consuming else 0.0)
+        yield family
+
+
+REGISTRY.register(ConsumingCollector())
 KAFKA_LAG = Gauge("mesh_kafka_consumer_lag",
                   "Records of a topic not yet read: end offset minus the position "
                   "(topic tables) or the committed offset (consumer groups)",

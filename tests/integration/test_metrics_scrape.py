@@ -4,12 +4,18 @@ process whose counters move by exactly the calls made, and Kafka consumer lag
 against a real (Tansu) broker. Every scrape is parsed with prometheus-client's
 own parser."""
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import requests
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from common.broker_users import vhost_of
+from common.config import ROOT
+from common.topology import declare_topology
 from contracts.topics import (BILLS_TOPIC, CUSTOMER_STATS_TOPIC, PRODUCT_STATS_TOPIC,
                               REVENUE_WINDOWS_TOPIC, ensure_topics)
 from helpers import free_port, wait_for
@@ -80,6 +86,41 @@ def test_a_service_process_serves_its_calls_on_its_own_port(
     assert value(after, "mesh_max_workers", service="customers") == 10  # config.yaml's default
     assert value(after, "mesh_busy_workers", service="customers") == 0
     assert value(after, "process_resident_memory_bytes") > 0
+
+
+def probe(port):
+    """``python -m tools.probe`` (the Kubernetes readiness probe) against the
+    process serving metrics on ``port``: (exit code, its output)."""
+    done = subprocess.run([sys.executable, "-m", "tools.probe"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=30, env=dict(os.environ, METRICS_PORT=str(port)))
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_the_readiness_probe_follows_the_broker_connection(
+        mesh_config, service_processes, monkeypatch):
+    """Ready while the process consumes its queues; not ready while its vhost
+    is gone (its connection closed, every reconnection refused); ready again
+    once it is back."""
+    port = free_port()
+    monkeypatch.setenv("METRICS_PORT", str(port))
+    service_processes("customers", 1, mesh_config)
+    wait_for(lambda: probe(port)[0] == 0, 30, lambda: "the probe saying ready: {}".format(
+        probe(port)))
+    assert "customers" in probe(port)[1]
+
+    vhost = vhost_of(mesh_config["AMQP_URI"])
+    api = "http://guest:guest@127.0.0.1:15672/api/"
+    requests.delete(api + "vhosts/" + vhost, timeout=10).raise_for_status()
+    try:
+        wait_for(lambda: probe(port)[0] == 1, 30, "the probe saying not ready")
+        assert "not consuming" in probe(port)[1]
+    finally:
+        requests.put(api + "vhosts/" + vhost, timeout=10).raise_for_status()
+        requests.put(api + "permissions/{}/guest".format(vhost), timeout=10, json={
+            "configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+    declare_topology(mesh_config["AMQP_URI"])
+    wait_for(lambda: probe(port)[0] == 0, 30, lambda: "the probe ready again: {}".format(
+        probe(port)))
 
 
 def test_gateway_and_service_in_one_process_share_one_port(start_mesh, mesh_config):

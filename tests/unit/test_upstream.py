@@ -96,7 +96,7 @@ ROWS = (
         # the queue it builds (self.queue), declared only once consuming starts
         (Source("nameko.rpc.RpcConsumer.setup", "5f423f9c5917"),)),
     Row("nameko.rpc.ReplyListener.setup", "nameko",
-        "mesh/rpc.py MeshReplyListener.queue", "relies on internals",
+        "mesh/rpc.py MeshReplyListener.queue; mesh/rpc.py MeshReplyListener.setup", "relies on internals",
         # setup assigns self.queue once; get_consumers reads it at each (re)connection
         (Source("nameko.rpc.ReplyListener.setup", "13e0e4ffef66"),
          Source("nameko.messaging.QueueConsumer.get_consumers", "9566ed8719e2"))),
@@ -166,11 +166,12 @@ ROWS = (
         (Value("nameko.constants.HEADER_PREFIX", "nameko"),
          Source("nameko.messaging.HeaderEncoder._get_header_name", "c0766718bbdd"),
          Source("nameko.messaging.HeaderDecoder._strip_header_name", "5537839b71ec"))),
-    Row("nameko.messaging.Publisher.declare", "nameko",
-        "mesh/outbox.py Outbox.setup", "private attribute",
-        (Source("nameko.messaging.Publisher.__init__", "912e06477c94"),
-         Source("nameko.messaging.Publisher.setup", "7c63a9af6ca3"),
-         Source("nameko.events.EventDispatcher.setup", "76c5b85494dc"))),
+    Row("nameko.events.EventDispatcher.setup", "nameko",
+        "mesh/events.py ChangeEvents.setup; mesh/outbox.py Outbox.setup", "relies on internals",
+        # the exchange it builds (self.exchange, no_declare under
+        # DECLARE_EVENT_EXCHANGES: False) is the one its publisher declares
+        (Source("nameko.events.EventDispatcher.setup", "76c5b85494dc"),
+         Source("nameko.messaging.Publisher.setup", "7c63a9af6ca3"))),
     Row("nameko.amqp.publish.Publisher.delivery_mode", "nameko",
         "mesh/amqp.py RpcPublisher.delivery_mode; mesh/events.py ChangeEvents.__init__",
         "class attribute",
@@ -255,6 +256,13 @@ ROWS = (
         # and reply listener's thread, whose error would kill the container
         (Source("nameko.messaging.QueueConsumer.ack_message", "b8a1614182c1"),
          Source("nameko.containers.ServiceContainer._handle_thread_exited", "d3ffd742732a"))),
+    Row("nameko.messaging.QueueConsumer.on_consume_ready", "nameko",
+        "mesh/amqp.py FastReconnectQueueConsumer.on_consume_ready", "overrides",
+        # kombu's hook, after every (re)connection; nameko's releases start()
+        (Source("nameko.messaging.QueueConsumer.on_consume_ready", "22e65947e14b"),)),
+    Row("nameko.messaging.QueueConsumer.on_connection_error", "nameko",
+        "mesh/amqp.py FastReconnectQueueConsumer.on_connection_error", "overrides",
+        (Source("nameko.messaging.QueueConsumer.on_connection_error", "93154c9c79e4"),)),
     Row("nameko.messaging.QueueConsumer.requeue_message", "nameko",
         "mesh/amqp.py FastReconnectQueueConsumer.requeue_message", "overrides",
         (Source("nameko.messaging.QueueConsumer.requeue_message", "42a6f7bb5b0e"),)),
