@@ -40,11 +40,12 @@ RUN cp tools/billing_mesh.pth \
     "$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/billing_mesh.pth"
 
 # Run as an unprivileged user; var/ holds the SQLite files when no *_DB_URI is set.
-# var/issuer: the local token issuer's keys (its compose volume starts as this)
-RUN useradd --system --no-create-home mesh \
+# var/issuer: the local token issuer's keys (its compose volume starts as this).
+# A numeric user, so Kubernetes' runAsNonRoot can check it (deploy/k8s).
+RUN useradd --system --uid 10001 --user-group --no-create-home mesh \
     && mkdir -p var/issuer /data/streams \
     && chown mesh var var/issuer /data/streams
-USER mesh
+USER 10001:10001
 
 EXPOSE 8000
 

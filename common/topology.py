@@ -121,6 +121,21 @@ def declare_topology(amqp_uri, source=None, timeout=10, queue_type=CLASSIC,
     return [queue.name for queue in queues]
 
 
+def missing_from_broker(amqp_uri, timeout=10, rpc_exchange_name=RPC_EXCHANGE):
+    """The names of the topology's exchanges and handler queues that do not
+    exist on the broker at ``amqp_uri`` (passive declares: any user may ask)."""
+    missing = []
+    with Connection(amqp_uri, connect_timeout=timeout) as connection:
+        connection.ensure_connection(max_retries=1)
+        for entity in mesh_exchanges(rpc_exchange_name) + topology_queues():
+            with connection.channel() as channel:
+                try:
+                    _exists(channel, entity)
+                except (NotFound, ChannelError):
+                    missing.append(entity.name)
+    return missing
+
+
 class TopologyMissing(RuntimeError):
     """An exchange or queue of the topology does not exist, and this process's
     broker user may not declare it."""

@@ -25,7 +25,8 @@ A declaration says what the rest of the mesh needs to know about a service:
 
 What derives from the declarations: ``make run``'s processes and the
 ``Procfile``, ``docker-compose.yml``'s services, databases and Prometheus jobs
-(``make generate``), the gateway's health, registry and heartbeats, the
+and the Kubernetes manifests' Deployments, budgets, roles and scalers
+(``deploy/k8s``; ``make generate``), the gateway's health, registry and heartbeats, the
 per-run databases of tests, ``make bench`` and ``make chaos``, the topology,
 each service's RabbitMQ user and its permissions.
 ``tests/unit/test_declarations.py`` fails when a service has no declaration, or

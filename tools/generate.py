@@ -9,7 +9,8 @@ its declaration and its routes:
   the aggregator around them are written by hand);
 * ``docker/postgres-init.sql``: one PostgreSQL database per service declared
   with one;
-* ``docker/prometheus/prometheus.yml``: one scrape job per nameko service.
+* ``docker/prometheus/prometheus.yml``: one scrape job per nameko service;
+* the Kubernetes manifests' generated files (``deploy/k8s``: ``tools.manifests``).
 
     python -m tools.generate            # write them
     python -m tools.generate --check    # exit 1 naming each file that differs
@@ -22,6 +23,7 @@ import os
 import sys
 
 from common.broker_users import broker_services, password_variable
+from tools import manifests
 from common.config import ROOT, database_variable
 from contracts.services import DECLARATIONS, EDGE, RPC
 
@@ -147,12 +149,12 @@ def read(path):
 
 def generated():
     """``{path: the text it should have}``."""
-    return {
+    return dict({
         os.path.join(ROOT, "Procfile"): procfile(),
         COMPOSE_PATH: compose(read(COMPOSE_PATH)),
         os.path.join(ROOT, "docker", "postgres-init.sql"): postgres_init(),
         os.path.join(ROOT, "docker", "prometheus", "prometheus.yml"): prometheus(),
-    }
+    }, **manifests.generated())
 
 
 def stale():

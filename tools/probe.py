@@ -1,6 +1,8 @@
 """``python -m tools.probe``: exit 0 if this container's nameko process
 consumes its RabbitMQ queues now, 1 (saying why) if not: the readiness probe of
 the Kubernetes manifests (``deploy/k8s``), run inside the container.
+``--worker MODULE``: the aggregator's instead: its worker (``python -m MODULE
+--worker``, which its supervisor starts again when it dies) runs.
 
 It reads ``mesh_amqp_consuming`` (``mesh.metrics``) from the process's own
 metrics port (``METRICS_PORT``, on 127.0.0.1): 1 once the process consumes
@@ -22,7 +24,28 @@ def consuming(metrics_text):
     return {service: float(value) == 1.0 for service, value in CONSUMING.findall(metrics_text)}
 
 
-def main():
+def workers_of(module, proc="/proc"):
+    """pids of the processes running ``python -m <module> --worker``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir(proc)):
+        try:
+            with open(os.path.join(proc, pid, "cmdline"), "rb") as handle:
+                argv = handle.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if "--worker" in argv and any(argv[i:i + 2] == ["-m", module] for i in range(len(argv))):
+            found.append(int(pid))
+    return found
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--worker"] and len(argv) == 2:
+        workers = workers_of(argv[1])
+        if not workers:
+            sys.exit("probe: no `python -m {} --worker` runs".format(argv[1]))
+        print("probe: worker {} runs".format(workers[0]))
+        return
     port = os.environ.get("METRICS_PORT", "0")
     if port in ("", "0"):
         sys.exit("probe: METRICS_PORT is not set: the process serves no metrics to read")

@@ -16,17 +16,25 @@ then exit. ``make run`` does it before it starts the mesh; compose's
 ``make run`` keeps its passwords in ``var/broker/passwords.json`` (made on its
 first run, readable by its owner only), unless ``BROKER_PASSWORD_<NAME>`` gives
 one, and hands each process its own ``AMQP_URI``.
+
+``--wait SECONDS`` declares nothing: it waits until the topology exists on
+``AMQP_URI``'s broker (any user may look), and fails after that long; the
+Kubernetes manifests run it before each service (``deploy/k8s``).
 """
 import argparse
 import json
 import os
 import sys
+import time
+
+from amqp.exceptions import AMQPError
+from kombu.exceptions import OperationalError
 
 from common.broker_users import (
     ManagementApiError, broker_services, create_broker_users, new_password, password_variable,
 )
 from common.config import load_config
-from common.topology import RPC_EXCHANGE, declare_topology, queue_type_of
+from common.topology import RPC_EXCHANGE, declare_topology, missing_from_broker, queue_type_of
 
 
 class BrokerNotReady(RuntimeError):
@@ -84,14 +92,40 @@ def kept_passwords(path, environ=os.environ):
     return passwords
 
 
+def wait_for_topology(config, seconds, interval=2.0):
+    """Return once the topology exists on ``AMQP_URI``'s broker; exit after
+    ``seconds`` naming what is missing."""
+    rpc_exchange = config.get("rpc_exchange") or RPC_EXCHANGE
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            missing = missing_from_broker(config["AMQP_URI"], rpc_exchange_name=rpc_exchange)
+        except (OSError, AMQPError, OperationalError) as exc:
+            # not up yet, or this process's user not made yet (the topology step makes it)
+            missing = ["(RabbitMQ does not let it in yet: {})".format(exc)]
+        if not missing:
+            print("topology: ready", flush=True)
+            return
+        if time.monotonic() > deadline:
+            sys.exit("topology: still missing after {:.0f} s: {}; is the topology step "
+                     "(python -m tools.topology --users) done?".format(seconds, ", ".join(missing)))
+        print("topology: waiting for {}".format(", ".join(missing)), flush=True)
+        time.sleep(interval)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tools.topology", description=__doc__.split(
         "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", action="store_true",
                         help="also make each service's RabbitMQ user (RABBITMQ_MANAGEMENT, "
                              "BROKER_PASSWORD_<NAME>)")
+    parser.add_argument("--wait", type=float, metavar="SECONDS",
+                        help="declare nothing: wait until the topology exists, at most this long")
     options = parser.parse_args(argv)
     config = load_config()
+    if options.wait is not None:
+        wait_for_topology(config, options.wait)
+        return
     try:
         passwords = passwords_from_environment() if options.users else None
         names, uris = prepare_broker(config, passwords)

@@ -19,6 +19,7 @@ from tools.chaos import Attempt, Bill, Op
 SMOKE_KILLS = [name for name in chaos.KILL_ORDER if name != chaos.WHOLE_MESH]
 
 
+@pytest.mark.long
 @pytest.mark.timeout(240)
 def test_the_smoke_version_kills_each_process_once_and_every_check_passes(
         rabbitmq_running, tmp_path):

@@ -68,6 +68,7 @@ def test_make_run_again_after_ctrl_c_ends_with_analytics_equal_to_billing(launch
     forced_rebuild_shows_its_progress(launcher)
 
 
+@pytest.mark.long
 @pytest.mark.timeout(240)
 def test_a_kafka_that_keeps_its_log_gives_nothing_again_and_lost_topics_are_rebuilt(
         launcher, tmp_path):
@@ -116,6 +117,7 @@ def broker_pid(launcher):
     return launcher.pid_with("--storage-engine")
 
 
+@pytest.mark.long
 @pytest.mark.timeout(260)
 def test_kafka_killed_and_rabbitmq_restarted_under_load_then_a_power_cut_end_equal_to_billing(
         launcher):

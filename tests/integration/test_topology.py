@@ -2,10 +2,14 @@
 before any service starts (common.topology), so an event published before its
 handler's service ever ran waits for it. No producer's code names them."""
 import json
+import os
+import subprocess
+import sys
 
 from kafka import KafkaConsumer
 from nameko.standalone.events import event_dispatcher
 
+from common.config import ROOT
 from common.topology import declare_topology
 from contracts.events import BILL_CREATED
 from contracts.services import BILLING, KAFKA_BRIDGE, declared, handler_queues
@@ -38,3 +42,17 @@ def test_an_event_published_before_its_handlers_service_ever_ran_is_handled(
                  "the event published before the bridge ever ran, on billing.bills")
     finally:
         consumer.close()
+
+
+def test_wait_declares_nothing_and_waits_for_the_topology(mesh_config):
+    """``python -m tools.topology --wait`` (the Kubernetes manifests' init
+    container) fails, naming what is missing, until the topology step ran."""
+    env = dict(os.environ, AMQP_URI=mesh_config["AMQP_URI"])
+    waited = subprocess.run([sys.executable, "-m", "tools.topology", "--wait", "1"], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert waited.returncode == 1 and "still missing" in waited.stderr, waited
+    assert "nameko-rpc" in waited.stderr and "evt-billing-bill_created" in waited.stderr
+    declare_topology(mesh_config["AMQP_URI"])
+    waited = subprocess.run([sys.executable, "-m", "tools.topology", "--wait", "10"], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert waited.returncode == 0 and "ready" in waited.stdout, waited
