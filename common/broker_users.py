@@ -15,15 +15,18 @@ key a queue is bound with). A service's user may:
   exchange (``common.topology`` declares them) and no other service's queue;
 * publish to the RPC exchange and to its own ``<name>.events``; on the RPC
   exchange, only calls to the services it ``calls`` and replies (routing keys
-  ``<service>.<method>`` and ``<uuid>``): another service's user cannot call
-  ``billing.cancel_bill``;
+  ``<service>.<method>``, and ``reply-<caller>-<uuid>`` or the bare ``<uuid>``
+  of nameko's standalone proxies, ``nameko shell``): another service's user
+  cannot call ``billing.cancel_bill``;
 * consume its own queues, and bind them to the RPC exchange with its own keys
-  (``<name>.*``, a reply's ``<uuid>``) and to the event exchanges of the
+  only (``<name>.*``, its replies' ``reply-<name>-<uuid>``,
+  ``common.topology.REPLY_ROUTING_KEY``) and to the event exchanges of the
   services it hears: it cannot bind a queue of its own to another service's
-  calls.
+  calls, nor to the replies another service receives.
 
-What permissions cannot say: a reply's key is any UUID, so a service could
-answer a call it was never sent, if it learned the caller's reply key.
+What permissions cannot say: a callee may publish a reply to any reply key, so
+a service could answer a call it was never sent, if it learned the caller's
+reply key (each request carries its caller's).
 """
 import base64
 import json
@@ -34,11 +37,12 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
-from common.topology import RPC_EXCHANGE
+from common.topology import REPLY_ROUTING_KEY, RPC_EXCHANGE
 from contracts.services import DECLARATIONS, RPC
 
 UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 METHOD = "[A-Za-z_][A-Za-z0-9_]*"
+SERVICE = "[a-z_][a-z0-9_]*"
 # nameko's default broadcast identifier: uuid4().hex
 BROADCAST_ID = "[0-9a-f]{32}"
 
@@ -75,13 +79,17 @@ def permissions(service, rpc_exchange=RPC_EXCHANGE):
     heard = [re.escape(source + ".events") for source in service.heard()]
     calls = [r"{}\.{}".format(re.escape(called), METHOD) for called in service.called()]
     bound = [re.escape(service.name + ".*")] if service.kind == RPC else []
+    replies_to_anyone = re.escape(REPLY_ROUTING_KEY).replace(r"\{\}", SERVICE, 1).replace(
+        r"\{\}", UUID, 1)
+    own_replies = re.escape(REPLY_ROUTING_KEY).replace(r"\{\}", name, 1).replace(
+        r"\{\}", UUID, 1)
     return Permissions(
         configure=_one_of(own),
         write=_one_of(own + [exchange] + events),
         read=_one_of(own + [exchange] + heard),
         topic_exchange=rpc_exchange,
-        topic_write=_one_of(calls + [UUID]),
-        topic_read=_one_of(bound + [UUID]),
+        topic_write=_one_of(calls + [replies_to_anyone, UUID]),
+        topic_read=_one_of(bound + [own_replies]),
     )
 
 

@@ -40,6 +40,10 @@ from contracts.services import DECLARATIONS, handler_queues
 PERSISTENT = 2
 # nameko's default RPC exchange (its ``rpc_exchange`` config key names another)
 RPC_EXCHANGE = "nameko-rpc"
+# the routing key a process's replies come back with: its name in it, so its
+# broker user alone may bind to it (common.broker_users); one word (no dot), so
+# no service's ``<name>.*`` binding matches it
+REPLY_ROUTING_KEY = "reply-{}-{}"
 CLASSIC, QUORUM = "classic", "quorum"
 QUEUE_TYPES = (CLASSIC, QUORUM)
 

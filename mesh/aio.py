@@ -53,6 +53,7 @@ from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity, PublishError
 from kombu.utils.json import dumps, loads
 
 from common.config import CONFIG_PATH, load_config
+from common.topology import REPLY_ROUTING_KEY
 from contracts.errors import DeadlineExceeded, ServiceUnavailable, all_errors
 from contracts.headers import (
     CALLER_KEY, CLIENT_ID_KEY, DEADLINE_KEY, MAX_CALLER_LENGTH, REQUEST_ID_KEY, VALID_REQUEST_ID,
@@ -98,7 +99,6 @@ def _checked_request_id(request_id):
         raise ValueError("a request id is 1 to 128 of A-Z a-z 0-9 . _ : - "
                          "(got {!r})".format(request_id))
     return request_id
-
 
 
 async def existing_exchange(connection, channel, name, auto_delete=False):
@@ -376,7 +376,7 @@ class _Core:
         self.auto_delete_event_exchanges = bool(config.get("AUTO_DELETE_EVENT_EXCHANGES"))
         self.connection_name = "{} {}:{} {}".format(
             CLIENT_NAME, socket.gethostname(), os.getpid(), uuid.uuid4().hex[:8])
-        self.reply_routing_key = str(uuid.uuid4())
+        self.reply_routing_key = REPLY_ROUTING_KEY.format(CLIENT_NAME, uuid.uuid4())
         self.connection = None
         self.channel = None
         self.exchange = None

@@ -22,7 +22,7 @@ from nameko.constants import (
 from nameko.rpc import (RPC_REPLY_QUEUE_TEMPLATE, ReplyListener, Responder, Rpc, RpcConsumer,
                         get_rpc_exchange)
 
-from common.topology import queue_type_of, with_queue_type
+from common.topology import REPLY_ROUTING_KEY, queue_type_of, with_queue_type
 from contracts.errors import DeadlineExceeded, MeshError
 from contracts.headers import DEADLINE_KEY, header_name
 from mesh.amqp import (
@@ -89,6 +89,10 @@ class MeshReplyListener(ReplyListener):
 
     def setup(self):
         super().setup()
+        # nameko's key is a bare UUID, which any service's broker user could bind
+        # a queue of its own to once it saw it as a request's reply_to
+        self.routing_key = REPLY_ROUTING_KEY.format(self.container.service_name, uuid.uuid4())
+        self._reply_queue.routing_key = self.routing_key
         declared_by_topology(self.container.config, self._reply_queue.exchange)
 
     @property

@@ -24,6 +24,9 @@ clusters) is written by hand. ``python -m tools.manifests secrets`` prints the
 Secrets the manifests expect, with fresh random passwords, for ``kubectl apply
 -f -`` (never written to a file: docs/deploy.md).
 """
+import dataclasses
+import hashlib
+import json
 import os
 import re
 import secrets
@@ -31,9 +34,9 @@ import sys
 
 import yaml
 
-from common.broker_users import broker_services, password_variable
+from common.broker_users import broker_services, password_variable, permissions
 from common.config import ROOT, database_variable
-from contracts.services import DECLARATIONS, EDGE, PROCESS, RPC
+from contracts.services import DECLARATIONS, EDGE, PROCESS, RPC, handler_queues
 from contracts.topics import ALL_TOPICS, PARTITIONS, partitions_of
 
 K8S_DIR = os.path.join(ROOT, "deploy", "k8s")
@@ -170,20 +173,19 @@ def command(service):
 
 
 def probes(service):
-    """``{probe kind: probe}``: the gateway's HTTP ones (``/health/live``; ``/health``
-    asked from inside the pod, where it needs no token); a nameko service's
-    readiness is ``tools.probe`` (it consumes its queues), its liveness its
-    metrics port answering; the aggregator's, its worker running."""
+    """``{probe kind: probe}``: a nameko service's readiness is ``tools.probe``
+    (it consumes its queues), its liveness its metrics port answering (the
+    gateway's: ``/health/live``); the aggregator's, its worker running."""
     exec_probe = {"exec": {"command": ["python", "-m", "tools.probe"]},
                   "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3}
     if service.kind == EDGE:
+        # not ready while it cannot reach the broker; not /health, which is 503
+        # while a required service is down: every gateway would leave the
+        # Service then, and the routes that still work with them
         return {
             "livenessProbe": {"httpGet": {"path": "/health/live", "port": "http"},
                               "periodSeconds": 10, "failureThreshold": 3},
-            "readinessProbe": {"exec": {"command": [
-                "python", "-c", "import urllib.request; urllib.request.urlopen("
-                "'http://127.0.0.1:{}/health', timeout=3)".format(GATEWAY_PORT)]},
-                "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3},
+            "readinessProbe": exec_probe,
         }
     if service.kind == RPC:
         return {"livenessProbe": {"httpGet": {"path": "/metrics", "port": "metrics"},
@@ -258,18 +260,28 @@ def deployment(service, figures):
     return comment, {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": slug(service.name), "labels": labels(service)},
-        "spec": {"replicas": 1, "selector": {"matchLabels": selector(service)},
-                 "template": {"metadata": template_metadata, "spec": spec}}}
+        # no replicas here: each overlay sets them, or KEDA (production's
+        # scaled services), which a replicas field would reset at every apply
+        "spec": dict({"selector": {"matchLabels": selector(service)},
+                      "template": {"metadata": template_metadata, "spec": spec}},
+                     # a rollout stops the old one first
+                     **({"strategy": {"type": "Recreate"}} if runs_once(service) else {}))}
 
 
 def disruption_budget(service):
-    """One instance may be taken down at a time (a node drained), never the
-    last of a single-instance process."""
-    budget = ({"maxUnavailable": 1} if service.max_instances != 1
-              else {"maxUnavailable": 0})
+    """One instance may be taken down at a time (a node drained). A process
+    that runs once is then away for a moment: its work waits in its queues,
+    and a budget that allowed none would keep the node from draining at all."""
     return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
             "metadata": {"name": slug(service.name), "labels": labels(service)},
-            "spec": dict(budget, selector={"matchLabels": selector(service)})}
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(service)}}}
+
+
+def runs_once(service):
+    """A process two of which must never run together (the rebuilder: two would
+    give every bill twice); the gateway's ``max_instances=1`` is one machine's
+    port, and each pod has its own."""
+    return service.max_instances == 1 and service.kind != EDGE
 
 
 def edge_objects(service):
@@ -287,6 +299,17 @@ def edge_objects(service):
     ]
 
 
+def topology_job_name():
+    """``topology-<hash>``: a Job's pod template cannot change, so a new
+    version, service or permission is a new Job (the old one goes
+    ``ttlSecondsAfterFinished`` after it finished), and applying the same
+    manifests again changes nothing."""
+    what = json.dumps([project_version()] + [
+        [service.name, dataclasses.astuple(permissions(service))] for service in broker_services()
+    ] + [queue for queue, _, _ in handler_queues()])
+    return "topology-" + hashlib.sha256(what.encode()).hexdigest()[:10]
+
+
 def topology_job():
     container_security, pod_security = security()
     env = [{"name": "RABBITMQ_ADMIN_USER", "valueFrom": {"secretKeyRef": {
@@ -302,7 +325,7 @@ def topology_job():
             for service in broker_services()]
     return {
         "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": "topology", "labels": {"app.kubernetes.io/name": "topology",
+        "metadata": {"name": topology_job_name(), "labels": {"app.kubernetes.io/name": "topology",
                                                     "app.kubernetes.io/part-of": PART_OF}},
         "spec": {"backoffLimit": 20, "ttlSecondsAfterFinished": 3600, "template": {
             "metadata": {"labels": {"app.kubernetes.io/name": "topology",
@@ -397,12 +420,13 @@ def scaled_objects():
 def replicas_of(service, overlay_name):
     """Instances of ``service`` in an overlay: one in ``local``; in
     ``production`` three, the aggregator no more than billing.bills' partitions,
-    a process that must run once one. The gateway's ``max_instances=1`` is one
-    machine's port: each pod has its own."""
+    a process that must run once one; None for those KEDA scales."""
     if overlay_name != "production":
         return 1
-    if service.max_instances == 1 and service.kind != EDGE:
+    if runs_once(service):
         return 1
+    if service in scalable():
+        return None  # its ScaledObject's minReplicaCount
     if service.kind == PROCESS:
         return min(PRODUCTION_REPLICAS, PARTITIONS)
     return PRODUCTION_REPLICAS
@@ -423,7 +447,7 @@ def overlay(name):
     if name == "production":
         components.append("../../components/autoscaling")
     replicas = [{"name": slug(service.name), "count": replicas_of(service, name)}
-                for service in DECLARATIONS]
+                for service in DECLARATIONS if replicas_of(service, name) is not None]
     resources = ["../../base", "namespace.yaml"]
     if name == "local":
         resources.append("issuer.yaml")

@@ -47,15 +47,19 @@ def publish(exchange, routing_key):
 def test_each_service_is_refused_what_belongs_to_another(broker_uris):
     customers, billing = broker_uris[CUSTOMERS], broker_uris[BILLING]
     rpc = rpc_exchange()
+    reply_key = "reply-customers-00000000-0000-4000-8000-000000000000"
     own_queue = Queue("rpc.reply-customers-00000000-0000-4000-8000-000000000000",
-                      exchange=rpc, routing_key="00000000-0000-4000-8000-000000000000",
-                      auto_delete=True, exclusive=True)
+                      exchange=rpc, routing_key=reply_key, auto_delete=True, exclusive=True)
 
     # what customers does: allowed (the refusals below are the broker's, not a broken user)
     assert refused(customers, publish("nameko-rpc", "billing.get_bill")) is None
     assert refused(customers, publish("customers.events", "customer_updated")) is None
     assert refused(customers, lambda channel: Queue("rpc-customers", durable=True)(channel)
                    .queue_declare()) is None
+    assert refused(customers, lambda channel: (  # its own reply queue, bound to its own key
+        own_queue(channel).queue_declare(),
+        channel.queue_bind(own_queue.name, "nameko-rpc", reply_key))) is None
+    assert refused(billing, publish("nameko-rpc", reply_key)) is None  # an answer to customers
     assert refused(billing, publish("billing.events", "bill_created")) is None
 
     refusals = {
@@ -72,6 +76,10 @@ def test_each_service_is_refused_what_belongs_to_another(broker_uris):
         "bind its own queue to billing's calls (topic)": lambda channel: (
             own_queue(channel).queue_declare(),
             channel.queue_bind(own_queue.name, "nameko-rpc", "billing.*")),
+        "bind its own queue to the replies billing receives (topic)": lambda channel: (
+            own_queue(channel).queue_declare(),
+            channel.queue_bind(own_queue.name, "nameko-rpc",
+                               "reply-billing-00000000-0000-4000-8000-000000000000")),
         "declare an exchange": lambda channel: Exchange("nameko-rpc", "topic", durable=True)(
             channel).declare(),
         "delete the RPC exchange": lambda channel: channel.exchange_delete("nameko-rpc"),
@@ -80,7 +88,7 @@ def test_each_service_is_refused_what_belongs_to_another(broker_uris):
     }
     allowed = [what for what, action in refusals.items() if refused(customers, action) is None]
     assert not allowed, "customers' broker user was allowed to: {}".format(allowed)
-    # and billing, which does call inventory, may not cancel through customers' queue
+    # and billing's user may not read customers' calls, nor publish as customers
     assert refused(billing, lambda channel: channel.basic_get("rpc-customers")) is not None
     assert refused(billing, publish("customers.events", "customer_updated")) is not None
 
