@@ -10,8 +10,9 @@ run`` each, output prefixed with its name). First the broker
 (``common.topology``), so no event published before its handler's first start
 is lost, and a RabbitMQ user per service (``common.broker_users``; passwords
 kept in ``var/broker/passwords.json``): each process connects as its own,
-never as ``AMQP_URI``'s, which only prepares the broker. On top of honcho this adds what a user needs
-from one command: each process's output also goes to ``var/log/<name>.log``,
+never as ``AMQP_URI``'s, which only prepares the broker. On top of honcho this
+adds what a user needs from one command: each process's output also goes to
+``var/log/<name>.log``,
 ``INSTANCES`` instances of each service that may run more than once, and a
 line with the gateway's URL once ``GET /health`` answers 200. Ctrl-C or SIGTERM
 stops everything.
