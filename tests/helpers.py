@@ -174,3 +174,10 @@ def rabbitmqctl(*args):
         pytest.fail("this test restarts RabbitMQ with `rabbitmqctl {}` and could not ({}): "
                     "run it as root on the broker's machine".format(" ".join(args), exc),
                     pytrace=False)
+
+
+def connected_users(rabbit_manager, vhost):
+    """The users of every connection to RabbitMQ's ``vhost`` now (nameko's
+    ``rabbit_manager``, the management API: it lists them a few seconds late)."""
+    return {connection["user"] for connection in rabbit_manager.get_connections()
+            if connection.get("vhost") == vhost}

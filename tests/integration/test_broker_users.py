@@ -3,17 +3,14 @@ declarations as ``make run`` makes them (``tools.topology.prepare_broker``),
 against the real broker: the mesh serves with each service logged in as its
 own, and a service's user is refused what belongs to another service."""
 import pytest
-import requests
 from amqp.exceptions import AccessRefused
 from kombu import Connection, Exchange, Producer, Queue
 
 from common.broker_users import broker_services, new_password, vhost_of
 from common.topology import event_exchange, rpc_exchange
 from contracts.services import BILLING, CUSTOMERS, GATEWAY, INVENTORY
-from helpers import Mesh, service_class, wait_for
+from helpers import Mesh, connected_users, service_class, wait_for
 from tools.topology import prepare_broker
-
-MANAGEMENT = "http://guest:guest@127.0.0.1:15672/api"
 
 
 @pytest.fixture
@@ -94,11 +91,12 @@ def test_each_service_is_refused_what_belongs_to_another(broker_uris):
 
 
 def test_the_mesh_serves_with_each_service_as_its_own_user(
-        broker_uris, mesh_config, runner_factory):
+        broker_uris, mesh_config, runner_factory, rabbit_manager):
     """customers, inventory, billing and the gateway, each logged in as its
     own user: a bill is made and cancelled (RPC, billing's outbox event handled
     by inventory), and no connection in the vhost is guest's."""
-    for name in (CUSTOMERS, INVENTORY, BILLING, GATEWAY):
+    started = (CUSTOMERS, INVENTORY, BILLING, GATEWAY)
+    for name in started:
         runner_factory(dict(mesh_config, AMQP_URI=broker_uris[name]), service_class(name)).start()
     mesh = Mesh(mesh_config)
 
@@ -116,17 +114,12 @@ def test_the_mesh_serves_with_each_service_as_its_own_user(
     wait_for(lambda: stock() == before, 10, "inventory giving the cancelled bill's stock back")
 
     vhost = vhost_of(mesh_config["AMQP_URI"])
-
-    def users():
-        answer = requests.get(MANAGEMENT + "/connections", timeout=10)
-        answer.raise_for_status()
-        return {connection["user"] for connection in answer.json()
-                if connection.get("vhost") == vhost}
-
+    everyone = set(started)
     # the management API lists connections a few seconds late
-    wait_for(lambda: {CUSTOMERS, INVENTORY, BILLING, GATEWAY} <= users(), 30,
-             lambda: "every service's user connected to {}: {}".format(vhost, users()))
-    assert users() <= {CUSTOMERS, INVENTORY, BILLING, GATEWAY}, users()
-    # billing's events exchange and inventory's handler queue exist (the topology step)
+    wait_for(lambda: everyone <= connected_users(rabbit_manager, vhost), 30,
+             lambda: "every service's user connected to {}: {}".format(
+                 vhost, connected_users(rabbit_manager, vhost)))
+    assert connected_users(rabbit_manager, vhost) <= everyone
+    # billing's events exchange exists (the topology step made it, not billing)
     with Connection(broker_uris[INVENTORY]) as connection:
         event_exchange(BILLING)(connection.channel()).declare(passive=True)

@@ -97,7 +97,7 @@ def probe(port):
 
 
 def test_the_readiness_probe_follows_the_broker_connection(
-        mesh_config, service_processes, monkeypatch):
+        mesh_config, service_processes, monkeypatch, rabbit_manager):
     """Ready while the process consumes its queues; not ready while its vhost
     is gone (its connection closed, every reconnection refused); ready again
     once it is back."""
@@ -109,15 +109,13 @@ def test_the_readiness_probe_follows_the_broker_connection(
     assert "customers" in probe(port)[1]
 
     vhost = vhost_of(mesh_config["AMQP_URI"])
-    api = "http://guest:guest@127.0.0.1:15672/api/"
-    requests.delete(api + "vhosts/" + vhost, timeout=10).raise_for_status()
+    rabbit_manager.delete_vhost(vhost)
     try:
         wait_for(lambda: probe(port)[0] == 1, 30, "the probe saying not ready")
         assert "not consuming" in probe(port)[1]
     finally:
-        requests.put(api + "vhosts/" + vhost, timeout=10).raise_for_status()
-        requests.put(api + "permissions/{}/guest".format(vhost), timeout=10, json={
-            "configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+        rabbit_manager.create_vhost(vhost)
+        rabbit_manager.set_vhost_permissions(vhost, "guest", ".*", ".*", ".*")
     declare_topology(mesh_config["AMQP_URI"])
     wait_for(lambda: probe(port)[0] == 0, 30, lambda: "the probe ready again: {}".format(
         probe(port)))

@@ -15,7 +15,7 @@ import pytest
 
 from common.broker_users import vhost_of
 from contracts.services import BROKER_SERVICES, DECLARATIONS, EDGE, RPC
-from helpers import config_env, free_port, processes_with, wait_for
+from helpers import config_env, connected_users, free_port, processes_with, wait_for
 from mesh.registry import queue_consumers
 from common.config import ROOT
 
@@ -38,21 +38,13 @@ def billed_by_customer(url, http):
             for customer, (revenue, count) in totals.items()}
 
 
-def broker_users_connected(vhost):
-    """The users of every connection to RabbitMQ's ``vhost`` (management API)."""
-    import requests
-    answer = requests.get("http://guest:guest@127.0.0.1:15672/api/connections", timeout=10)
-    answer.raise_for_status()
-    return {connection["user"] for connection in answer.json()
-            if connection.get("vhost") == vhost}
-
-
 def analytics_by_customer(url, http):
     return {stats["customer_id"]: (stats["revenue"], stats["bills"]) for stats in
             http.get(url + "/analytics/customers", timeout=10).json()["items"]}
 
 
-def test_launcher_reaches_a_healthy_gateway_and_stops_cleanly(mesh_config, tmp_path):
+def test_launcher_reaches_a_healthy_gateway_and_stops_cleanly(mesh_config, tmp_path,
+                                                              rabbit_manager):
     """As a new user runs it, tokens checked: the launcher starts the local
     issuer (its keys beside its log folder) and prints a token; the README's
     calls carry it."""
@@ -117,9 +109,9 @@ def test_launcher_reaches_a_healthy_gateway_and_stops_cleanly(mesh_config, tmp_p
         # each process logs in to RabbitMQ as its own service's user, never
         # as AMQP_URI's guest (common.broker_users)
         vhost = vhost_of(mesh_config["AMQP_URI"])
-        wait_for(lambda: broker_users_connected(vhost) == set(BROKER_SERVICES), 30,
+        wait_for(lambda: connected_users(rabbit_manager, vhost) == set(BROKER_SERVICES), 30,
                  lambda: "a connection of each service's user, only theirs, to {}: {}".format(
-                     vhost, broker_users_connected(vhost)))
+                     vhost, connected_users(rabbit_manager, vhost)))
 
         # every instance, the gateway included, says where it runs: host, pid,
         # Python, the asyncio hub, uptime (the instance list of Eureka's dashboard)

@@ -5,6 +5,7 @@ overlay; every core object validates against Kubernetes' own schemas
 resource is checked for the API version and the fields the mesh relies on
 (no registry package carries the operators' schemas for Python); and each
 declared service has what it needs to run (docs/deploy.md)."""
+import functools
 import os
 import re
 import shutil
@@ -47,8 +48,9 @@ def kubectl():
     return found
 
 
+@functools.lru_cache(maxsize=None)
 def render(path):
-    """``kubectl kustomize path``'s objects; its error as the failure."""
+    """``kubectl kustomize path``'s objects, once per path; its error as the failure."""
     done = subprocess.run([kubectl(), "kustomize", path], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, "kubectl kustomize {} failed:\n{}".format(

@@ -10,14 +10,14 @@ import pytest
 from nameko.containers import ServiceContainer
 from nameko.rpc import RPC_REPLY_QUEUE_TEMPLATE
 
-from common.broker_users import permissions, vhost_of, with_credentials
+from common.broker_users import broker_services, permissions, vhost_of, with_credentials
 from common.topology import REPLY_ROUTING_KEY
-from contracts.services import DECLARATIONS, RPC
+from contracts.services import RPC
 from helpers import service_class
 from mesh.events import EventHandler
 from mesh.proxy import MeshRpcProxy
 
-BROKER_SERVICES = [service for service in DECLARATIONS if service.uses_broker]
+BROKER_SERVICES = broker_services()
 
 
 def allowed(pattern, name):
