@@ -38,8 +38,10 @@ from kombu.exceptions import ChannelError
 from contracts.services import DECLARATIONS, handler_queues
 
 PERSISTENT = 2
-# nameko's default RPC exchange (its ``rpc_exchange`` config key names another)
+# nameko's default RPC exchange, and the config key that names another (its
+# RPC_EXCHANGE_CONFIG_KEY; tests/unit/test_aio_wire.py checks both against nameko)
 RPC_EXCHANGE = "nameko-rpc"
+RPC_EXCHANGE_CONFIG_KEY = "rpc_exchange"
 # the routing key a process's replies come back with: its name in it, so its
 # broker user alone may bind to it (common.broker_users); one word (no dot), so
 # no service's ``<name>.*`` binding matches it
@@ -125,19 +127,18 @@ def declare_topology(amqp_uri, source=None, timeout=10, queue_type=CLASSIC,
     return [queue.name for queue in queues]
 
 
+def rpc_exchange_of(config):
+    """The RPC exchange's name in ``config`` (nameko's ``rpc_exchange`` key)."""
+    return config.get(RPC_EXCHANGE_CONFIG_KEY) or RPC_EXCHANGE
+
+
 def missing_from_broker(amqp_uri, timeout=10, rpc_exchange_name=RPC_EXCHANGE):
     """The names of the topology's exchanges and handler queues that do not
     exist on the broker at ``amqp_uri`` (passive declares: any user may ask)."""
-    missing = []
     with Connection(amqp_uri, connect_timeout=timeout) as connection:
         connection.ensure_connection(max_retries=1)
-        for entity in mesh_exchanges(rpc_exchange_name) + topology_queues():
-            with connection.channel() as channel:
-                try:
-                    _exists(channel, entity)
-                except (NotFound, ChannelError):
-                    missing.append(entity.name)
-    return missing
+        return [entity.name for entity in _missing(
+            connection, mesh_exchanges(rpc_exchange_name) + topology_queues())]
 
 
 class TopologyMissing(RuntimeError):
@@ -145,11 +146,19 @@ class TopologyMissing(RuntimeError):
     broker user may not declare it."""
 
 
-def _exists(channel, entity):
-    if isinstance(entity, Queue):
-        channel.queue_declare(queue=entity.name, passive=True)
-    else:
-        channel.exchange_declare(exchange=entity.name, type=entity.type, passive=True)
+def _missing(connection, entities):
+    """Those of ``entities`` (kombu's exchanges and queues) that do not exist:
+    a passive declare each, on a channel of its own (a refusal closes it)."""
+    for entity in entities:
+        with connection.channel() as channel:
+            try:
+                if isinstance(entity, Queue):
+                    channel.queue_declare(queue=entity.name, passive=True)
+                else:
+                    channel.exchange_declare(exchange=entity.name, type=entity.type,
+                                             passive=True)
+            except (NotFound, ChannelError):
+                yield entity
 
 
 def ensure_declared(amqp_uri, entities, timeout=10, **connection_options):
@@ -160,14 +169,7 @@ def ensure_declared(amqp_uri, entities, timeout=10, **connection_options):
     ``TopologyMissing`` then, naming them and the step that declares them."""
     with Connection(amqp_uri, connect_timeout=timeout, **connection_options) as connection:
         connection.ensure_connection(max_retries=1)
-        for entity in entities:
-            # a failed declare closes its channel: one channel per attempt
-            with connection.channel() as channel:
-                try:
-                    _exists(channel, entity)
-                    continue
-                except (NotFound, ChannelError):
-                    pass
+        for entity in _missing(connection, entities):
             declarable = copy.copy(entity)
             declarable.no_declare = False
             with connection.channel() as channel:

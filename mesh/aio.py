@@ -53,7 +53,7 @@ from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity, PublishError
 from kombu.utils.json import dumps, loads
 
 from common.config import CONFIG_PATH, load_config
-from common.topology import REPLY_ROUTING_KEY
+from common.topology import REPLY_ROUTING_KEY, rpc_exchange_of
 from contracts.errors import DeadlineExceeded, ServiceUnavailable, all_errors
 from contracts.headers import (
     CALLER_KEY, CLIENT_ID_KEY, DEADLINE_KEY, MAX_CALLER_LENGTH, REQUEST_ID_KEY, VALID_REQUEST_ID,
@@ -65,9 +65,8 @@ __all__ = ["connect", "Mesh", "RemoteError", "EventStream", "error_from", "amqp_
 log = logging.getLogger(__name__)
 
 # nameko 2.14's wire format (nameko.rpc.get_rpc_exchange and RPC_QUEUE_TEMPLATE,
-# nameko.standalone.events.get_event_exchange, nameko.constants)
-RPC_EXCHANGE = "nameko-rpc"
-RPC_EXCHANGE_CONFIG_KEY = "rpc_exchange"
+# nameko.standalone.events.get_event_exchange, nameko.constants; the RPC
+# exchange's name and config key: common.topology)
 RPC_QUEUE = "rpc-{}"
 EVENTS_EXCHANGE = "{}.events"
 CALL_ID_STACK_KEY = "call_id_stack"
@@ -372,7 +371,7 @@ class _Core:
         self.margin = float(config.get("RPC_DEADLINE_MARGIN", DEFAULT_MARGIN))
         self.reconnect_interval = float(
             config.get("BROKER_RECONNECT_INTERVAL", DEFAULT_RECONNECT_INTERVAL))
-        self.exchange_name = config.get(RPC_EXCHANGE_CONFIG_KEY) or RPC_EXCHANGE
+        self.exchange_name = rpc_exchange_of(config)
         self.auto_delete_event_exchanges = bool(config.get("AUTO_DELETE_EVENT_EXCHANGES"))
         self.connection_name = "{} {}:{} {}".format(
             CLIENT_NAME, socket.gethostname(), os.getpid(), uuid.uuid4().hex[:8])

@@ -34,7 +34,7 @@ from common.broker_users import (
     ManagementApiError, broker_services, create_broker_users, new_password, password_variable,
 )
 from common.config import load_config
-from common.topology import RPC_EXCHANGE, declare_topology, missing_from_broker, queue_type_of
+from common.topology import declare_topology, missing_from_broker, queue_type_of, rpc_exchange_of
 
 
 class BrokerNotReady(RuntimeError):
@@ -45,7 +45,7 @@ def prepare_broker(config, passwords=None):
     """Declare the topology, then, given ``passwords`` (``{service: password}``),
     make each service's user. ``(queue names, {service: AMQP URI} or None)``."""
     uri = config["AMQP_URI"]
-    rpc_exchange = config.get("rpc_exchange") or RPC_EXCHANGE
+    rpc_exchange = rpc_exchange_of(config)
     try:
         queues = declare_topology(uri, queue_type=queue_type_of(config),
                                   rpc_exchange_name=rpc_exchange)
@@ -95,7 +95,7 @@ def kept_passwords(path, environ=os.environ):
 def wait_for_topology(config, seconds, interval=2.0):
     """Return once the topology exists on ``AMQP_URI``'s broker; exit after
     ``seconds`` naming what is missing."""
-    rpc_exchange = config.get("rpc_exchange") or RPC_EXCHANGE
+    rpc_exchange = rpc_exchange_of(config)
     deadline = time.monotonic() + seconds
     while True:
         try:

@@ -9,14 +9,15 @@ from nameko.constants import (
 from nameko.rpc import RPC_QUEUE_TEMPLATE, get_rpc_exchange
 from nameko.standalone.events import get_event_exchange
 
+import common.topology as topology
 import mesh.aio as aio
 from contracts.errors import CustomerNotFound
 from contracts.headers import header_name
 
 
 def test_names_are_nameko_s():
-    assert aio.RPC_EXCHANGE == get_rpc_exchange({}).name
-    assert aio.RPC_EXCHANGE_CONFIG_KEY == RPC_EXCHANGE_CONFIG_KEY
+    assert topology.RPC_EXCHANGE == get_rpc_exchange({}).name
+    assert topology.RPC_EXCHANGE_CONFIG_KEY == RPC_EXCHANGE_CONFIG_KEY
     assert aio.RPC_QUEUE.format("billing") == RPC_QUEUE_TEMPLATE.format("billing")
     assert aio.EVENTS_EXCHANGE.format("billing") == get_event_exchange("billing", {}).name
     assert header_name("x") == HEADER_PREFIX + ".x"
