@@ -29,6 +29,7 @@ from contracts.events import HEARTBEAT_INTERVAL_S
 from contracts.services import DATABASE_SERVICES, RPC_SERVICES
 from mesh.hub import ASYNCIO_HUB, HUB_VARIABLE, MESH_HUB, mesh_environment
 from tools.local_kafka import KafkaNotStarted, LocalKafka
+from tools.processes import command_line
 from tools.run import descendants
 from tools.net import free_port, http_status
 from tools.vhost import NoManagementApi, Vhost
@@ -263,11 +264,7 @@ class BenchMesh:
 def process_name(pid):
     """``customers`` for ``nameko run ... services.customers``, ``streams`` for
     ``python -m streams``; None for the shells honcho starts them through."""
-    try:
-        with open("/proc/{}/cmdline".format(pid), "rb") as handle:
-            argv = handle.read().decode(errors="replace").rstrip("\0").split("\0")
-    except OSError:
-        return None
+    argv = command_line(pid)
     if "run" in argv and argv[-2:-1] and argv[-1].startswith("services."):
         return argv[-1].split(".", 1)[1]
     if "-m" in argv and argv[argv.index("-m") + 1:][:1] == ["streams"]:

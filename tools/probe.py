@@ -16,6 +16,8 @@ import re
 import sys
 import urllib.request
 
+from tools.processes import command_line, runs_module
+
 CONSUMING = re.compile(r'^mesh_amqp_consuming\{service="([^"]+)"\} (\S+)$', re.MULTILINE)
 
 
@@ -28,12 +30,8 @@ def workers_of(module, proc="/proc"):
     """pids of the processes running ``python -m <module> --worker``."""
     found = []
     for pid in filter(str.isdigit, os.listdir(proc)):
-        try:
-            with open(os.path.join(proc, pid, "cmdline"), "rb") as handle:
-                argv = handle.read().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if "--worker" in argv and any(argv[i:i + 2] == ["-m", module] for i in range(len(argv))):
+        argv = command_line(pid, proc)
+        if "--worker" in argv and runs_module(argv, module):
             found.append(int(pid))
     return found
 

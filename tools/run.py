@@ -62,6 +62,7 @@ from tools.issuer import EVERY_SCOPE, LocalIssuer, local_address, serve
 from tools.local_kafka import KafkaNotStarted, LocalKafka, broker_answers
 from tools.topology import BrokerNotReady, kept_passwords, prepare_broker
 from tools.net import answers, split_address, wait_until_ok
+from tools.processes import command_line, runs_module
 
 LOG_DIR = os.environ.get("MESH_LOG_DIR", os.path.join(ROOT, "var", "log"))
 HEALTH_WAIT_S = float(os.environ.get("MESH_HEALTH_WAIT", 120))
@@ -215,14 +216,6 @@ def descendants(root):
     return found
 
 
-def command_line(pid):
-    try:
-        with open("/proc/{}/cmdline".format(pid), "rb") as handle:
-            return handle.read().decode(errors="replace").split("\0")
-    except OSError:
-        return []
-
-
 def restart_kafka_processes():
     """SIGHUP to the mesh's plain Kafka processes (the aggregator): each
     starts its worker again, whose client does not come through a broker
@@ -231,8 +224,7 @@ def restart_kafka_processes():
                if service.kind == PROCESS and service.kafka]
     for pid in descendants(os.getpid()):
         argv = command_line(pid)
-        if any(argv[i:i + 2] == ["-m", module] for module in modules
-               for i in range(len(argv))) and "--worker" not in argv:
+        if any(runs_module(argv, module) for module in modules) and "--worker" not in argv:
             os.kill(pid, signal.SIGHUP)
 
 

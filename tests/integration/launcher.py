@@ -16,7 +16,7 @@ import requests
 
 from common.config import ROOT
 from helpers import config_env, free_port, processes_with, wait_for
-from tools.run import command_line
+from tools.processes import command_line
 
 
 class Launcher:
