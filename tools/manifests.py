@@ -197,59 +197,59 @@ def probes(service):
             "readinessProbe": aggregator}
 
 
-def security():
-    container = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                 "runAsNonRoot": True, "runAsUser": USER_ID,
-                 "capabilities": {"drop": ["ALL"]}}
-    pod = {"runAsNonRoot": True, "runAsUser": USER_ID, "runAsGroup": USER_ID,
-           "fsGroup": USER_ID, "seccompProfile": {"type": "RuntimeDefault"}}
-    return container, pod
+def pod_security():
+    return {"runAsNonRoot": True, "runAsUser": USER_ID, "runAsGroup": USER_ID,
+            "fsGroup": USER_ID, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def container(name, command_line, env, resources_=None):
+    """A container of the project's image: the settings ConfigMap, ``env``, the
+    image's user with nothing more, a writable /tmp (the pod's volume ``tmp``).
+    ``resources_``: a short step's (an init container, a Job) unless given."""
+    return {"name": name, "image": IMAGE, "command": command_line,
+            "envFrom": [{"configMapRef": {"name": SETTINGS}}], "env": env,
+            "resources": resources_ or {"requests": {"cpu": "50m", "memory": "128Mi"},
+                                        "limits": {"cpu": "500m", "memory": "256Mi"}},
+            "securityContext": {"allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+                                "runAsUser": USER_ID, "capabilities": {"drop": ["ALL"]}},
+            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}
 
 
 def init_containers(service):
     """Before the service: the topology (its exchanges and queues) exists;
     its database is migrated (``python -m tools.db upgrade <name>``)."""
-    container_security, _ = security()
-    base = {"image": IMAGE, "envFrom": [{"configMapRef": {"name": SETTINGS}}],
-            "env": [entry for entry in environment(service)
-                    if entry["name"] not in ("WEB_SERVER_ADDRESS", "STREAMS_STATE_DIR")],
-            "securityContext": container_security,
-            "resources": {"requests": {"cpu": "50m", "memory": "128Mi"},
-                          "limits": {"cpu": "500m", "memory": "256Mi"}},
-            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}
+    env = [entry for entry in environment(service)
+           if entry["name"] not in ("WEB_SERVER_ADDRESS", "STREAMS_STATE_DIR")]
     found = []
     if service.uses_broker:
-        found.append(dict(base, name="wait-for-topology",
-                          command=["python", "-m", "tools.topology", "--wait", "300"]))
+        found.append(container("wait-for-topology",
+                               ["python", "-m", "tools.topology", "--wait", "300"], env))
     if service.database:
-        found.append(dict(base, name="migrate",
-                          command=["python", "-m", "tools.db", "upgrade", service.name]))
+        found.append(container("migrate", ["python", "-m", "tools.db", "upgrade", service.name],
+                               env))
     return found
 
 
 def deployment(service, figures):
-    container_security, pod_security = security()
     ports = []
     if service.kind == EDGE:
         ports.append({"name": "http", "containerPort": GATEWAY_PORT})
     if service.kind != PROCESS:
         ports.append({"name": "metrics", "containerPort": METRICS_PORT})
     limits, comment = resources(service, figures)
-    container = {"name": slug(service.name), "image": IMAGE, "command": command(service),
-                 "envFrom": [{"configMapRef": {"name": SETTINGS}}],
-                 "env": environment(service), "ports": ports, "resources": limits,
-                 "securityContext": container_security,
-                 "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}
-    container.update(probes(service))
+    main = container(slug(service.name), command(service), environment(service), limits)
+    main["ports"] = ports
+    main.update(probes(service))
     volumes = [{"name": "tmp", "emptyDir": {}}]
     if service.kind == PROCESS:
-        container["volumeMounts"].append({"name": "state", "mountPath": STATE_DIR})
+        main["volumeMounts"].append({"name": "state", "mountPath": STATE_DIR})
         volumes.append({"name": "state", "emptyDir": {}})
     annotations = {}
     if service.kind != PROCESS:
         annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": str(METRICS_PORT),
                        "prometheus.io/path": "/metrics"}
-    spec = {"securityContext": pod_security, "containers": [container], "volumes": volumes,
+    spec = {"securityContext": pod_security(), "containers": [main], "volumes": volumes,
             "terminationGracePeriodSeconds": 30}
     initial = init_containers(service)
     if initial:
@@ -311,7 +311,6 @@ def topology_job_name():
 
 
 def topology_job():
-    container_security, pod_security = security()
     env = [{"name": "RABBITMQ_ADMIN_USER", "valueFrom": {"secretKeyRef": {
                 "name": ADMIN_SECRET, "key": "username"}}},
            {"name": "RABBITMQ_ADMIN_PASSWORD", "valueFrom": {"secretKeyRef": {
@@ -323,22 +322,16 @@ def topology_job():
     env += [{"name": password_variable(service.name), "valueFrom": {"secretKeyRef": {
                 "name": BROKER_SECRET, "key": password_variable(service.name)}}}
             for service in broker_services()]
+    def job_labels():
+        return {"app.kubernetes.io/name": "topology", "app.kubernetes.io/part-of": PART_OF}
     return {
         "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": topology_job_name(), "labels": {"app.kubernetes.io/name": "topology",
-                                                    "app.kubernetes.io/part-of": PART_OF}},
+        "metadata": {"name": topology_job_name(), "labels": job_labels()},
         "spec": {"backoffLimit": 20, "ttlSecondsAfterFinished": 3600, "template": {
-            "metadata": {"labels": {"app.kubernetes.io/name": "topology",
-                                    "app.kubernetes.io/part-of": PART_OF}},
-            "spec": {"restartPolicy": "OnFailure", "securityContext": pod_security,
-                     "containers": [{
-                         "name": "topology", "image": IMAGE,
-                         "command": ["python", "-m", "tools.topology", "--users"],
-                         "envFrom": [{"configMapRef": {"name": SETTINGS}}], "env": env,
-                         "securityContext": container_security,
-                         "resources": {"requests": {"cpu": "50m", "memory": "128Mi"},
-                                       "limits": {"cpu": "500m", "memory": "256Mi"}},
-                         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}],
+            "metadata": {"labels": job_labels()},
+            "spec": {"restartPolicy": "OnFailure", "securityContext": pod_security(),
+                     "containers": [container("topology", ["python", "-m", "tools.topology",
+                                                           "--users"], env)],
                      "volumes": [{"name": "tmp", "emptyDir": {}}]}}}}
 
 
@@ -487,7 +480,12 @@ def one_node_patches():
 # --- files ------------------------------------------------------------------------
 
 class BlockDumper(yaml.SafeDumper):
-    """Multi-line strings (the overlays' patches) as YAML blocks (``|``)."""
+    """Multi-line strings (the overlays' patches) as YAML blocks (``|``), and
+    every value written out where it stands (no ``&id001`` anchors for a list
+    two containers share)."""
+
+    def ignore_aliases(self, data):
+        return True
 
 
 BlockDumper.add_representer(str, lambda dumper, text: dumper.represent_scalar(
