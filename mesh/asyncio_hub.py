@@ -44,6 +44,18 @@ docs/benchmarks.md): the CPU of a socket round trip, of the same with a socket
 timeout, and of a round trip whose reader hands the reply to the waiting
 greenthread through an ``Event``, on eventlet's asyncio hub, this hub and epolls.
 
+And the loop's selector (``FileCheckedSelector``) knows which open file each
+registration is for. Closing a socket tells neither eventlet nor asyncio, and the
+kernel drops the file from the loop's epoll; a greenthread still waiting to read
+it (a connection closed by another greenthread) leaves its registration behind.
+Native asyncio code on the same loop (aio-pika) that gets that number for a new
+socket would have its own registration taken for the old one: epoll refuses to
+modify what it dropped (``FileNotFoundError`` out of aio-pika's connect), or a
+reader is only swapped into the old key and never woken. The selector checks the
+file before it changes a registration; one that outlived its file is dropped, its
+greenthreads told as when eventlet learns a number was reused (``_obsolete``), and
+the new socket registered for itself.
+
 Selected by ``EVENTLET_HUB=mesh.asyncio_hub`` (eventlet's documented
 ``package.module`` form; ``mesh.hub.MESH_HUB``), which every way of starting the
 mesh sets. It is the asyncio hub: its greenthreads run on asyncio's event loop,
@@ -53,13 +65,86 @@ fails when the pin moves). Imports nothing of the mesh: eventlet imports it
 while it monkey-patches, before anything else.
 """
 import contextvars
+import functools
 import os
 import sys
 
+from eventlet import patcher
 from eventlet.hubs import asyncio as eventlet_asyncio_hub
 from eventlet.hubs import hub as eventlet_hub
 
 READ = eventlet_hub.READ
+
+
+def file_identity(fileno):
+    """The open file behind ``fileno``: its device and inode (``OSError`` when closed)."""
+    opened = os.fstat(fileno)
+    return opened.st_dev, opened.st_ino
+
+
+@functools.cache
+def file_checked_selector_class():
+    """``FileCheckedSelector``, made on first use: it derives from the original
+    ``selectors`` module, the one asyncio uses under eventlet."""
+    selectors = patcher.original("selectors")
+
+    class FileCheckedSelector(selectors.DefaultSelector):
+        """The platform's selector; each registration remembers its open file.
+        A change to a registration whose file was closed since (the number now
+        names another) drops it, calls ``registration_outlived_its_file(fileno)``,
+        and registers only what the caller adds: asyncio's key data is a
+        ``(reader, writer)`` pair of handles, and the halves it kept from the old
+        key are the old file's."""
+
+        def __init__(self, registration_outlived_its_file):
+            super().__init__()
+            self.files = {}  # fileno -> file_identity at registration
+            self.registration_outlived_its_file = registration_outlived_its_file
+
+        def register(self, fileobj, events, data=None):
+            key = super().register(fileobj, events, data)
+            try:
+                self.files[key.fd] = file_identity(key.fd)
+            except OSError:
+                super().unregister(fileobj)
+                raise
+            return key
+
+        def unregister(self, fileobj):
+            key = super().unregister(fileobj)
+            self.files.pop(key.fd, None)
+            return key
+
+        def modify(self, fileobj, events, data=None):
+            old = self.get_key(fileobj)
+            try:
+                current = file_identity(old.fd)
+            except OSError:
+                current = None  # closed, its number not given out again
+            if current == self.files.get(old.fd):
+                return super().modify(fileobj, events, data)
+            self.drop(old.fd)
+            (reader, writer), (old_reader, old_writer) = data, old.data
+            reader = None if reader is old_reader else reader
+            writer = None if writer is old_writer else writer
+            added = ((selectors.EVENT_READ if reader is not None else 0)
+                     | (selectors.EVENT_WRITE if writer is not None else 0))
+            if not added:
+                return old
+            return self.register(fileobj, added, (reader, writer))
+
+        def drop_if_outlived(self, fileno, identity):
+            """Drop ``fileno``'s registration if it was made for another file than
+            ``identity``."""
+            registered = self.files.get(fileno)
+            if registered is not None and registered != identity:
+                self.drop(fileno)
+
+        def drop(self, fileno):
+            self.unregister(fileno)  # epoll forgot it with its file: only the key goes
+            self.registration_outlived_its_file(fileno)
+
+    return FileCheckedSelector
 
 
 def is_available():
@@ -76,8 +161,8 @@ class Hub(eventlet_asyncio_hub.Hub):
 
     def __init__(self):
         super().__init__()
-        # fileno -> (st_dev, st_ino) of the file registered with the loop for reading
-        self.reading = {}
+        self.selector = None  # the loop's FileCheckedSelector (_post_initialize)
+        self.reading = set()  # file descriptors registered with the loop for reading
         self.dispatching = None  # the file descriptor whose read callback runs
         self.timers_soon = False  # a call_soon of run_timers is pending
         self.in_listener = False  # a file descriptor's listener runs (call_listener)
@@ -86,6 +171,29 @@ class Hub(eventlet_asyncio_hub.Hub):
         self.timers_later_at = None  # its time on the loop's clock
         self.timers_context = contextvars.Context()
         self.turn_failed = None  # what the last turn raised, for run to raise
+
+    def _post_initialize(self):
+        # eventlet's, its loop made on a FileCheckedSelector: eventlet makes it
+        # with asyncio.new_event_loop(), which is swapped for that one call
+        import asyncio
+        new_event_loop = asyncio.new_event_loop
+
+        def new_loop_on_a_file_checked_selector():
+            self.selector = file_checked_selector_class()(self.registration_outlived_its_file)
+            return asyncio.SelectorEventLoop(self.selector)
+
+        asyncio.new_event_loop = new_loop_on_a_file_checked_selector
+        try:
+            super()._post_initialize()
+        finally:
+            asyncio.new_event_loop = new_event_loop
+
+    def registration_outlived_its_file(self, fileno):
+        """The loop's registration of ``fileno`` was for a file closed since:
+        the selector dropped it; its waiters are told as eventlet tells those of a
+        number given out again."""
+        self.reading.discard(fileno)
+        self._obsolete(fileno)
 
     def add_timer(self, timer):
         # eventlet's own (BaseHub's), then the loop is asked to fire it in time
@@ -224,37 +332,38 @@ class Hub(eventlet_asyncio_hub.Hub):
 
     def add(self, evtype, fileno, cb, tb, mark_as_closed):
         try:
-            opened = os.fstat(fileno)
+            identity = file_identity(fileno)
         except OSError:
             raise ValueError("Invalid file descriptor")
-        identity = (opened.st_dev, opened.st_ino)
-        registered = self.reading.get(fileno)
-        if registered is not None and registered != identity:
-            # kept through a callback in which its file was closed and the
-            # number handed to another file (a C library's socket: eventlet is
-            # not told): the loop must not be asked to change the old one
-            self.stop_reading(fileno)
-            registered = None
+        # a registration left for a file closed since, its number now another
+        # file's (a C library's socket, or one closed under its waiter: eventlet
+        # is not told): dropped before this listener is added
+        self.selector.drop_if_outlived(fileno, identity)
         if evtype != READ:
             return super().add(evtype, fileno, cb, tb, mark_as_closed)
         listener = eventlet_hub.BaseHub.add(self, evtype, fileno, cb, tb, mark_as_closed)
-        if registered is None:
+        if fileno not in self.reading:
             self.loop.add_reader(fileno, self._read_cb, fileno)
-            self.reading[fileno] = identity
+            self.reading.add(fileno)
         return listener
 
     def remove(self, listener):
+        if listener.spent:
+            # defanged by _obsolete, which removed it: its number may be another
+            # file's registration now (eventlet's own remove would unregister it)
+            return None
         if listener.evtype == READ and listener.fileno == self.dispatching:
             # woken by its read: whether to keep the registration is decided
             # when the callback returns (_read_cb)
             return eventlet_hub.BaseHub.remove(self, listener)
         super().remove(listener)  # eventlet's: unregisters once nobody waits
         if listener.evtype == READ and not self.listeners[READ].get(listener.fileno):
-            self.reading.pop(listener.fileno, None)
+            self.reading.discard(listener.fileno)
         return None
 
     def stop_reading(self, fileno):
-        if self.reading.pop(fileno, None) is not None:
+        if fileno in self.reading:
+            self.reading.discard(fileno)
             self.loop.remove_reader(fileno)
 
     def remove_descriptor(self, fileno):

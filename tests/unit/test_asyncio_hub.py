@@ -4,6 +4,7 @@ coroutine did must still happen: greenthreads woken by sockets, timers in time
 and in order, a closed socket's waiter told at once, the hub stopped and started,
 an exception out of a turn raised out of the hub.
 Each case runs in a process of its own (a process picks its hub once)."""
+import json
 import os
 import subprocess
 import sys
@@ -241,7 +242,7 @@ peer.close()
 ours, theirs = pair_with_number(socket.socketpair, number)
 with eventlet.Timeout(5):
     round_trips(ours, theirs, 3)
-print("woken", hub.reading[number] == (os.fstat(number).st_dev, os.fstat(number).st_ino))
+print("woken", hub.selector.files[number] == (os.fstat(number).st_dev, os.fstat(number).st_ino))
 """)
     assert out.split() == ["woken", "True"], out
 
@@ -301,3 +302,38 @@ peer.sendall(b"x")
 print(done.wait())
 """)
     assert out.strip() == "b'y'", out
+
+
+def test_a_socket_closed_under_its_waiting_reader_leaves_its_number_free_for_native_sockets():
+    # a greenthread waits to read; another closes that socket (which tells the
+    # hub nothing, and the kernel drops the file from the loop's epoll). A
+    # native socket on the loop (aio-pika's connect) gets the number: it must be
+    # registered for itself, and the waiter is told its file is gone
+    out = run_on_the_mesh_hub("""
+import eventlet.patcher, json
+from eventlet.event import Event
+hub = eventlet.hubs.get_hub()
+green, peer = socket.socketpair()
+told = Event()
+def waiter():
+    try:
+        green.recv(16)
+        told.send("received")
+    except Exception as exc:
+        told.send(type(exc).__name__)
+eventlet.spawn(waiter)
+eventlet.sleep(0.05)
+number = green.fileno()
+green.close()
+ours, theirs = pair_with_number(eventlet.patcher.original("socket").socketpair, number)
+ours.setblocking(False)
+got = []
+hub.loop.add_reader(ours.fileno(), lambda: got.append(ours.recv(16)))
+hub.loop.add_writer(ours.fileno(), lambda: got.append("writable") or hub.loop.remove_writer(ours.fileno()))
+theirs.send(b"native")
+eventlet.sleep(0.05)
+with eventlet.Timeout(1):
+    print(told.wait(), json.dumps(sorted(map(str, got))))
+""")
+    answer, got = out.split(" ", 1)
+    assert answer != "received" and json.loads(got) == ["b'native'", "writable"], out

@@ -397,6 +397,15 @@ ROWS = (
         # it queues the listeners on `closed`, which the run loop drains
         (Contains("eventlet.hubs.hub.BaseHub._obsolete", "self.closed.append(listener)"),
          Contains("eventlet.hubs.hub.BaseHub.close_one", "listener = self.closed.pop()"))),
+    Row("eventlet.hubs.asyncio.Hub._post_initialize", "eventlet",
+        "mesh/asyncio_hub.py Hub._post_initialize", "overrides",
+        # eventlet makes its loop with asyncio.new_event_loop(), after it gave
+        # asyncio its original modules; FileCheckedSelector reads asyncio's key
+        # data as (reader, writer) (the running Python's asyncio, not a pin)
+        (Contains("eventlet.hubs.asyncio.Hub._post_initialize", "_unmonkey_patch_asyncio_all()"),
+         Contains("eventlet.hubs.asyncio.Hub._post_initialize", "self.loop = asyncio.new_event_loop()"),
+         Contains("asyncio.selector_events.BaseSelectorEventLoop._add_reader", "(handle, writer)"),
+         Contains("asyncio.selector_events.BaseSelectorEventLoop._add_writer", "(reader, handle)"))),
     Row("eventlet.hubs.asyncio.Hub.loop", "eventlet",
         "mesh/hub.py hub_name", "private attribute",
         (Contains("eventlet.hubs.asyncio.Hub._post_initialize", "self.loop = asyncio.new_event_loop()"),)),
