@@ -54,7 +54,9 @@ modify what it dropped (``FileNotFoundError`` out of aio-pika's connect), or a
 reader is only swapped into the old key and never woken. The selector checks the
 file before it changes a registration; one that outlived its file is dropped, its
 greenthreads told as when eventlet learns a number was reused (``_obsolete``), and
-the new socket registered for itself.
+the new socket registered for itself. So the hub's loop is asyncio's selector loop
+whatever the event loop policy names (uvloop's has no selector to check, and was
+measured no faster under this hub: docs/benchmarks.md).
 
 Selected by ``EVENTLET_HUB=mesh.asyncio_hub`` (eventlet's documented
 ``package.module`` form; ``mesh.hub.MESH_HUB``), which every way of starting the
