@@ -46,15 +46,18 @@ greenthread through an ``Event``, on eventlet's asyncio hub, this hub and epolls
 
 And the loop's selector (``FileCheckedSelector``) knows which open file each
 registration is for. Closing a socket tells neither eventlet nor asyncio, and the
-kernel drops the file from the loop's epoll; a greenthread still waiting to read
-it (a connection closed by another greenthread) leaves its registration behind.
+kernel drops the file from the loop's epoll (with its last descriptor); a
+greenthread still waiting to read it (a connection closed by another greenthread)
+leaves its registration behind.
 Native asyncio code on the same loop (aio-pika) that gets that number for a new
 socket would have its own registration taken for the old one: epoll refuses to
 modify what it dropped (``FileNotFoundError`` out of aio-pika's connect), or a
 reader is only swapped into the old key and never woken. The selector checks the
 file before it changes a registration; one that outlived its file is dropped, its
 greenthreads told as when eventlet learns a number was reused (``_obsolete``), and
-the new socket registered for itself. So the hub's loop is asyncio's selector loop
+the new socket registered for itself. Files the kernel gives one shared inode
+(eventfd, timerfd, signalfd, epoll) look alike to that check: a number reused
+among them is not seen. So the hub's loop is asyncio's selector loop
 whatever the event loop policy names (uvloop's has no selector to check, and was
 measured no faster under this hub: docs/benchmarks.md).
 
@@ -124,7 +127,12 @@ def file_checked_selector_class():
             except OSError:
                 current = None  # closed, its number not given out again
             if current == self.files.get(old.fd):
-                return super().modify(fileobj, events, data)
+                try:
+                    return super().modify(fileobj, events, data)
+                except OSError:
+                    # the platform's selector dropped the key (its own unregister)
+                    self.files.pop(old.fd, None)
+                    raise
             self.drop(old.fd)
             (reader, writer), (old_reader, old_writer) = data, old.data
             reader = None if reader is old_reader else reader
@@ -143,7 +151,9 @@ def file_checked_selector_class():
                 self.drop(fileno)
 
         def drop(self, fileno):
-            self.unregister(fileno)  # epoll forgot it with its file: only the key goes
+            if fileno in self.get_map():
+                self.unregister(fileno)  # epoll forgot it with its file: only the key goes
+            self.files.pop(fileno, None)
             self.registration_outlived_its_file(fileno)
 
     return FileCheckedSelector
@@ -179,8 +189,12 @@ class Hub(eventlet_asyncio_hub.Hub):
         # with asyncio.new_event_loop(), which is swapped for that one call
         import asyncio
         new_event_loop = asyncio.new_event_loop
+        get_ident = patcher.original("_thread").get_ident
+        this_thread = get_ident()
 
         def new_loop_on_a_file_checked_selector():
+            if get_ident() != this_thread or self.selector is not None:
+                return new_event_loop()  # another thread's loop, made meanwhile
             self.selector = file_checked_selector_class()(self.registration_outlived_its_file)
             return asyncio.SelectorEventLoop(self.selector)
 

@@ -337,3 +337,28 @@ with eventlet.Timeout(1):
 """)
     answer, got = out.split(" ", 1)
     assert answer != "received" and json.loads(got) == ["b'native'", "writable"], out
+
+
+def test_a_registration_the_platform_refused_to_change_leaves_nothing_behind():
+    # eventfds share one inode: a number reused between two looks like the same
+    # file, so the change goes to epoll, which refuses it (as before the check).
+    # A green socket that gets the number next must still wait on it
+    out = run_on_the_mesh_hub("""
+import os
+hub = eventlet.hubs.get_hub()
+first = os.eventfd(0)
+hub.loop.add_reader(first, lambda: None)  # left behind by native code
+os.close(first)
+second = os.eventfd(0)
+assert second == first, "the OS gave another number"
+try:
+    hub.loop.add_writer(second, lambda: None)
+except OSError as exc:
+    refused = type(exc).__name__
+os.close(second)
+ours, theirs = pair_with_number(socket.socketpair, first)
+with eventlet.Timeout(5):
+    round_trips(ours, theirs, 3)
+print(refused, "woken")
+""")
+    assert out.split() == ["FileNotFoundError", "woken"], out
