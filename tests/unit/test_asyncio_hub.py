@@ -16,8 +16,9 @@ from common.config import ROOT
 from mesh.hub import HUB_VARIABLE, MESH_HUB, hub_name
 
 
-# what the cases share: round trips between two greenthreads, and a socket pair
-# whose first socket has the number a closed one had (the OS hands the lowest out)
+# what the cases share: round trips between two greenthreads, what one read got
+# (or the name of what it raised), and a socket pair whose first socket has the
+# number a closed one had (the OS hands the lowest out)
 HELPERS = """
 def round_trips(ours, theirs, n):
     def echo():
@@ -27,6 +28,12 @@ def round_trips(ours, theirs, n):
     for _ in range(n):
         ours.sendall(b"x")
         assert ours.recv(16) == b"x"
+def tell_what_a_read_got(sock, told):
+    try:
+        sock.recv(16)
+        told.send("received")
+    except Exception as exc:
+        told.send(type(exc).__name__)
 def pair_with_number(socketpair, number):
     for _ in range(20):
         ours, theirs = socketpair()
@@ -193,17 +200,11 @@ from eventlet.event import Event
 ours, theirs = socket.socketpair()
 waited, _ = socket.socketpair()
 result = Event()
-def waiter():
-    try:
-        waited.recv(16)
-        result.send("received")
-    except Exception as exc:
-        result.send(type(exc).__name__)
 def reuser():
     theirs.recv(16)
     eventlet.hubs.notify_opened(waited.fileno())
     theirs.recv(16)
-eventlet.spawn(waiter)
+eventlet.spawn(tell_what_a_read_got, waited, result)
 eventlet.spawn(reuser)
 eventlet.sleep(0)
 started = time.monotonic()
@@ -315,13 +316,7 @@ from eventlet.event import Event
 hub = eventlet.hubs.get_hub()
 green, peer = socket.socketpair()
 told = Event()
-def waiter():
-    try:
-        green.recv(16)
-        told.send("received")
-    except Exception as exc:
-        told.send(type(exc).__name__)
-eventlet.spawn(waiter)
+eventlet.spawn(tell_what_a_read_got, green, told)
 eventlet.sleep(0.05)
 number = green.fileno()
 green.close()
